@@ -1,0 +1,17 @@
+// The kernel registry: each family lives in `kernels/<name>.wgsl` with its dispatch rule and TS reference
+// in `src/backend/kernels/<name>.ts`. Adding a family is one file plus one line here.
+import type { KernelFamily } from '../kernel.ts';
+import { elementwise } from './elementwise.ts';
+import { matmul } from './matmul.ts';
+import { reduce } from './reduce.ts';
+
+const families: KernelFamily[] = [matmul, elementwise, reduce];
+
+export const KERNELS: ReadonlyMap<string, KernelFamily> = new Map(families.map((f) => [f.name, f]));
+
+export function kernelEntry(kernel: string, entry: string) {
+  const fam = KERNELS.get(kernel);
+  const e = fam?.entries[entry];
+  if (!e) throw new Error(`unknown kernel ${kernel}.${entry}: register it in src/backend/kernels/index.ts`);
+  return e;
+}

@@ -1,0 +1,37 @@
+import { grid1d, type KernelFamily } from '../kernel.ts';
+
+const WG = 64;
+const f = Math.fround;
+
+export const reduce: KernelFamily = {
+  name: 'reduce',
+  entries: {
+    sum: {
+      grid: (c) => grid1d(c.NOUT, WG),
+      reference(c, _fc, [X, Out]) {
+        const od = [c.O0, c.O1, c.O2, c.O3, c.O4, c.O5];
+        const rd = [c.R0, c.R1, c.R2, c.R3, c.R4, c.R5];
+        const st = [c.S0, c.S1, c.S2, c.S3, c.S4, c.S5];
+        for (let o = 0; o < c.NOUT; o++) {
+          let rem = o;
+          let base = 0;
+          for (let d = 5; d >= 0; d--) {
+            base += (rem % od[d]) * st[d];
+            rem = Math.floor(rem / od[d]);
+          }
+          const acc = [0, 0, 0, 0];
+          for (let r = 0; r < c.RTOT; r++) {
+            let rr = r;
+            let off = base;
+            for (let d = 5; d >= 0; d--) {
+              off += (rr % rd[d]) * st[d];
+              rr = Math.floor(rr / rd[d]);
+            }
+            acc[r & 3] = f(acc[r & 3] + X[off]);
+          }
+          Out[o] = f(f(acc[0] + acc[1]) + f(acc[2] + acc[3]));
+        }
+      },
+    },
+  },
+};

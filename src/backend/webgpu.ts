@@ -1,0 +1,378 @@
+// The WebGPU runtime: acquires the adapter and device through Dawn, caches one compute pipeline per
+// kernel specialisation, pools storage buffers by size class, and batches dispatches into one command
+// encoder. Reading back to the CPU is the only point where it waits.
+import { readFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { create, globals } from 'webgpu';
+import { DeviceLostError, GpuError, OutOfMemoryError } from '../errors.ts';
+import type { Backend, DeviceBuffer, KernelCall, PoolStats } from './backend.ts';
+import { VIEW_ALIGN } from './backend.ts';
+import { constPrelude, specKey } from './kernel.ts';
+import { kernelEntry, KERNELS } from './kernels/index.ts';
+
+const KERNEL_DIR = fileURLToPath(new URL('../../kernels/', import.meta.url));
+
+class GpuBuffer implements DeviceBuffer {
+  constructor(
+    readonly buffer: GPUBuffer,
+    readonly byteOffset: number,
+    readonly byteSize: number,
+    /** Size class of the pooled allocation; -1 for views. */
+    readonly sizeClass: number,
+  ) {}
+}
+
+/** Size classes of 4 steps per octave keep waste under 25% while letting similar sizes share buffers. */
+function sizeClass(bytes: number): number {
+  const b = Math.max(bytes, 256);
+  const octave = 2 ** Math.floor(Math.log2(b));
+  const step = octave / 4;
+  return Math.ceil(b / step) * step;
+}
+
+export interface WebGpuOptions {
+  /** Dawn backend: 'vulkan', 'metal', 'd3d12', ... (default: Dawn's choice). */
+  backend?: string;
+  /** Substring of the adapter description to pick (Dawn's `adapter=` option). */
+  adapter?: string;
+  powerPreference?: GPUPowerPreference;
+  /** Dispatches encoded before an automatic submit, so the device works while the CPU encodes. */
+  dispatchesPerSubmit?: number;
+  /** Optional device features to request when the adapter has them. */
+  features?: GPUFeatureName[];
+  /** Request timestamp queries (for profiling). */
+  timestamps?: boolean;
+}
+
+export interface AdapterReport {
+  vendor: string;
+  architecture: string;
+  device: string;
+  description: string;
+  backend: string;
+  isSoftware: boolean;
+  features: string[];
+  limits: Record<string, number>;
+}
+
+let globalsInstalled = false;
+function dawn(options: WebGpuOptions): GPU {
+  if (!globalsInstalled) {
+    Object.assign(globalThis, globals);
+    globalsInstalled = true;
+  }
+  // Dawn's Vulkan path wants a runtime dir; plain shells and CI may lack one.
+  if (!process.env.XDG_RUNTIME_DIR) {
+    process.env.XDG_RUNTIME_DIR = '/tmp/mf-xdg';
+    mkdirSync(process.env.XDG_RUNTIME_DIR, { recursive: true, mode: 0o700 });
+  }
+  const flags: string[] = [];
+  if (options.backend) flags.push(`backend=${options.backend}`);
+  if (options.adapter) flags.push(`adapter=${options.adapter}`);
+  return create(flags);
+}
+
+const KEY_LIMITS = [
+  'maxBufferSize',
+  'maxStorageBufferBindingSize',
+  'maxComputeWorkgroupStorageSize',
+  'maxComputeInvocationsPerWorkgroup',
+  'maxComputeWorkgroupSizeX',
+  'maxComputeWorkgroupsPerDimension',
+  'maxStorageBuffersPerShaderStage',
+] as const;
+
+function reportAdapter(adapter: GPUAdapter): AdapterReport {
+  const info = adapter.info;
+  const limits: Record<string, number> = {};
+  for (const k of KEY_LIMITS) limits[k] = adapter.limits[k];
+  const description = info.description || `${info.vendor} ${info.device}`.trim();
+  const isSoftware = /llvmpipe|lavapipe|swiftshader|software/i.test(`${description} ${info.device} ${info.architecture}`);
+  const backendType = (info as GPUAdapterInfo & { backendType?: string }).backendType ?? 'unknown';
+  return {
+    vendor: info.vendor,
+    architecture: info.architecture,
+    device: info.device,
+    description,
+    backend: backendType,
+    isSoftware,
+    features: [...adapter.features].sort(),
+    limits,
+  };
+}
+
+/** Every adapter Dawn offers, for `mf devices`. */
+export async function listAdapters(options: WebGpuOptions = {}): Promise<AdapterReport[]> {
+  const gpu = dawn(options);
+  const out: AdapterReport[] = [];
+  for (const powerPreference of ['high-performance', 'low-power'] as const) {
+    const a = await gpu.requestAdapter({ powerPreference });
+    if (!a) continue;
+    const r = reportAdapter(a);
+    if (!out.some((o) => o.description === r.description && o.backend === r.backend)) out.push(r);
+  }
+  return out;
+}
+
+export class WebGpuBackend implements Backend {
+  readonly name = 'webgpu' as const;
+  private readonly pipelines = new Map<string, GPUComputePipeline>();
+  private readonly sources = new Map<string, string>();
+  private readonly pool = new Map<number, GPUBuffer[]>();
+  private readonly staging: GPUBuffer[] = [];
+  private encoder: GPUCommandEncoder | null = null;
+  private pass: GPUComputePassEncoder | null = null;
+  private encoded = 0;
+  private afterSubmit: GPUBuffer[] = [];
+  private lostReason: string | null = null;
+  private firstError: string | null = null;
+  private compileError: string | null = null;
+  private counters: PoolStats = { liveBytes: 0, pooledBytes: 0, peakBytes: 0, created: 0, dispatches: 0 };
+  private readonly dispatchesPerSubmit: number;
+
+  private constructor(
+    readonly device: GPUDevice,
+    readonly adapter: AdapterReport,
+    options: WebGpuOptions,
+    // Held so the garbage collector cannot free Dawn's instance or adapter under a live device
+    // (that crashes the process in a futex call).
+    private readonly keepAlive: [GPU, GPUAdapter],
+  ) {
+    this.dispatchesPerSubmit = options.dispatchesPerSubmit ?? 256;
+    device.lost.then((info) => {
+      if (info.reason !== 'destroyed' || this.lostReason === null) this.lostReason = info.message || info.reason;
+    });
+    device.onuncapturederror = (ev: GPUUncapturedErrorEvent) => {
+      this.firstError ??= ev.error.message;
+    };
+  }
+
+  static async create(options: WebGpuOptions = {}): Promise<WebGpuBackend | null> {
+    const gpu = dawn(options);
+    const adapter = await gpu.requestAdapter({ powerPreference: options.powerPreference ?? 'high-performance' });
+    if (!adapter) return null;
+    const report = reportAdapter(adapter);
+    const want = ['maxBufferSize', 'maxStorageBufferBindingSize', 'maxComputeWorkgroupStorageSize', 'maxComputeInvocationsPerWorkgroup', 'maxStorageBuffersPerShaderStage'] as const;
+    const requiredLimits: Record<string, number> = {};
+    for (const k of want) requiredLimits[k] = adapter.limits[k];
+    // Optional features are opt-in: with any of timestamp-query, subgroups or shader-f16 enabled, Dawn on
+    // lavapipe (Mesa 25.0.7) aborts in a mutex assertion at the first dispatch.
+    const wanted: GPUFeatureName[] = [...(options.features ?? [])];
+    if (options.timestamps) wanted.push('timestamp-query');
+    const requiredFeatures = wanted.filter((f) => adapter.features.has(f));
+    const device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
+    return new WebGpuBackend(device, report, options, [gpu, adapter]);
+  }
+
+  describe(): string {
+    const a = this.adapter;
+    return `webgpu: ${a.description} (${a.backend}${a.isSoftware ? ', software' : ''})`;
+  }
+
+  private check(): void {
+    if (this.lostReason !== null) {
+      throw new DeviceLostError(`GPU device lost: ${this.lostReason}`, 'the last checkpoint is intact; rerun with --resume');
+    }
+  }
+
+  alloc(byteSize: number): DeviceBuffer {
+    this.check();
+    const cls = sizeClass(byteSize);
+    if (cls > this.device.limits.maxStorageBufferBindingSize) {
+      throw new OutOfMemoryError(
+        `cannot allocate ${byteSize} bytes: larger than this adapter's storage binding limit of ${this.device.limits.maxStorageBufferBindingSize}`,
+        'reduce the batch size or the model size',
+      );
+    }
+    const free = this.pool.get(cls);
+    let buffer = free?.pop();
+    if (buffer) {
+      this.counters.pooledBytes -= cls;
+    } else {
+      buffer = this.device.createBuffer({
+        size: cls,
+        usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+      });
+      this.counters.created++;
+    }
+    this.counters.liveBytes += cls;
+    this.counters.peakBytes = Math.max(this.counters.peakBytes, this.counters.liveBytes);
+    return new GpuBuffer(buffer, 0, byteSize, cls);
+  }
+
+  view(parent: DeviceBuffer, byteOffset: number, byteSize: number): DeviceBuffer {
+    const p = parent as GpuBuffer;
+    if (byteOffset % VIEW_ALIGN !== 0) throw new Error(`view offset ${byteOffset} is not a multiple of ${VIEW_ALIGN}`);
+    if (byteOffset + byteSize > p.byteSize) throw new Error(`view [${byteOffset}, +${byteSize}) outside a ${p.byteSize}-byte buffer`);
+    return new GpuBuffer(p.buffer, p.byteOffset + byteOffset, byteSize, -1);
+  }
+
+  free(buffer: DeviceBuffer): void {
+    const b = buffer as GpuBuffer;
+    if (b.sizeClass < 0) return;
+    // Commands already encoded run before anything encoded later, so the buffer may be reused at once.
+    let list = this.pool.get(b.sizeClass);
+    if (!list) this.pool.set(b.sizeClass, (list = []));
+    list.push(b.buffer);
+    this.counters.liveBytes -= b.sizeClass;
+    this.counters.pooledBytes += b.sizeClass;
+  }
+
+  write(buffer: DeviceBuffer, data: ArrayBufferView): void {
+    this.check();
+    const b = buffer as GpuBuffer;
+    if (data.byteLength > b.byteSize) throw new Error(`write of ${data.byteLength} bytes into a ${b.byteSize}-byte buffer`);
+    // queue.writeBuffer lands before the next submit, so pending commands that still read this
+    // (possibly recycled) buffer must be submitted first.
+    if (this.encoded > 0) this.submit();
+    this.device.queue.writeBuffer(b.buffer, b.byteOffset, data.buffer, data.byteOffset, data.byteLength);
+  }
+
+  private source(kernel: string): string {
+    let src = this.sources.get(kernel);
+    if (src === undefined) {
+      src = readFileSync(`${KERNEL_DIR}${kernel}.wgsl`, 'utf8');
+      this.sources.set(kernel, src);
+    }
+    return src;
+  }
+
+  private pipeline(call: KernelCall): GPUComputePipeline {
+    const key = specKey(call.kernel, call.entry, call.consts, call.fconsts);
+    let p = this.pipelines.get(key);
+    if (!p) {
+      const fam = KERNELS.get(call.kernel)!;
+      const prelude = constPrelude({ ...fam.defaults, ...call.consts }, { ...fam.fdefaults, ...call.fconsts });
+      const code = prelude + this.source(call.kernel);
+      this.device.pushErrorScope('validation');
+      const module = this.device.createShaderModule({ code, label: key });
+      const preludeLines = prelude.split('\n').length - 1;
+      module.getCompilationInfo().then((info) => {
+        const err = info.messages.find((m) => m.type === 'error');
+        // Report the line in kernels/<name>.wgsl, not in the prelude-prefixed source.
+        if (err) this.compileError ??= `kernels/${call.kernel}.wgsl:${err.lineNum - preludeLines}: ${err.message} (${key})`;
+      });
+      p = this.device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: call.entry }, label: key });
+      this.device.popErrorScope().then((err) => {
+        if (err) this.firstError ??= `kernel ${key}: ${err.message}`;
+      });
+      this.pipelines.set(key, p);
+    }
+    return p;
+  }
+
+  run(call: KernelCall): void {
+    this.check();
+    const [x, y, z] = kernelEntry(call.kernel, call.entry).grid(call.consts);
+    if (x === 0 || y === 0 || z === 0) return;
+    const pipeline = this.pipeline(call);
+    const entries: GPUBindGroupEntry[] = [];
+    call.buffers.forEach((buf, binding) => {
+      if (!buf) return;
+      const b = buf as GpuBuffer;
+      // Bindings must be a multiple of 4 bytes and non-empty.
+      entries.push({ binding, resource: { buffer: b.buffer, offset: b.byteOffset, size: Math.max(4, Math.ceil(b.byteSize / 4) * 4) } });
+    });
+    const bindGroup = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
+    let uniformGroup: GPUBindGroup | null = null;
+    if (call.uniforms && call.uniforms.length > 0) {
+      const size = Math.ceil((call.uniforms.length * 4) / 16) * 16;
+      const ub = this.device.createBuffer({ size, usage: GPUBufferUsage.UNIFORM, mappedAtCreation: true });
+      new Float32Array(ub.getMappedRange()).set(call.uniforms);
+      ub.unmap();
+      this.afterSubmit.push(ub);
+      uniformGroup = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(1), entries: [{ binding: 0, resource: { buffer: ub } }] });
+    }
+    if (!this.pass) {
+      this.encoder = this.device.createCommandEncoder();
+      this.pass = this.encoder.beginComputePass();
+    }
+    this.pass.setPipeline(pipeline);
+    this.pass.setBindGroup(0, bindGroup);
+    if (uniformGroup) this.pass.setBindGroup(1, uniformGroup);
+    this.pass.dispatchWorkgroups(x, y, z);
+    this.encoded++;
+    this.counters.dispatches++;
+    if (this.encoded >= this.dispatchesPerSubmit) this.submit();
+  }
+
+  private submit(extra?: (enc: GPUCommandEncoder) => void): void {
+    if (!this.encoder) this.encoder = this.device.createCommandEncoder();
+    this.pass?.end();
+    extra?.(this.encoder);
+    this.device.queue.submit([this.encoder.finish()]);
+    this.encoder = null;
+    this.pass = null;
+    this.encoded = 0;
+    if (this.afterSubmit.length) {
+      const done = this.afterSubmit;
+      this.afterSubmit = [];
+      this.device.queue.onSubmittedWorkDone().then(() => done.forEach((b) => b.destroy()));
+    }
+  }
+
+  private raiseErrors(): void {
+    this.check();
+    if (this.compileError !== null) {
+      const msg = this.compileError;
+      this.compileError = null;
+      this.firstError = null;
+      throw new GpuError(`WGSL compile error: ${msg}`);
+    }
+    if (this.firstError !== null) {
+      const msg = this.firstError;
+      this.firstError = null;
+      if (/out of memory|OOM|allocation/i.test(msg)) throw new OutOfMemoryError(`GPU out of memory: ${msg}`, 'reduce the batch size');
+      throw new GpuError(`WebGPU error: ${msg}`);
+    }
+  }
+
+  async read(buffer: DeviceBuffer): Promise<ArrayBuffer> {
+    this.check();
+    const b = buffer as GpuBuffer;
+    const size = Math.ceil(b.byteSize / 4) * 4;
+    let stage = this.staging.findIndex((s) => s.size >= size && s.size <= size * 4);
+    const staging =
+      stage >= 0
+        ? this.staging.splice(stage, 1)[0]
+        : this.device.createBuffer({ size: sizeClass(size), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    this.submit((enc) => enc.copyBufferToBuffer(b.buffer, b.byteOffset, staging, 0, size));
+    try {
+      await staging.mapAsync(GPUMapMode.READ, 0, size);
+    } catch (e) {
+      this.raiseErrors();
+      throw new GpuError(`reading back from the GPU failed: ${(e as Error).message}`);
+    }
+    const out = staging.getMappedRange(0, size).slice(0, b.byteSize);
+    staging.unmap();
+    if (this.staging.length < 8) this.staging.push(staging);
+    else staging.destroy();
+    this.raiseErrors();
+    return out;
+  }
+
+  async sync(): Promise<void> {
+    this.check();
+    if (this.encoded > 0 || this.encoder) this.submit();
+    await this.device.queue.onSubmittedWorkDone();
+    this.raiseErrors();
+  }
+
+  stats(): PoolStats {
+    return { ...this.counters };
+  }
+
+  /** Drop every pooled buffer (after a model is done, or before measuring memory). */
+  trim(): void {
+    for (const list of this.pool.values()) list.forEach((b) => b.destroy());
+    this.pool.clear();
+    this.counters.pooledBytes = 0;
+  }
+
+  /** Ends the device so that the process can exit promptly; a test uses it to force a device loss. */
+  destroy(): void {
+    if (this.lostReason === null) this.lostReason = 'the device was destroyed';
+    this.device.destroy();
+  }
+}

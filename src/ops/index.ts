@@ -1,0 +1,4 @@
+// Every differentiable op, one import away. Each file keeps an op's forward launch and backward rule together.
+export * from './elementwise.ts';
+export * from './reduce.ts';
+export * from './matmul.ts';

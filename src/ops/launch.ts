@@ -1,0 +1,60 @@
+// Shared plumbing for ops: launching a kernel and NumPy-style broadcasting.
+import type { Consts, DeviceBuffer, FConsts } from '../backend/backend.ts';
+import { ShapeError } from '../errors.ts';
+import { backend, shapeStr, Tensor, type Shape } from '../tensor/tensor.ts';
+
+export function launch(
+  kernel: string,
+  entry: string,
+  consts: Consts,
+  buffers: (Tensor | DeviceBuffer | null)[],
+  fconsts?: FConsts,
+  uniforms?: number[],
+): void {
+  const bufs = buffers.map((b) => (b instanceof Tensor ? (b.assertLive(`${kernel}.${entry}`), b.buffer) : b));
+  backend().run({ kernel, entry, consts, fconsts, buffers: bufs, uniforms });
+}
+
+export const MAX_RANK = 6;
+
+/** Left-pad a shape with 1s to rank 6, the layout the broadcasting kernels use. */
+export function pad6(shape: Shape): number[] {
+  if (shape.length > MAX_RANK) throw new ShapeError(`rank ${shape.length} > ${MAX_RANK} is not supported: ${shapeStr(shape)}`);
+  return [...Array(MAX_RANK - shape.length).fill(1), ...shape];
+}
+
+export function contiguousStrides(shape: readonly number[]): number[] {
+  const s = new Array<number>(shape.length);
+  let acc = 1;
+  for (let i = shape.length - 1; i >= 0; i--) {
+    s[i] = acc;
+    acc *= shape[i];
+  }
+  return s;
+}
+
+export function broadcastShapes(op: string, a: Shape, b: Shape): number[] {
+  const n = Math.max(a.length, b.length);
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const da = a[a.length - n + i] ?? 1;
+    const db = b[b.length - n + i] ?? 1;
+    if (da !== db && da !== 1 && db !== 1) {
+      throw new ShapeError(`${op}: shapes ${shapeStr(a)} and ${shapeStr(b)} do not broadcast`);
+    }
+    out.push(da === 1 ? db : da);
+  }
+  return out;
+}
+
+/** Strides of `shape` when read as the (broadcast) `out` shape: 0 on broadcast dimensions. */
+export function broadcastStrides(shape: Shape, out: Shape): number[] {
+  const padded = pad6(shape);
+  const strides = contiguousStrides(padded);
+  const o = pad6(out);
+  return padded.map((d, i) => (d === 1 && o[i] !== 1 ? 0 : strides[i]));
+}
+
+export function sameShape(a: Shape, b: Shape): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}

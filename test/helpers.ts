@@ -1,0 +1,146 @@
+// Test helpers: both backends side by side, seeded random data, and central finite differences.
+import { CpuBackend } from '../src/backend/cpu.ts';
+import type { Backend } from '../src/backend/backend.ts';
+import { WebGpuBackend } from '../src/backend/webgpu.ts';
+import '../src/ops/index.ts';
+import { backend, setBackend, tidy, Tensor, type Shape } from '../src/tensor/tensor.ts';
+import { expect } from 'vitest';
+
+let gpu: WebGpuBackend | null | undefined;
+export const cpu = new CpuBackend();
+setBackend(cpu);
+
+/** The shared WebGPU backend (created once per test file); null when no adapter exists. */
+export async function gpuBackend(): Promise<WebGpuBackend | null> {
+  if (gpu === undefined) gpu = await WebGpuBackend.create();
+  if (!gpu && process.env.CI) throw new Error('no WebGPU adapter in CI: scripts/setup.sh should have installed lavapipe');
+  return gpu;
+}
+
+export function use(b: Backend): void {
+  setBackend(b);
+}
+
+/** Deterministic pseudo-random numbers in [lo, hi). */
+export function randn(n: number, seed = 1, lo = -1, hi = 1): Float32Array {
+  // mulberry32: small seeds still give well-spread, uncorrelated streams.
+  let s = (seed * 0x9e3779b9) >>> 0;
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    out[i] = lo + (((t ^ (t >>> 14)) >>> 0) / 4294967296) * (hi - lo);
+  }
+  return out;
+}
+
+export function expectClose(actual: Float32Array, expected: Float32Array, tol = 1e-4, what = 'values'): void {
+  expect(actual.length, `${what}: length`).toBe(expected.length);
+  let worst = 0;
+  let at = -1;
+  for (let i = 0; i < actual.length; i++) {
+    const err = Math.abs(actual[i] - expected[i]) / (1 + Math.abs(expected[i]));
+    if (!(err <= worst)) {
+      worst = err;
+      at = i;
+    }
+  }
+  expect(worst, `${what}: worst relative error at ${at}: ${actual[at]} vs ${expected[at]}`).toBeLessThanOrEqual(tol);
+}
+
+export interface Case {
+  /** Inputs as plain data with shapes; `grad` marks the ones to differentiate. */
+  inputs: { data: Float32Array | Int32Array; shape: Shape; grad?: boolean; dtype?: 'f32' | 'i32' }[];
+  /** Builds the output from tensors on the current backend. */
+  fn: (...xs: Tensor[]) => Tensor;
+}
+
+/** Run a case on the current backend: output values and gradients of sum(out * w) for a fixed random w. */
+export async function evaluate(c: Case): Promise<{ out: Float32Array; grads: (Float32Array | null)[] }> {
+  const { sum, mul } = await import('../src/ops/index.ts');
+  const xs = c.inputs.map((i) => {
+    const t = Tensor.from(i.data, i.shape, i.dtype ?? 'f32');
+    t.requiresGrad = !!i.grad;
+    return t;
+  });
+  const { out, loss } = tidy(() => {
+    const out = c.fn(...xs);
+    if (!out.requiresGrad) return { out, loss: null };
+    const w = Tensor.from(randn(out.size, 99), out.shape);
+    const loss = sum(mul(out, w));
+    loss.backward();
+    return { out, loss };
+  });
+  const result = { out: await out.data(), grads: await Promise.all(xs.map((x) => (x.grad ? x.grad.data() : null))) };
+  out.dispose();
+  loss?.dispose();
+  xs.forEach((x) => {
+    x.grad?.dispose();
+    x.dispose();
+  });
+  return result;
+}
+
+/** Central finite differences of sum(out * w) wrt input `k` on the current backend. */
+export async function numericGrad(c: Case, k: number, eps = 1e-2): Promise<Float32Array> {
+  const { sum, mul } = await import('../src/ops/index.ts');
+  const base = c.inputs[k].data as Float32Array;
+  const g = new Float32Array(base.length);
+  const f = async (data: Float32Array): Promise<number> => {
+    const loss = tidy(() => {
+      const xs = c.inputs.map((i, j) => Tensor.from(j === k ? data : i.data, i.shape, i.dtype ?? 'f32'));
+      const out = c.fn(...xs);
+      const w = Tensor.from(randn(out.size, 99), out.shape);
+      return sum(mul(out, w));
+    });
+    const v = await loss.item();
+    loss.dispose();
+    return v;
+  };
+  for (let i = 0; i < base.length; i++) {
+    const p = Float32Array.from(base);
+    p[i] += eps;
+    const m = Float32Array.from(base);
+    m[i] -= eps;
+    g[i] = ((await f(p)) - (await f(m))) / (2 * eps);
+  }
+  return g;
+}
+
+/**
+ * The standard check for an op: on the CPU reference, analytic gradients match finite differences;
+ * on WebGPU, outputs and gradients match the CPU reference.
+ */
+export async function checkOp(c: Case, opts: { tol?: number; gradTol?: number; eps?: number; skipFd?: boolean } = {}): Promise<void> {
+  const prev = backend();
+  try {
+    use(cpu);
+    const ref = await evaluate(c);
+    if (!opts.skipFd) {
+      for (let k = 0; k < c.inputs.length; k++) {
+        if (!c.inputs[k].grad) continue;
+        const num = await numericGrad(c, k, opts.eps);
+        expectClose(ref.grads[k]!, num, opts.gradTol ?? 2e-2, `finite differences, input ${k}`);
+      }
+    }
+    const g = await gpuBackend();
+    if (g) {
+      use(g);
+      const got = await evaluate(c);
+      expectClose(got.out, ref.out, opts.tol ?? 1e-4, 'webgpu output vs cpu');
+      got.grads.forEach((gr, k) => {
+        if (gr) expectClose(gr, ref.grads[k]!, opts.tol ?? 1e-4, `webgpu grad ${k} vs cpu`);
+      });
+    }
+  } finally {
+    use(prev);
+  }
+}
+
+/** Destroy the shared device after a test file so the worker exits cleanly. */
+export function releaseGpu(): void {
+  gpu?.destroy();
+  gpu = undefined;
+}
