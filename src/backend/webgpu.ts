@@ -137,7 +137,7 @@ export class WebGpuBackend implements Backend {
     options: WebGpuOptions,
     // Held so the garbage collector cannot free Dawn's instance or adapter under a live device
     // (that crashes the process in a futex call).
-    private readonly keepAlive: [GPU, GPUAdapter],
+    private readonly keepAlive: (GPU | GPUAdapter)[],
   ) {
     this.dispatchesPerSubmit = options.dispatchesPerSubmit ?? 256;
     device.lost.then((info) => {
@@ -374,5 +374,6 @@ export class WebGpuBackend implements Backend {
   destroy(): void {
     if (this.lostReason === null) this.lostReason = 'the device was destroyed';
     this.device.destroy();
+    this.keepAlive.length = 0;
   }
 }
