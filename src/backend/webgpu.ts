@@ -52,6 +52,8 @@ export interface AdapterReport {
   description: string;
   backend: string;
   isSoftware: boolean;
+  /** Dawn's fallback-adapter flag (a CPU implementation). */
+  isFallback: boolean;
   features: string[];
   limits: Record<string, number>;
 }
@@ -83,20 +85,23 @@ const KEY_LIMITS = [
   'maxStorageBuffersPerShaderStage',
 ] as const;
 
-function reportAdapter(adapter: GPUAdapter): AdapterReport {
+function reportAdapter(adapter: GPUAdapter, requestedBackend?: string): AdapterReport {
   const info = adapter.info;
   const limits: Record<string, number> = {};
   for (const k of KEY_LIMITS) limits[k] = adapter.limits[k];
   const description = info.description || `${info.vendor} ${info.device}`.trim();
   const isSoftware = /llvmpipe|lavapipe|swiftshader|software/i.test(`${description} ${info.device} ${info.architecture}`);
-  const backendType = (info as GPUAdapterInfo & { backendType?: string }).backendType ?? 'unknown';
+  // Dawn's adapter info has no backend field; it uses the platform's native API unless told otherwise.
+  const native: Record<string, string> = { linux: 'vulkan', darwin: 'metal', win32: 'd3d12' };
+  const backendType = requestedBackend ?? native[process.platform] ?? 'unknown';
   return {
     vendor: info.vendor,
     architecture: info.architecture,
     device: info.device,
     description,
     backend: backendType,
-    isSoftware,
+    isSoftware: isSoftware || (info as GPUAdapterInfo & { isFallbackAdapter?: boolean }).isFallbackAdapter === true,
+    isFallback: (info as GPUAdapterInfo & { isFallbackAdapter?: boolean }).isFallbackAdapter === true,
     features: [...adapter.features].sort(),
     limits,
   };
@@ -109,7 +114,7 @@ export async function listAdapters(options: WebGpuOptions = {}): Promise<Adapter
   for (const powerPreference of ['high-performance', 'low-power'] as const) {
     const a = await gpu.requestAdapter({ powerPreference });
     if (!a) continue;
-    const r = reportAdapter(a);
+    const r = reportAdapter(a, options.backend);
     if (!out.some((o) => o.description === r.description && o.backend === r.backend)) out.push(r);
   }
   return out;
@@ -152,7 +157,7 @@ export class WebGpuBackend implements Backend {
     const gpu = dawn(options);
     const adapter = await gpu.requestAdapter({ powerPreference: options.powerPreference ?? 'high-performance' });
     if (!adapter) return null;
-    const report = reportAdapter(adapter);
+    const report = reportAdapter(adapter, options.backend);
     const want = ['maxBufferSize', 'maxStorageBufferBindingSize', 'maxComputeWorkgroupStorageSize', 'maxComputeInvocationsPerWorkgroup', 'maxStorageBuffersPerShaderStage'] as const;
     const requiredLimits: Record<string, number> = {};
     for (const k of want) requiredLimits[k] = adapter.limits[k];

@@ -2,3 +2,4 @@
 export * from './elementwise.ts';
 export * from './reduce.ts';
 export * from './matmul.ts';
+export * from './reshape.ts';

@@ -1,0 +1,213 @@
+// `mf bench kernels` and `mf bench train`: timings after warm-up, median of several runs, synchronised
+// only at the end of each timed batch of runs. Numbers are measured, never estimated.
+import { initEngine } from '../backend/index.ts';
+import type { Backend } from '../backend/backend.ts';
+import { MfError } from '../errors.ts';
+import { Medformer, type BatchMeta } from '../models/medformer.ts';
+import { ParameterStore } from '../nn/parameters.ts';
+import { attention } from '../ops/attention.ts';
+import { matmul } from '../ops/index.ts';
+import { layerNorm } from '../ops/layernorm.ts';
+import { crossEntropy } from '../ops/losses.ts';
+import { patchEmbed } from '../ops/patch_embed.ts';
+import { AdamW } from '../train/adamw.ts';
+import { resolveModelConfig, type PresetName } from '../train/config.ts';
+import { noGrad, Tensor, tidy } from '../tensor/tensor.ts';
+
+export interface KernelResult {
+  kernel: string;
+  shape: string;
+  ms: number;
+  gflops: number | null;
+  gbps: number | null;
+}
+
+export interface TrainResult {
+  model: string;
+  dims: string;
+  batch: number;
+  step_ms: number;
+  samples_per_s: number;
+  peak_bytes: number;
+  adapter: string;
+}
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+function rand(shape: number[], seed: number): Tensor {
+  const n = shape.reduce((a, b) => a * b, 1);
+  const data = new Float32Array(n);
+  let s = seed * 2654435761;
+  for (let i = 0; i < n; i++) {
+    s = (s * 1103515245 + 12345) >>> 0;
+    data[i] = (s / 4294967296 - 0.5) * 0.2;
+  }
+  return Tensor.from(data, shape);
+}
+
+/** Median ms per call of `fn`, each sample timing `reps` calls with one sync at the end. */
+async function time(backend: Backend, fn: () => void, reps: number, samples: number): Promise<number> {
+  fn();
+  await backend.sync();
+  const times: number[] = [];
+  for (let s = 0; s < samples; s++) {
+    const t0 = performance.now();
+    for (let r = 0; r < reps; r++) fn();
+    await backend.sync();
+    times.push((performance.now() - t0) / reps);
+  }
+  return median(times);
+}
+
+export async function benchKernels(backend: Backend, quick: boolean): Promise<KernelResult[]> {
+  const results: KernelResult[] = [];
+  const reps = quick ? 1 : 3;
+  const samples = quick ? 1 : 5;
+  const run = async (kernel: string, shape: string, flops: number | null, bytes: number | null, fn: () => void) => {
+    const ms = await time(backend, () => tidy(() => noGrad(fn)), reps, samples);
+    results.push({ kernel, shape, ms: +ms.toFixed(3), gflops: flops === null ? null : +(flops / ms / 1e6).toFixed(2), gbps: bytes === null ? null : +(bytes / ms / 1e6).toFixed(2) });
+  };
+
+  for (const n of quick ? [64, 128] : [256, 512, 1024]) {
+    const a = rand([n, n], 1);
+    const b = rand([n, n], 2);
+    await run('matmul', `${n}x${n}x${n}`, 2 * n ** 3, 12 * n * n, () => void matmul(a, b));
+    a.dispose();
+    b.dispose();
+  }
+
+  const attn = quick
+    ? [['self small', 2, 49, 49, 4, 32] as const]
+    : ([
+        ['self small', 64, 49, 49, 4, 32],
+        ['cross small', 64, 32, 49, 4, 16],
+        ['self large', 8, 512, 512, 8, 64],
+        ['cross large', 8, 512, 196, 8, 32],
+      ] as const);
+  for (const [name, B, Lq, Lk, H, Dh] of attn) {
+    const q = rand([B, Lq, H * Dh], 3);
+    const k = rand([B, Lk, H * Dh], 4);
+    const v = rand([B, Lk, H * Dh], 5);
+    const flops = 4 * B * H * Lq * Lk * Dh;
+    await run(`attention ${name}`, `B${B} Lq${Lq} Lk${Lk} H${H} Dh${Dh}`, flops, 4 * (2 * B * Lq + 2 * B * Lk) * H * Dh, () => void attention(q, k, v, H));
+    [q, k, v].forEach((t) => t.dispose());
+  }
+
+  for (const [rows, d] of quick ? [[98, 128]] : [[64 * 49, 128], [8 * 512, 512]]) {
+    const x = rand([rows, d], 6);
+    const g = rand([d], 7);
+    const b = rand([d], 8);
+    await run('layernorm', `${rows}x${d}`, null, 8 * rows * d, () => void layerNorm(x, g, b, 1e-5));
+    [x, g, b].forEach((t) => t.dispose());
+  }
+
+  const pe: [string, number[], number, number][] = quick
+    ? [['2D', [2, 1, 28, 28], 4, 128]]
+    : [
+        ['2D', [64, 1, 28, 28], 4, 128],
+        ['3D', [32, 1, 28, 28, 28], 4, 128],
+        ['2D large', [8, 3, 224, 224], 16, 512],
+      ];
+  for (const [name, shape, p, e] of pe) {
+    const x = rand(shape, 9);
+    const spatial = shape.slice(2);
+    const tokens = spatial.reduce((a, s) => a * (s / p), 1);
+    const fanIn = shape[1] * p ** spatial.length;
+    const w = rand([fanIn, e], 10);
+    const bias = rand([e], 11);
+    const pos = rand([tokens, e], 12);
+    await run(`patch_embed ${name}`, shape.join('x') + ` p${p} E${e}`, 2 * shape[0] * tokens * fanIn * e, 4 * (x.size + w.size + shape[0] * tokens * e), () => void patchEmbed(x, w, bias, pos, p));
+    [x, w, bias, pos].forEach((t) => t.dispose());
+  }
+
+  {
+    const n = quick ? 1 << 16 : 1 << 20;
+    const store = new ParameterStore(0);
+    store.param('w', [n], { kind: 'trunc_normal', std: 0.02 });
+    store.finalize();
+    const opt = new AdamW(store, { lr: 1e-3, weightDecay: 1e-2, maxGradNorm: 1 });
+    const ms = await time(backend, () => opt.step(1e-3), reps, samples);
+    results.push({ kernel: 'adamw+clip', shape: `${n} params`, ms: +ms.toFixed(3), gflops: null, gbps: +((4 * 4 * n * 2) / ms / 1e6).toFixed(2) });
+    store.dispose();
+  }
+  return results;
+}
+
+/** One full Medformer training step (forward, backward, AdamW) for the thesis configurations. */
+export async function benchTrain(backend: Backend, quick: boolean): Promise<TrainResult[]> {
+  const cases: { preset: PresetName; dim: 2 | 3; batch: number; channels: number }[] = quick
+    ? [{ preset: 'small', dim: 2, batch: 4, channels: 1 }]
+    : [
+        { preset: 'small', dim: 2, batch: 64, channels: 1 },
+        { preset: 'small', dim: 3, batch: 32, channels: 1 },
+        { preset: 'large', dim: 2, batch: 8, channels: 3 },
+      ];
+  const out: TrainResult[] = [];
+  for (const c of cases) {
+    const config = resolveModelConfig(c.preset);
+    const store = new ParameterStore(0);
+    const model = new Medformer(store, {
+      config,
+      inputs: [{ dim: c.dim, channels: c.channels }],
+      tasks: [{ name: 'bench', outputs: 10 }],
+      numModalities: 12,
+      numBodyParts: 12,
+    });
+    store.finalize();
+    const opt = new AdamW(store, { lr: 1e-4, weightDecay: 1e-3, maxGradNorm: 1 });
+    const size = c.dim === 2 ? config.image_size_2d : config.image_size_3d;
+    const shape = [c.batch, c.channels, ...Array(c.dim).fill(size)];
+    const x = rand(shape, 1);
+    const labels = Tensor.from(Int32Array.from({ length: c.batch }, (_, i) => i % 10), [c.batch], 'i32');
+    const meta: BatchMeta = { dim: c.dim, channels: c.channels, modality: 0, bodyPart: 0 };
+    const step = () => {
+      store.zeroGrad();
+      tidy(() => {
+        const loss = crossEntropy(model.forward(x, meta, 'bench'), labels);
+        loss.backward();
+      });
+      opt.step(1e-4);
+    };
+    const ms = await time(backend, step, quick ? 1 : 3, quick ? 1 : 3);
+    const peak = backend.stats().peakBytes;
+    out.push({
+      model: `medformer-${c.preset}`,
+      dims: `${c.dim}D ${shape.slice(1).join('x')}`,
+      batch: c.batch,
+      step_ms: +ms.toFixed(1),
+      samples_per_s: +((c.batch * 1000) / ms).toFixed(1),
+      peak_bytes: peak,
+      adapter: backend.describe(),
+    });
+    x.dispose();
+    labels.dispose();
+    store.dispose();
+  }
+  return out;
+}
+
+function printTable(rows: object[]): void {
+  if (rows.length === 0) return;
+  const keys = Object.keys(rows[0]);
+  const cells = rows.map((r) => keys.map((k) => String((r as Record<string, unknown>)[k] ?? '-')));
+  const width = keys.map((k, i) => Math.max(k.length, ...cells.map((c) => c[i].length)));
+  console.log(keys.map((k, i) => k.padEnd(width[i])).join('  '));
+  console.log(width.map((w) => '-'.repeat(w)).join('  '));
+  for (const c of cells) console.log(c.map((v, i) => v.padEnd(width[i])).join('  '));
+}
+
+export async function benchCommand(what: string, opts: { json?: boolean; quick?: boolean; backend: string }): Promise<void> {
+  const backend = await initEngine({ backend: opts.backend as 'auto' | 'webgpu' | 'cpu' });
+  let rows: object[];
+  if (what === 'kernels') rows = await benchKernels(backend, !!opts.quick);
+  else if (what === 'train') rows = await benchTrain(backend, !!opts.quick);
+  else throw new MfError(`unknown benchmark "${what}"`, 'use `mf bench kernels` or `mf bench train`');
+  if (opts.json) {
+    // Every record names the adapter, so results from several machines can be concatenated.
+    const adapter = backend.describe();
+    console.log(JSON.stringify(rows.map((r) => ({ ...r, adapter })), null, 2));
+  } else {
+    console.log(backend.describe());
+    printTable(rows);
+  }
+}

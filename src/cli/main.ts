@@ -1,0 +1,117 @@
+// `mf`: the command line. Each command lives in its own module, loaded only when used.
+import { Command, Option } from 'commander';
+import { MfError } from '../errors.ts';
+import { shutdownEngine } from '../backend/index.ts';
+
+const program = new Command();
+program.name('mf').description('Medformer and BrainFuse experiments on a WebGPU autograd engine').showHelpAfterError();
+
+const backendOption = () =>
+  new Option('--backend <name>', 'compute backend').choices(['auto', 'webgpu', 'cpu']).default('auto');
+
+program
+  .command('devices')
+  .description('list WebGPU adapters: backend, vendor, architecture, device, key limits')
+  .option('--json', 'machine-readable output')
+  .action(async (opts: { json?: boolean }) => {
+    const { devicesCommand } = await import('./devices.ts');
+    await devicesCommand(opts);
+  });
+
+program
+  .command('bench')
+  .description('benchmarks: `kernels` (each kernel alone) or `train` (a full training step)')
+  .argument('[what]', 'kernels | train', 'kernels')
+  .option('--json', 'print JSON only')
+  .option('--quick', 'fewer repetitions and smaller shapes (for smoke tests)')
+  .option('--profile', 'time per kernel family (train)')
+  .option('--compare <other>', 'also run the same matmul in another implementation (tfjs)')
+  .addOption(backendOption())
+  .action(async (what: string, opts: { json?: boolean; quick?: boolean; profile?: boolean; compare?: string; backend: string }) => {
+    const { benchCommand } = await import('./bench.ts');
+    await benchCommand(what, opts);
+  });
+
+const data = program.command('data').description('MedMNIST files: list, verify, download');
+data
+  .command('list')
+  .description('the 18 MedMNIST v2 data sets (and the synthetic ones) with present/missing files')
+  .option('--data-dir <dir>', 'data root (default $MEDMNIST_ROOT, else ~/.medmnist)')
+  .option('--json', 'machine-readable output')
+  .action(async (opts: { dataDir?: string; json?: boolean }) => {
+    const { dataList } = await import('./data.ts');
+    const { resolveDataRoot } = await import('../data/dataset.ts');
+    const out = dataList(resolveDataRoot(opts.dataDir));
+    console.log(opts.json ? JSON.stringify(out.rows, null, 2) : out.text);
+  });
+data
+  .command('verify')
+  .description('check MD5, shapes and label ranges of the files present')
+  .argument('[names...]', 'data sets to verify (default: all present)')
+  .option('--data-dir <dir>', 'data root')
+  .action(async (names: string[], opts: { dataDir?: string }) => {
+    const { dataVerify } = await import('./data.ts');
+    const { resolveDataRoot } = await import('../data/dataset.ts');
+    const out = await dataVerify(resolveDataRoot(opts.dataDir), names.length ? names : undefined);
+    console.log(out.text);
+    if (!out.ok) process.exitCode = 1;
+  });
+data
+  .command('download')
+  .description('download an official file from Zenodo (verified by MD5; never leaves a partial file)')
+  .argument('<name>', 'data set, e.g. breastmnist')
+  .option('--size <px>', 'image size: 28, 64, 128 or 224', '28')
+  .option('--data-dir <dir>', 'data root')
+  .action(async (name: string, opts: { size: string; dataDir?: string }) => {
+    const { dataDownload } = await import('./data.ts');
+    const { resolveDataRoot } = await import('../data/dataset.ts');
+    const r = await dataDownload(name, resolveDataRoot(opts.dataDir), Number(opts.size));
+    console.log(`${r.downloaded ? 'downloaded' : 'already present'}: ${r.path} (md5 ${r.md5})`);
+  });
+
+program
+  .command('run')
+  .description('run an experiment file (experiments/*.json)')
+  .argument('<experiment>', 'path to the experiment JSON')
+  .option('--epochs <n>', 'override training.epochs', Number)
+  .option('--max-steps <n>', 'override training.max_steps', Number)
+  .option('--batch-size <n>', 'override training.batch_size', Number)
+  .option('--seed <n>', 'override training.seed', Number)
+  .option('--data-dir <dir>', 'data root (default: experiment data.root, $MEDMNIST_ROOT, ~/.medmnist)')
+  .option('--out <dir>', 'output folder (default runs/<name>)')
+  .option('--resume', 'continue from the checkpoint in the output folder')
+  .option('--quiet', 'no progress bars; log lines only')
+  .addOption(backendOption())
+  .action(async (file: string, opts: Record<string, unknown>) => {
+    const { runCommand } = await import('../train/run.ts');
+    await runCommand(file, opts);
+  });
+
+program
+  .command('table')
+  .description('print a thesis table (4.2 to 4.11) next to this project\'s runs')
+  .argument('<id>', 'table id, e.g. 4.2')
+  .option('--runs <dir>', 'runs folder', 'runs')
+  .option('--csv', 'CSV output')
+  .option('--json', 'JSON output')
+  .action(async (id: string, opts: { runs: string; csv?: boolean; json?: boolean }) => {
+    const { tableCommand } = await import('./table.ts');
+    await tableCommand(id, opts);
+  });
+
+async function main(): Promise<void> {
+  try {
+    await program.parseAsync(process.argv);
+  } catch (e) {
+    if (e instanceof MfError) {
+      process.stderr.write(`error: ${e.message}\n`);
+      process.exitCode = 1;
+    } else {
+      throw e;
+    }
+  } finally {
+    shutdownEngine();
+  }
+}
+
+await main();

@@ -1,0 +1,128 @@
+// Layers as small objects that own named parameters and a forward function. Parameters are declared
+// up front (so one arena holds them all) and read through handles once the store is finalised.
+import { attention } from '../ops/attention.ts';
+import { add, linear, type Activation } from '../ops/index.ts';
+import { layerNorm } from '../ops/layernorm.ts';
+import type { Tensor } from '../tensor/tensor.ts';
+
+export type Init =
+  | { kind: 'zeros' }
+  | { kind: 'ones' }
+  | { kind: 'trunc_normal'; std: number }
+  | { kind: 'xavier_uniform' };
+
+export const ZEROS: Init = { kind: 'zeros' };
+export const ONES: Init = { kind: 'ones' };
+/** ViT/timm's default for weights, position tables and learned tokens. */
+export const TRUNC02: Init = { kind: 'trunc_normal', std: 0.02 };
+
+export interface ParamHandle {
+  readonly name: string;
+  readonly shape: readonly number[];
+  /** The parameter tensor (a view into the store's arena); valid after the store is finalised. */
+  readonly tensor: Tensor;
+}
+
+/** Where layers declare their parameters. */
+export interface ParamSource {
+  param(name: string, shape: readonly number[], init: Init): ParamHandle;
+}
+
+export class Linear {
+  readonly weight: ParamHandle;
+  readonly bias: ParamHandle | null;
+  constructor(ps: ParamSource, name: string, readonly inDim: number, readonly outDim: number, withBias = true) {
+    this.weight = ps.param(`${name}.weight`, [inDim, outDim], TRUNC02);
+    this.bias = withBias ? ps.param(`${name}.bias`, [outDim], ZEROS) : null;
+  }
+  forward(x: Tensor, act: Activation = 'none'): Tensor {
+    return linear(x, this.weight.tensor, this.bias?.tensor ?? null, act);
+  }
+}
+
+export class LayerNorm {
+  readonly gamma: ParamHandle;
+  readonly beta: ParamHandle;
+  constructor(ps: ParamSource, name: string, dim: number, readonly eps = 1e-5) {
+    this.gamma = ps.param(`${name}.weight`, [dim], ONES);
+    this.beta = ps.param(`${name}.bias`, [dim], ZEROS);
+  }
+  forward(x: Tensor): Tensor {
+    return layerNorm(x, this.gamma.tensor, this.beta.tensor, this.eps);
+  }
+}
+
+/** Two-layer MLP with GELU fused into the first matmul's epilogue. */
+export class Mlp {
+  readonly fc1: Linear;
+  readonly fc2: Linear;
+  constructor(ps: ParamSource, name: string, dim: number, hidden: number, outDim = dim) {
+    this.fc1 = new Linear(ps, `${name}.fc1`, dim, hidden);
+    this.fc2 = new Linear(ps, `${name}.fc2`, hidden, outDim);
+  }
+  forward(x: Tensor): Tensor {
+    return this.fc2.forward(this.fc1.forward(x, 'gelu'));
+  }
+}
+
+/**
+ * Multi-head attention. Queries come from `x`, keys and values from `context` (itself for self-attention),
+ * which may have another width: all three are projected to `dim` and split into `heads` slices.
+ */
+export class Attention {
+  readonly q: Linear;
+  readonly k: Linear;
+  readonly v: Linear;
+  readonly out: Linear;
+  constructor(ps: ParamSource, name: string, dim: number, readonly heads: number, contextDim = dim) {
+    this.q = new Linear(ps, `${name}.q`, dim, dim);
+    this.k = new Linear(ps, `${name}.k`, contextDim, dim);
+    this.v = new Linear(ps, `${name}.v`, contextDim, dim);
+    this.out = new Linear(ps, `${name}.proj`, dim, dim);
+  }
+  forward(x: Tensor, context: Tensor = x): Tensor {
+    const o = attention(this.q.forward(x), this.k.forward(context), this.v.forward(context), this.heads);
+    return this.out.forward(o);
+  }
+}
+
+/** Pre-norm transformer block: x + Attn(LN(x)), then x + MLP(LN(x)). */
+export class Block {
+  readonly norm1: LayerNorm;
+  readonly attn: Attention;
+  readonly norm2: LayerNorm;
+  readonly mlp: Mlp;
+  constructor(ps: ParamSource, name: string, dim: number, heads: number, mlpRatio: number) {
+    this.norm1 = new LayerNorm(ps, `${name}.norm1`, dim);
+    this.attn = new Attention(ps, `${name}.attn`, dim, heads);
+    this.norm2 = new LayerNorm(ps, `${name}.norm2`, dim);
+    this.mlp = new Mlp(ps, `${name}.mlp`, dim, Math.round(dim * mlpRatio));
+  }
+  forward(x: Tensor): Tensor {
+    const h = add(x, this.attn.forward(this.norm1.forward(x)));
+    return add(h, this.mlp.forward(this.norm2.forward(h)));
+  }
+}
+
+/**
+ * Pre-norm cross-attention block: queries (latents) attend a context (tokens), then an MLP.
+ * The context is normalised too, as in Perceiver.
+ */
+export class CrossBlock {
+  readonly normQ: LayerNorm;
+  readonly normCtx: LayerNorm;
+  readonly attn: Attention;
+  readonly norm2: LayerNorm;
+  readonly mlp: Mlp;
+  constructor(ps: ParamSource, name: string, dim: number, contextDim: number, heads: number, mlpRatio: number) {
+    this.normQ = new LayerNorm(ps, `${name}.norm_q`, dim);
+    this.normCtx = new LayerNorm(ps, `${name}.norm_ctx`, contextDim);
+    this.attn = new Attention(ps, `${name}.attn`, dim, heads, contextDim);
+    this.norm2 = new LayerNorm(ps, `${name}.norm2`, dim);
+    this.mlp = new Mlp(ps, `${name}.mlp`, dim, Math.round(dim * mlpRatio));
+  }
+  forward(queries: Tensor, context: Tensor): Tensor {
+    const h = add(queries, this.attn.forward(this.normQ.forward(queries), this.normCtx.forward(context)));
+    return add(h, this.mlp.forward(this.norm2.forward(h)));
+  }
+}
