@@ -99,6 +99,17 @@ program
     await tableCommand(id, opts);
   });
 
+program
+  .command('doctor')
+  .description('check Node, the WebGPU adapter, the data root and each file\'s MD5, and write access to runs/')
+  .option('--data-dir <dir>', 'data root')
+  .option('--runs <dir>', 'runs folder', 'runs')
+  .option('--json', 'machine-readable output')
+  .action(async (opts: { dataDir?: string; runs?: string; json?: boolean }) => {
+    const { doctorCommand } = await import('./doctor.ts');
+    await doctorCommand(opts);
+  });
+
 async function main(): Promise<void> {
   try {
     await program.parseAsync(process.argv);

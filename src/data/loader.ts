@@ -20,6 +20,11 @@ export interface BatchLoaderOptions {
   augment?: AugmentConfig | null;
   /** Assemble the next batch ahead of time (default true). */
   prefetch?: boolean;
+  /**
+   * Seed for the augmentations alone (default: `seed`). Two loaders with the same `seed` and different
+   * `augmentSeed` yield the same samples in the same order, augmented differently: SSL's two views.
+   */
+  augmentSeed?: number | string;
 }
 
 export interface Batch {
@@ -48,6 +53,7 @@ export class BatchLoader {
   readonly batchSize: number;
   readonly batchesPerEpoch: number;
   private readonly seed: number;
+  private readonly augmentSeed: number | string;
   private readonly shuffle: boolean;
   private readonly augment: AugmentConfig | null;
   private readonly prefetch: boolean;
@@ -61,6 +67,7 @@ export class BatchLoader {
     if (!Number.isInteger(batchSize) || batchSize < 1) throw new ConfigError(`batch size ${batchSize} is invalid`, 'use a positive integer');
     this.batchSize = batchSize;
     this.seed = opts.seed;
+    this.augmentSeed = opts.augmentSeed ?? opts.seed;
     this.shuffle = opts.shuffle ?? true;
     this.augment = opts.augment ?? null;
     this.prefetch = opts.prefetch ?? true;
@@ -111,7 +118,7 @@ export class BatchLoader {
       const idx = indices[j]!;
       const src = this.data.images.subarray(idx * L, (idx + 1) * L);
       if (scratch && this.augment) {
-        const rng = new Rng(hashSeed(this.seed, 'augment', epoch, idx));
+        const rng = new Rng(hashSeed(this.augmentSeed, 'augment', epoch, idx));
         const y = augmentSample(u8ToUnit(src, scratch), this.data.shape, this.augment, rng);
         x.set(unitToSigned(y), j * L);
       } else {

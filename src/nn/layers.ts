@@ -1,7 +1,7 @@
 // Layers as small objects that own named parameters and a forward function. Parameters are declared
 // up front (so one arena holds them all) and read through handles once the store is finalised.
 import { attention } from '../ops/attention.ts';
-import { add, linear, type Activation } from '../ops/index.ts';
+import { add, affine, div, linear, mean, mul, relu, sqrt, square, sub, type Activation } from '../ops/index.ts';
 import { layerNorm } from '../ops/layernorm.ts';
 import type { Tensor } from '../tensor/tensor.ts';
 
@@ -124,5 +124,47 @@ export class CrossBlock {
   forward(queries: Tensor, context: Tensor): Tensor {
     const h = add(queries, this.attn.forward(this.normQ.forward(queries), this.normCtx.forward(context)));
     return add(h, this.mlp.forward(this.norm2.forward(h)));
+  }
+}
+
+/**
+ * BatchNorm over the batch dimension of [N, D] in training mode (batch statistics), as VICReg's
+ * expander uses it. Composed from differentiable ops; no running averages, since the expander is
+ * discarded after pre-training.
+ */
+export class BatchNorm1d {
+  readonly gamma: ParamHandle;
+  readonly beta: ParamHandle;
+  constructor(ps: ParamSource, name: string, dim: number, readonly eps = 1e-5) {
+    this.gamma = ps.param(`${name}.weight`, [dim], ONES);
+    this.beta = ps.param(`${name}.bias`, [dim], ZEROS);
+  }
+  forward(x: Tensor): Tensor {
+    const xc = sub(x, mean(x, 0, true));
+    const variance = mean(square(xc), 0, true);
+    const xhat = div(xc, sqrt(affine(variance, 1, this.eps)));
+    return add(mul(xhat, this.gamma.tensor), this.beta.tensor);
+  }
+}
+
+/** VICReg's expander: Linear-BN-ReLU blocks, the last layer linear. */
+export class Expander {
+  readonly layers: Linear[] = [];
+  readonly norms: BatchNorm1d[] = [];
+  constructor(ps: ParamSource, name: string, inDim: number, widths: readonly number[]) {
+    let d = inDim;
+    widths.forEach((w, i) => {
+      this.layers.push(new Linear(ps, `${name}.${i}`, d, w));
+      if (i < widths.length - 1) this.norms.push(new BatchNorm1d(ps, `${name}.bn${i}`, w));
+      d = w;
+    });
+  }
+  forward(x: Tensor): Tensor {
+    let h = x;
+    this.layers.forEach((l, i) => {
+      h = l.forward(h);
+      if (i < this.norms.length) h = relu(this.norms[i].forward(h));
+    });
+    return h;
   }
 }

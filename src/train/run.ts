@@ -2,6 +2,8 @@
 import { ConfigError } from '../errors.ts';
 import { loadExperiment, type Experiment } from './config.ts';
 import { Session, type RunOptions } from './session.ts';
+import { trainFinetune } from './finetune.ts';
+import { trainSsl } from './ssl.ts';
 import { trainSupervised } from './supervised.ts';
 
 export interface RunFlags extends RunOptions {
@@ -42,8 +44,14 @@ export async function runCommand(file: string, flags: RunFlags): Promise<void> {
       case 'multitask':
         await trainSupervised(session);
         break;
+      case 'ssl':
+        await trainSsl(session);
+        break;
+      case 'finetune':
+        await trainFinetune(session);
+        break;
       default:
-        throw new ConfigError(`${file}: kind "${exp.kind}" is not implemented yet`, 'use "supervised" or "multitask"');
+        throw new ConfigError(`${file}: kind "${exp.kind}" is not implemented yet`, 'use supervised, multitask, ssl or finetune');
     }
   } finally {
     session.close();

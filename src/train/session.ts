@@ -13,6 +13,7 @@ import { ParameterStore } from '../nn/parameters.ts';
 import { AdamW } from './adamw.ts';
 import { acquireRunLock, loadCheckpoint, saveCheckpoint, writeFileAtomic, type RunLock, type TrainingState } from './checkpoint.ts';
 import { configHash, type Experiment } from './config.ts';
+import { asF32 } from './supervised.ts';
 
 export interface RunOptions {
   out?: string;
@@ -134,7 +135,11 @@ export class Session {
   }
 
   /** Build the Medformer for these data sets, its parameters initialised from the run's seed. */
-  buildModel(tasks: TaskData[], withHeads = true): { model: Medformer; store: ParameterStore } {
+  buildModel<E = null>(
+    tasks: TaskData[],
+    opts: { withHeads?: boolean; extend?: (ps: ParameterStore) => E } = {},
+  ): { model: Medformer; store: ParameterStore; extension: E | null } {
+    const withHeads = opts.withHeads ?? true;
     const store = new ParameterStore(this.exp.training.seed);
     const kinds: InputKind[] = [];
     for (const t of tasks) {
@@ -147,9 +152,10 @@ export class Session {
       numModalities: MODALITIES.length,
       numBodyParts: BODY_PARTS.length,
     });
+    const extension = opts.extend ? opts.extend(store) : null;
     store.finalize();
     this.say(`model: Medformer-${this.exp.model.preset}, ${store.count().toLocaleString('en-US')} parameters (${kinds.map((k) => `${k.dim}D×${k.channels}ch`).join(', ')})`);
-    return { model, store };
+    return { model, store, extension };
   }
 
   hash(): string {
@@ -175,11 +181,6 @@ export class Session {
     if (ck.state.config_hash !== this.hash()) {
       throw new MfError(`${this.outDir}: the checkpoint was made with a different config`, 'resume with the same experiment file and flags, or use --out');
     }
-    const asF32 = (m: Map<string, { dtype: string; shape: number[]; data: ArrayLike<number> }>) => {
-      const out = new Map<string, { shape: number[]; data: Float32Array }>();
-      for (const [k, v] of m) out.set(k, { shape: v.shape, data: Float32Array.from(v.data) });
-      return out;
-    };
     const weights = asF32(ck.model);
     const r = store.load(weights, { strict: true });
     if (r.missing.length || r.mismatched.length) {

@@ -1,11 +1,13 @@
 // The kernel registry: each family lives in `kernels/<name>.wgsl` with its dispatch rule and TS reference
 // in `src/backend/kernels/<name>.ts`. Adding a family is one file plus one line here.
 import type { KernelFamily } from '../kernel.ts';
+import { optimizer } from './optimizer.ts';
+import { attention } from './attention.ts';
 import { elementwise } from './elementwise.ts';
 import { matmul } from './matmul.ts';
 import { reduce } from './reduce.ts';
 
-const families: KernelFamily[] = [matmul, elementwise, reduce];
+const families: KernelFamily[] = [matmul, elementwise, reduce, optimizer, attention];
 
 export const KERNELS: ReadonlyMap<string, KernelFamily> = new Map(families.map((f) => [f.name, f]));
 

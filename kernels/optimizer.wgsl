@@ -1,0 +1,85 @@
+// AdamW over a whole parameter arena in one dispatch, and the squared gradient norm it clips by.
+// The arenas are runs of 64-float blocks and every parameter starts on a block boundary (the 256-byte
+// view alignment), so one u32 per block describes every element: bit 0 trainable, bit 1 weight decay.
+// Padding between parameters is zero in the parameter, gradient and moment arenas and stays zero.
+// Constants: N4 (arena floats / 4); norm_partial CHUNK4 (vec4s per workgroup); norm_final NPART.
+// Uniforms (adamw): [lr, beta1, beta2, eps], [weight_decay, 1-beta1^t, 1-beta2^t, max_grad_norm (0: off)].
+@group(0) @binding(0) var<storage, read> G: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> Mask: array<u32>;
+@group(0) @binding(2) var<storage, read> S: array<f32>;
+@group(0) @binding(3) var<storage, read_write> P: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> M: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read_write> V: array<vec4<f32>>;
+@group(0) @binding(6) var<storage, read_write> Out: array<f32>;
+@group(1) @binding(0) var<uniform> U: array<vec4<f32>, 2>;
+
+const WG: u32 = 256u;
+const BLOCK4: u32 = 16u;
+
+var<workgroup> red: array<f32, WG>;
+
+// Fixed pairing order (t with t+s, halving s) so the sum is the same on every run and on the CPU.
+fn tree_sum(t: u32) -> f32 {
+  workgroupBarrier();
+  for (var s = WG / 2u; s > 0u; s = s >> 1u) {
+    if (t < s) { red[t] = red[t] + red[t + s]; }
+    workgroupBarrier();
+  }
+  return red[0];
+}
+
+// Stage 1: workgroup w sums g^2 over its chunk of trainable elements into Out[w].
+@compute @workgroup_size(WG)
+fn norm_partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) t: u32) {
+  let start = wid.x * CHUNK4;
+  let end = min(start + CHUNK4, N4);
+  var acc = vec4<f32>(0.0);
+  for (var i = start + t; i < end; i += WG) {
+    let g = G[i];
+    let on = (Mask[i / BLOCK4] & 1u) != 0u;
+    acc = acc + select(vec4<f32>(0.0), g * g, on);
+  }
+  red[t] = (acc.x + acc.y) + (acc.z + acc.w);
+  let total = tree_sum(t);
+  if (t == 0u) { Out[wid.x] = total; }
+}
+
+// Stage 2: one workgroup sums the NPART partials into Out[0].
+@compute @workgroup_size(WG)
+fn norm_final(@builtin(local_invocation_index) t: u32) {
+  var acc = 0.0;
+  for (var i = t; i < NPART; i += WG) { acc = acc + S[i]; }
+  red[t] = acc;
+  let total = tree_sum(t);
+  if (t == 0u) { Out[0] = total; }
+}
+
+// PyTorch's AdamW arithmetic: p *= 1 - lr*wd; m, v updated; p -= (lr/bc1) * m / (sqrt(v)/sqrt(bc2) + eps).
+@compute @workgroup_size(WG)
+fn adamw(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = gid.x + gid.y * nwg.x * WG;
+  if (i >= N4) { return; }
+  let mk = Mask[i / BLOCK4];
+  if ((mk & 1u) == 0u) { return; }
+  let lr = U[0].x;
+  let b1 = U[0].y;
+  let b2 = U[0].z;
+  let eps = U[0].w;
+  let wd = U[1].x;
+  let bc1 = U[1].y;
+  let bc2 = U[1].z;
+  let max_norm = U[1].w;
+  // The clip factor is recomputed per invocation from the stage-2 sum so the step needs no readback.
+  var clip = 1.0;
+  if (max_norm > 0.0) { clip = min(1.0, max_norm / (sqrt(S[0]) + 1e-6)); }
+  let g = G[i] * clip;
+  let m = b1 * M[i] + (1.0 - b1) * g;
+  let v = b2 * V[i] + (1.0 - b2) * (g * g);
+  var p = P[i];
+  if ((mk & 2u) != 0u) { p = p * (1.0 - lr * wd); }
+  let denom = sqrt(v) / sqrt(bc2) + eps;
+  p = p - (lr / bc1) * (m / denom);
+  M[i] = m;
+  V[i] = v;
+  P[i] = p;
+}

@@ -1,0 +1,170 @@
+import type { Consts, FConsts } from '../backend.ts';
+import { grid1d, type KernelFamily } from '../kernel.ts';
+
+const f = Math.fround;
+// WGSL fma(a, b, c) on f32: the product of two f32 is exact in a double, so one rounding mirrors it.
+const fma = (a: number, b: number, c: number): number => f(a * b + c);
+
+/** Widest head the kernels are specialised for. */
+export const ATTENTION_MAX_DH = 128;
+
+export interface AttentionLaunch {
+  /** Rows per invocation. */
+  R: number;
+  /** Streamed rows staged per tile in workgroup memory. */
+  T: number;
+  /** Invocations per workgroup. */
+  WG: number;
+}
+
+/**
+ * Work split for `rows` rows (queries forward and for dQ, keys for dK/dV) of padded head width `dh`.
+ * Rows per invocation shrink as the head widens so the private arrays (about 2-4 * R * dh floats) stay
+ * within what the shader compiler handles quickly; the workgroup is a multiple of 8 invocations (the
+ * SIMD width lavapipe runs lanes in) that just covers short sequences, at most 64.
+ */
+export function attentionLaunch(rows: number, dh: number): AttentionLaunch {
+  const R = dh <= 16 ? 8 : dh <= 32 ? 4 : dh <= 64 ? 2 : 1;
+  const T = dh <= 64 ? 16 : 8;
+  const WG = Math.min(64, Math.max(8, Math.ceil(Math.ceil(rows / R) / 8) * 8));
+  return { R, T, WG };
+}
+
+/** Dot product with the WGSL's 4 lane partial sums, added as (x + y) + (z + w). */
+function dot4(a: Float32Array, ao: number, b: Float32Array, bo: number, n: number): number {
+  let x = 0;
+  let y = 0;
+  let z = 0;
+  let w = 0;
+  for (let d = 0; d < n; d += 4) {
+    x = fma(a[ao + d], b[bo + d], x);
+    y = fma(a[ao + d + 1], b[bo + d + 1], y);
+    z = fma(a[ao + d + 2], b[bo + d + 2], z);
+    w = fma(a[ao + d + 3], b[bo + d + 3], w);
+  }
+  return f(f(x + y) + f(z + w));
+}
+
+function scaled(src: Float32Array, base: number, DH: number, SCALE: number, out: Float32Array): Float32Array {
+  for (let d = 0; d < DH; d++) out[d] = f(src[base + d] * SCALE);
+  return out;
+}
+
+function forward(c: Consts, fc: FConsts, [Q, K, V, O, Lse]: Float32Array[]): void {
+  const { B, LQ, LK, H, DH, SAVE_LSE } = c;
+  const HD = H * DH;
+  const SCALE = f(fc.SCALE);
+  const q = new Float32Array(DH);
+  const acc = new Float32Array(DH);
+  for (let b = 0; b < B; b++) {
+    for (let h = 0; h < H; h++) {
+      const kb0 = b * LK * HD + h * DH;
+      for (let i = 0; i < LQ; i++) {
+        const qb = (b * LQ + i) * HD + h * DH;
+        scaled(Q, qb, DH, SCALE, q);
+        acc.fill(0);
+        let m = f(-3.0e38);
+        let l = 0;
+        for (let j = 0; j < LK; j++) {
+          const kb = kb0 + j * HD;
+          const s = dot4(q, 0, K, kb, DH);
+          const mn = Math.max(m, s);
+          const cr = f(Math.exp(f(m - mn)));
+          const p = f(Math.exp(f(s - mn)));
+          l = fma(l, cr, p);
+          for (let d = 0; d < DH; d++) acc[d] = fma(p, V[kb + d], f(acc[d] * cr));
+          m = mn;
+        }
+        const inv = f(1 / l);
+        for (let d = 0; d < DH; d++) O[qb + d] = f(acc[d] * inv);
+        if (SAVE_LSE) Lse[(b * H + h) * LQ + i] = f(m + f(Math.log(l)));
+      }
+    }
+  }
+}
+
+function backwardQ(c: Consts, fc: FConsts, bufs: Float32Array[]): void {
+  const [Q, K, V, , , Oin, LseIn, dO, dQ, Dout] = bufs;
+  const { B, LQ, LK, H, DH, DQ_ON } = c;
+  const HD = H * DH;
+  const SCALE = f(fc.SCALE);
+  const q = new Float32Array(DH);
+  const acc = new Float32Array(DH);
+  for (let b = 0; b < B; b++) {
+    for (let h = 0; h < H; h++) {
+      const kb0 = b * LK * HD + h * DH;
+      for (let i = 0; i < LQ; i++) {
+        const qb = (b * LQ + i) * HD + h * DH;
+        scaled(Q, qb, DH, SCALE, q);
+        const di = dot4(dO, qb, Oin, qb, DH);
+        const lse = LseIn[(b * H + h) * LQ + i];
+        Dout[(b * H + h) * LQ + i] = di;
+        if (!DQ_ON) continue;
+        acc.fill(0);
+        for (let j = 0; j < LK; j++) {
+          const kb = kb0 + j * HD;
+          const s = dot4(q, 0, K, kb, DH);
+          const dp = dot4(dO, qb, V, kb, DH);
+          const ds = f(f(Math.exp(f(s - lse))) * f(dp - di));
+          for (let d = 0; d < DH; d++) acc[d] = fma(ds, K[kb + d], acc[d]);
+        }
+        for (let d = 0; d < DH; d++) dQ[qb + d] = f(acc[d] * SCALE);
+      }
+    }
+  }
+}
+
+function backwardKV(c: Consts, fc: FConsts, bufs: Float32Array[]): void {
+  const [Q, K, V, , , , LseIn, dO, , , Din, dK, dV] = bufs;
+  const { B, LQ, LK, H, DH, DK_ON, DV_ON } = c;
+  const HD = H * DH;
+  const SCALE = f(fc.SCALE);
+  const qs = new Float32Array(DH);
+  const ak = new Float32Array(DH);
+  const av = new Float32Array(DH);
+  for (let b = 0; b < B; b++) {
+    for (let h = 0; h < H; h++) {
+      const qb0 = b * LQ * HD + h * DH;
+      const lb = (b * H + h) * LQ;
+      for (let j = 0; j < LK; j++) {
+        const kb = (b * LK + j) * HD + h * DH;
+        ak.fill(0);
+        av.fill(0);
+        for (let i = 0; i < LQ; i++) {
+          const qb = qb0 + i * HD;
+          scaled(Q, qb, DH, SCALE, qs);
+          const p = f(Math.exp(f(dot4(qs, 0, K, kb, DH) - LseIn[lb + i])));
+          const ds = f(p * f(dot4(dO, qb, V, kb, DH) - Din[lb + i]));
+          for (let d = 0; d < DH; d++) {
+            if (DV_ON) av[d] = fma(p, dO[qb + d], av[d]);
+            if (DK_ON) ak[d] = fma(ds, qs[d], ak[d]);
+          }
+        }
+        if (DK_ON) dK.set(ak, kb);
+        if (DV_ON) dV.set(av, kb);
+      }
+    }
+  }
+}
+
+export const attention: KernelFamily = {
+  name: 'attention',
+  defaults: { B: 1, LQ: 1, LK: 1, H: 1, DH: 4, R: 1, T: 1, WG: 8, SAVE_LSE: 0, DQ_ON: 0, DK_ON: 0, DV_ON: 0, NOUT: 1, SRC_W: 1, DST_W: 1 },
+  fdefaults: { SCALE: 1 },
+  entries: {
+    forward: { grid: (c) => [Math.ceil(c.LQ / (c.R * c.WG)), c.H, c.B], reference: forward },
+    backward_q: { grid: (c) => [Math.ceil(c.LQ / (c.R * c.WG)), c.H, c.B], reference: backwardQ },
+    backward_kv: { grid: (c) => [Math.ceil(c.LK / (c.R * c.WG)), c.H, c.B], reference: backwardKV },
+    repad: {
+      grid: (c) => grid1d(c.NOUT, 64),
+      reference(c, _fc, bufs) {
+        const [Src, Dst] = [bufs[13], bufs[14]];
+        const { NOUT, SRC_W, DST_W } = c;
+        for (let o = 0; o < NOUT; o++) {
+          const d = o % DST_W;
+          Dst[o] = d < SRC_W ? Src[Math.floor(o / DST_W) * SRC_W + d] : 0;
+        }
+      },
+    },
+  },
+};

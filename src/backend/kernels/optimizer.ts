@@ -1,0 +1,100 @@
+import { asU32, grid1d, type KernelFamily } from '../kernel.ts';
+
+/** Threads per workgroup in every entry of kernels/optimizer.wgsl. */
+export const OPT_WG = 256;
+/** Floats per mask block: one u32 flag word per 64 floats (= VIEW_ALIGN bytes). */
+export const MASK_BLOCK = 64;
+export const MASK_TRAINABLE = 1;
+export const MASK_DECAY = 2;
+/** Most stage-1 workgroups of the norm reduction (bounds the stage-2 loop and the partials buffer). */
+export const MAX_NORM_PARTS = 1024;
+
+const f = Math.fround;
+
+/**
+ * How the two-stage norm splits an arena of `n4` vec4s: NPART workgroups of CHUNK4 vec4s each,
+ * CHUNK4 a multiple of the workgroup size so every thread strides the same number of times.
+ */
+export function normPartition(n4: number): { CHUNK4: number; NPART: number } {
+  const n = Math.max(1, n4);
+  const parts = Math.min(MAX_NORM_PARTS, Math.ceil(n / OPT_WG));
+  const chunk = Math.ceil(Math.ceil(n / parts) / OPT_WG) * OPT_WG;
+  return { CHUNK4: chunk, NPART: Math.ceil(n / chunk) };
+}
+
+/** The WGSL tree reduction of `red` (length OPT_WG), in the same pairing order. */
+function treeSum(red: Float32Array): number {
+  for (let s = OPT_WG / 2; s > 0; s >>= 1) {
+    for (let t = 0; t < s; t++) red[t] = red[t] + red[t + s];
+  }
+  return red[0];
+}
+
+export const optimizer: KernelFamily = {
+  name: 'optimizer',
+  defaults: { N4: 1, CHUNK4: OPT_WG, NPART: 1 },
+  entries: {
+    norm_partial: {
+      grid: (c) => [c.NPART, 1, 1],
+      reference(c, _fc, [G, Mask, , , , , Out]) {
+        const mask = asU32(Mask);
+        const red = new Float32Array(OPT_WG);
+        const acc = new Float32Array(4);
+        for (let w = 0; w < c.NPART; w++) {
+          const start = w * c.CHUNK4;
+          const end = Math.min(start + c.CHUNK4, c.N4);
+          for (let t = 0; t < OPT_WG; t++) {
+            acc.fill(0);
+            for (let i = start + t; i < end; i += OPT_WG) {
+              if ((mask[i >> 4] & MASK_TRAINABLE) === 0) continue;
+              for (let l = 0; l < 4; l++) {
+                const g = G[4 * i + l];
+                acc[l] = acc[l] + f(g * g);
+              }
+            }
+            red[t] = f(acc[0] + acc[1]) + f(acc[2] + acc[3]);
+          }
+          Out[w] = treeSum(red);
+        }
+      },
+    },
+    norm_final: {
+      grid: () => [1, 1, 1],
+      reference(c, _fc, [, , S, , , , Out]) {
+        const red = new Float32Array(OPT_WG);
+        for (let t = 0; t < OPT_WG; t++) {
+          let acc = 0;
+          for (let i = t; i < c.NPART; i += OPT_WG) acc = f(acc + S[i]);
+          red[t] = acc;
+        }
+        Out[0] = treeSum(red);
+      },
+    },
+    adamw: {
+      grid: (c) => grid1d(c.N4, OPT_WG),
+      reference(c, _fc, [G, Mask, S, P, M, V], u) {
+        const mask = asU32(Mask);
+        const [lr, b1, b2, eps, wd, bc1, bc2, maxNorm] = u.map(f);
+        const clip = maxNorm > 0 ? Math.min(1, f(maxNorm / f(f(Math.sqrt(S[0])) + f(1e-6)))) : 1;
+        const oneMinusB1 = f(1 - b1);
+        const oneMinusB2 = f(1 - b2);
+        const shrink = f(1 - f(lr * wd));
+        const stepSize = f(lr / bc1);
+        const bc2Sqrt = f(Math.sqrt(bc2));
+        for (let e = 0; e < 4 * c.N4; e++) {
+          const mk = mask[e >> 6];
+          if ((mk & MASK_TRAINABLE) === 0) continue;
+          const g = f(G[e] * clip);
+          const m = f(f(b1 * M[e]) + f(oneMinusB1 * g));
+          const v = f(f(b2 * V[e]) + f(oneMinusB2 * f(g * g)));
+          let p = P[e];
+          if (mk & MASK_DECAY) p = f(p * shrink);
+          const denom = f(f(f(Math.sqrt(v)) / bc2Sqrt) + eps);
+          P[e] = p - f(stepSize * f(m / denom));
+          M[e] = m;
+          V[e] = v;
+        }
+      },
+    },
+  },
+};

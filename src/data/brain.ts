@@ -1,0 +1,600 @@
+// IXI brain MRI for the BrainFuse brain-age experiments: preprocessing, subjects, age bins and splits.
+//
+// Preprocessing (preprocessBrain), in this order:
+//   1. reorient to RAS+: permute/flip voxel axes so axis 0 runs Left→Right, 1 Posterior→Anterior,
+//      2 Inferior→Superior (nearest axis of the affine; no interpolation, so no voxel changes value).
+//      IXI volumes are stored PSR (256×256×150), so they come out 150×256×256.
+//   2. intensity: clip to the 0.5th/99.5th percentile of the nonzero voxels, then scale to [0, 1]. Zero
+//      (background after skull stripping) is left out of the percentiles so the brain, not the empty
+//      field of view, sets the window; the top clip removes the few hot voxels (vessels, artefacts).
+//   3. resample to a fixed grid (default 64³) with trilinear interpolation, centred on the bounding box
+//      of the foreground, cropping or zero-padding around it. The output spacing is isotropic: by default
+//      the spacing that fits a 160×192×160 mm box into the grid (the 15 skull-stripped IXI brains here measure
+//      at most 136×179×137 mm; 64³ gives 3 mm voxels, 96×112×96 gives 1.71 mm), so every subject keeps its
+//      physical size (brain volume shrinks with age: normalising it away would hide a cue);
+//      `spacingMm: 'fit'` instead scales each brain's box to fill the grid.
+//      Before sampling, a box filter as wide as the output voxel (in input voxels) is applied, so going from
+//      ~1 mm to ~3.5 mm does not alias; `antialias: false` gives plain trilinear sampling.
+// The resampled grid is axis-aligned with the RAS voxel axes; the small obliquity of the scanner affine
+// (a few degrees for IXI) is kept in the output affine, not resampled away.
+//
+// Results are cached as float32 `.nii` files under `cacheDir`, keyed by a hash of the source path, its size
+// and mtime, and the options, so a second run reads a small file instead of redoing the work.
+
+import { createHash } from 'node:crypto';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { ConfigError, FileFormatError, MfError } from '../errors.ts';
+import { hashSeed, Rng } from '../util/rng.ts';
+import { readNifti, writeNifti, type Vec3, type Volume } from './nifti.ts';
+
+// ---------------------------------------------------------------------------------------------
+// Orientation
+
+const AXIS_CODES = [['L', 'R'], ['P', 'A'], ['I', 'S']] as const;
+
+/** For each voxel axis, the world axis (0=x R, 1=y A, 2=z S) it runs along most, and whether it runs backwards. */
+export function axisMapping(affine: readonly number[]): { world: Vec3; flip: [boolean, boolean, boolean] } {
+  // Greedy on the largest remaining |direction cosine|: for an oblique scan two voxel axes can share the
+  // same "largest" world axis, and the greedy pick still yields a permutation.
+  const m = (r: number, c: number) => affine[4 * r + c]!;
+  const norm = [0, 1, 2].map((c) => Math.hypot(m(0, c), m(1, c), m(2, c)) || 1);
+  const world: number[] = [-1, -1, -1];
+  const usedRow = [false, false, false];
+  for (let step = 0; step < 3; step++) {
+    let best = -1;
+    let br = 0;
+    let bc = 0;
+    for (let r = 0; r < 3; r++) {
+      for (let c = 0; c < 3; c++) {
+        if (usedRow[r] || world[c] !== -1) continue;
+        const v = Math.abs(m(r, c)) / norm[c]!;
+        if (v > best) (best = v), (br = r), (bc = c);
+      }
+    }
+    world[bc] = br;
+    usedRow[br] = true;
+  }
+  return { world: world as Vec3, flip: [0, 1, 2].map((c) => m(world[c]!, c) < 0) as [boolean, boolean, boolean] };
+}
+
+/** The orientation as three letters naming where each voxel axis points, e.g. 'PSR' for IXI, 'RAS' after reorienting. */
+export function orientationCode(affine: readonly number[]): string {
+  const { world, flip } = axisMapping(affine);
+  return world.map((w, c) => AXIS_CODES[w]![flip[c] ? 0 : 1]).join('');
+}
+
+/** Permutes/flips voxel axes so the volume is RAS+ (see axisMapping). Exact: no interpolation. */
+export function reorientToRas(vol: Volume): Volume {
+  const { world, flip } = axisMapping(vol.affine);
+  const perm = [0, 0, 0]; // perm[newAxis] = old axis
+  for (let c = 0; c < 3; c++) perm[world[c]!] = c;
+  const [X, Y] = vol.shape;
+  const oldStride = [1, X, X * Y];
+  const shape = perm.map((a) => vol.shape[a]!) as Vec3;
+  const spacing = perm.map((a) => vol.spacing[a]!) as Vec3;
+  // Walk the new grid; each new axis steps along its old axis, backwards when flipped.
+  const step = perm.map((a) => (flip[a] ? -oldStride[a]! : oldStride[a]!));
+  let base = 0;
+  for (let i = 0; i < 3; i++) if (flip[perm[i]!]) base += (vol.shape[perm[i]!]! - 1) * oldStride[perm[i]!]!;
+  const out = new Float32Array(vol.data.length);
+  let o = 0;
+  for (let z = 0; z < shape[2]; z++) {
+    for (let y = 0; y < shape[1]; y++) {
+      let src = base + z * step[2]! + y * step[1]!;
+      for (let x = 0; x < shape[0]; x++, src += step[0]!) out[o++] = vol.data[src]!;
+    }
+  }
+  // New affine = A · P, where old index = P · new index (a signed permutation plus offset).
+  const A = vol.affine;
+  const affine = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+  for (let r = 0; r < 3; r++) {
+    let t = A[4 * r + 3]!;
+    for (let i = 0; i < 3; i++) {
+      const a = perm[i]!;
+      const sgn = flip[a] ? -1 : 1;
+      affine[4 * r + i] = A[4 * r + a]! * sgn;
+      if (flip[a]) t += A[4 * r + a]! * (vol.shape[a]! - 1);
+    }
+    affine[4 * r + 3] = t;
+  }
+  return { shape, data: out, spacing, affine };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Intensity
+
+/** Percentiles (0..100, linear interpolation as numpy's default) of the nonzero finite values. */
+export function nonzeroPercentiles(data: Float32Array, ps: readonly number[]): number[] {
+  let n = 0;
+  for (let i = 0; i < data.length; i++) if (data[i] !== 0 && Number.isFinite(data[i]!)) n++;
+  if (n === 0) return ps.map(() => 0);
+  const vals = new Float32Array(n);
+  let k = 0;
+  for (let i = 0; i < data.length; i++) if (data[i] !== 0 && Number.isFinite(data[i]!)) vals[k++] = data[i]!;
+  vals.sort();
+  return ps.map((p) => {
+    const pos = (Math.min(100, Math.max(0, p)) / 100) * (n - 1);
+    const lo = Math.floor(pos);
+    const hi = Math.min(n - 1, lo + 1);
+    return vals[lo]! + (vals[hi]! - vals[lo]!) * (pos - lo);
+  });
+}
+
+/** In place: clip to [lo, hi] and map to [0, 1]; non-finite voxels become 0 (background). */
+export function clipNormalize(data: Float32Array, lo: number, hi: number): void {
+  const span = hi > lo ? hi - lo : 1;
+  for (let i = 0; i < data.length; i++) {
+    const v = data[i]!;
+    data[i] = Number.isFinite(v) ? (Math.min(hi, Math.max(lo, v)) - lo) / span : 0;
+  }
+}
+
+/**
+ * Inclusive voxel bounds [min, max] per axis of the voxels above `threshold`, trimming the outermost `trim`
+ * fraction of those voxels at each end of each axis (default 0.1%), so a few stray voxels left by skull
+ * stripping, or one hot artefact, do not stretch the box and shift the brain off centre. Null if empty.
+ */
+export function foregroundBox(vol: { shape: Vec3; data: Float32Array }, threshold = 0, trim = 0.001): { min: Vec3; max: Vec3 } | null {
+  if (!(trim >= 0 && trim < 0.5)) throw new ConfigError(`foreground box trim ${trim} must be in [0, 0.5)`);
+  const [X, Y, Z] = vol.shape;
+  const counts = [new Float64Array(X), new Float64Array(Y), new Float64Array(Z)]; // marginal histograms
+  let total = 0;
+  let i = 0;
+  for (let z = 0; z < Z; z++) {
+    for (let y = 0; y < Y; y++) {
+      for (let x = 0; x < X; x++, i++) {
+        if (!(vol.data[i]! > threshold)) continue;
+        counts[0]![x]++;
+        counts[1]![y]++;
+        counts[2]![z]++;
+        total++;
+      }
+    }
+  }
+  if (total === 0) return null;
+  const cut = Math.floor(total * trim); // voxels allowed outside at each end
+  const min = [0, 0, 0] as Vec3;
+  const max = [0, 0, 0] as Vec3;
+  counts.forEach((c, a) => {
+    let lo = 0;
+    for (let acc = c[0]!; acc <= cut; acc += c[++lo]!);
+    let hi = c.length - 1;
+    for (let acc = c[hi]!; acc <= cut; acc += c[--hi]!);
+    min[a] = lo;
+    max[a] = hi;
+  });
+  return { min, max };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Resampling
+
+/** In place: a centred running-mean of odd width `w` along `axis`, treating outside voxels as 0. */
+function boxFilter(vol: { shape: Vec3; data: Float32Array }, axis: number, w: number): void {
+  if (w <= 1) return;
+  const [X, Y, Z] = vol.shape;
+  const n = vol.shape[axis]!;
+  const stride = [1, X, X * Y][axis]!;
+  const half = (w - 1) / 2;
+  const line = new Float32Array(n);
+  const lines = (X * Y * Z) / n;
+  for (let l = 0; l < lines; l++) {
+    // The l-th line along `axis`: split l into the two other coordinates.
+    let start: number;
+    if (axis === 0) start = l * X;
+    else if (axis === 1) start = (l % X) + Math.floor(l / X) * X * Y;
+    else start = l;
+    for (let i = 0; i < n; i++) line[i] = vol.data[start + i * stride]!;
+    let sum = 0;
+    for (let i = 0; i <= Math.min(half, n - 1); i++) sum += line[i]!;
+    for (let i = 0; i < n; i++) {
+      vol.data[start + i * stride] = sum / w;
+      const add = i + half + 1;
+      const drop = i - half;
+      if (add < n) sum += line[add]!;
+      if (drop >= 0) sum -= line[drop]!;
+    }
+  }
+}
+
+/**
+ * Trilinear resampling onto an isotropic grid of `shape` voxels of `spacingMm`, centred on the continuous
+ * voxel index `centre` of the input; samples outside the input are 0.
+ */
+export function resampleCentred(vol: Volume, shape: Vec3, spacingMm: number, centre: Vec3): Volume {
+  // Per output axis: the two input neighbours and their weights (weight 0 for neighbours outside).
+  const taps = [0, 1, 2].map((a) => {
+    const n = vol.shape[a]!;
+    const S = shape[a]!;
+    const i0 = new Int32Array(S);
+    const w0 = new Float32Array(S);
+    const w1 = new Float32Array(S);
+    for (let o = 0; o < S; o++) {
+      const p = centre[a]! + ((o - (S - 1) / 2) * spacingMm) / vol.spacing[a]!;
+      const f = Math.floor(p);
+      const t = p - f;
+      i0[o] = f;
+      w0[o] = f >= 0 && f < n ? 1 - t : 0;
+      w1[o] = f + 1 >= 0 && f + 1 < n ? t : 0;
+    }
+    return { i0, w0, w1 };
+  });
+  const [X, Y] = vol.shape;
+  const [SX, SY, SZ] = shape;
+  const d = vol.data;
+  const at = (x: number, y: number, z: number) => d[x + X * (y + Y * z)]!;
+  const out = new Float32Array(SX * SY * SZ);
+  const tx = taps[0]!;
+  const ty = taps[1]!;
+  const tz = taps[2]!;
+  let o = 0;
+  for (let k = 0; k < SZ; k++) {
+    const z0 = tz.i0[k]!;
+    const wz = [tz.w0[k]!, tz.w1[k]!];
+    for (let j = 0; j < SY; j++) {
+      const y0 = ty.i0[j]!;
+      const wy = [ty.w0[j]!, ty.w1[j]!];
+      for (let i = 0; i < SX; i++, o++) {
+        const x0 = tx.i0[i]!;
+        const wx = [tx.w0[i]!, tx.w1[i]!];
+        let v = 0;
+        for (let c = 0; c < 8; c++) {
+          const w = wx[c & 1]! * wy[(c >> 1) & 1]! * wz[c >> 2]!;
+          if (w !== 0) v += w * at(x0 + (c & 1), y0 + ((c >> 1) & 1), z0 + (c >> 2));
+        }
+        out[o] = v;
+      }
+    }
+  }
+  // Output voxel o maps to input index centre + (o - (S-1)/2)·s/s_in; compose with the input affine.
+  const A = vol.affine;
+  const affine = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+  for (let r = 0; r < 3; r++) {
+    let t = A[4 * r + 3]!;
+    for (let a = 0; a < 3; a++) {
+      const scale = spacingMm / vol.spacing[a]!;
+      affine[4 * r + a] = A[4 * r + a]! * scale;
+      t += A[4 * r + a]! * (centre[a]! - ((shape[a]! - 1) / 2) * scale);
+    }
+    affine[4 * r + 3] = t;
+  }
+  return { shape: [SX, SY, SZ], data: out, spacing: [spacingMm, spacingMm, spacingMm], affine };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The pipeline, with its cache
+
+export interface PreprocessOptions {
+  /** Output grid, RAS voxel order. Default [64, 64, 64]; the thesis-scale alternative is [96, 112, 96]. */
+  shape?: Vec3;
+  /** Isotropic output voxel size in mm, or 'fit' (per-subject, to fill the grid). Default: fits 160×192×160 mm. */
+  spacingMm?: number | 'fit';
+  /** Lower/upper clip percentiles of the nonzero voxels. Default [0.5, 99.5]. */
+  clipPercentiles?: [number, number];
+  /** Foreground for the bounding box: normalised intensity above this. Default 0 (any voxel above the low clip). */
+  foregroundThreshold?: number;
+  /** Box prefilter before trilinear sampling when downsampling. Default true. */
+  antialias?: boolean;
+  /** Where to cache results; no caching when unset. */
+  cacheDir?: string;
+}
+
+export interface BrainVolume extends Volume {
+  source: string;
+  /** True when this came from the cache. */
+  cached: boolean;
+  /** Orientation of the source file before reorienting (e.g. 'PSR'). */
+  sourceOrientation: string;
+}
+
+/** Bumped whenever preprocessing changes, so old cache entries are never read as new ones. */
+const CACHE_VERSION = 1;
+const BRAIN_FOV_MM: Vec3 = [160, 192, 160];
+
+function resolveOptions(o: PreprocessOptions): Required<Omit<PreprocessOptions, 'cacheDir'>> {
+  const shape = o.shape ?? [64, 64, 64];
+  if (shape.length !== 3 || !shape.every((s) => Number.isInteger(s) && s >= 1 && s <= 1024)) {
+    throw new ConfigError(`brain preprocessing shape [${shape.join(', ')}] must be 3 integers in 1..1024`);
+  }
+  const spacingMm = o.spacingMm ?? Math.max(...BRAIN_FOV_MM.map((f, i) => f / shape[i]!));
+  if (spacingMm !== 'fit' && !(Number.isFinite(spacingMm) && spacingMm > 0)) {
+    throw new ConfigError(`brain preprocessing spacingMm ${spacingMm} must be a positive number of mm or 'fit'`);
+  }
+  const clip = o.clipPercentiles ?? [0.5, 99.5];
+  if (!(clip[0] >= 0 && clip[0] < clip[1] && clip[1] <= 100)) {
+    throw new ConfigError(`brain preprocessing clipPercentiles [${clip.join(', ')}] must satisfy 0 <= low < high <= 100`);
+  }
+  const foregroundThreshold = o.foregroundThreshold ?? 0;
+  if (!(foregroundThreshold >= 0 && foregroundThreshold < 1)) {
+    throw new ConfigError(`brain preprocessing foregroundThreshold ${foregroundThreshold} must be in [0, 1)`);
+  }
+  return { shape: [shape[0], shape[1], shape[2]], spacingMm, clipPercentiles: [clip[0], clip[1]], foregroundThreshold, antialias: o.antialias ?? true };
+}
+
+/** Steps 1–3 above on a volume already in memory. */
+export function preprocessVolume(vol: Volume, options: PreprocessOptions = {}, name = 'volume'): Volume {
+  const o = resolveOptions(options);
+  const ras = reorientToRas(vol);
+  const [plo, phi] = nonzeroPercentiles(ras.data, o.clipPercentiles);
+  clipNormalize(ras.data, plo!, phi!);
+  const box = foregroundBox(ras, o.foregroundThreshold);
+  if (!box) throw new MfError(`${name}: no voxel above the background, nothing to preprocess`, 'check that this is the right file');
+  const centre = [0, 1, 2].map((a) => (box.min[a]! + box.max[a]!) / 2) as Vec3;
+  const spacingMm =
+    o.spacingMm === 'fit'
+      ? Math.max(...[0, 1, 2].map((a) => ((box.max[a]! - box.min[a]! + 1) * ras.spacing[a]!) / o.shape[a]!))
+      : o.spacingMm;
+  if (o.antialias) {
+    for (let a = 0; a < 3; a++) {
+      const w = Math.round(spacingMm / ras.spacing[a]!);
+      boxFilter(ras, a, w % 2 === 1 ? w : w - 1); // odd, so the filter stays centred on the voxel
+    }
+  }
+  const out = resampleCentred(ras, o.shape, spacingMm, centre);
+  for (let i = 0; i < out.data.length; i++) out.data[i] = Math.min(1, out.data[i]!); // weights summing to 1+ulp
+  return out;
+}
+
+/** The cache file for (file, options); its name changes when the file or any option changes. */
+export function cachePath(file: string, options: PreprocessOptions, cacheDir: string): string {
+  const abs = resolve(file);
+  let st;
+  try {
+    st = statSync(abs);
+  } catch {
+    throw new FileFormatError(`${file}: no such file`, 'check the path');
+  }
+  const key = JSON.stringify({ v: CACHE_VERSION, abs, size: st.size, mtime: st.mtimeMs, o: resolveOptions(options) });
+  return join(cacheDir, `${createHash('sha256').update(key).digest('hex').slice(0, 24)}.nii`);
+}
+
+/** Reads, preprocesses (see the top of this file) and caches one brain volume. */
+export function preprocessBrain(file: string, options: PreprocessOptions = {}): BrainVolume {
+  const o = resolveOptions(options);
+  const cache = options.cacheDir ? cachePath(file, options, options.cacheDir) : undefined;
+  if (cache && existsSync(cache)) {
+    try {
+      const c = readNifti(cache);
+      if (c.shape.every((s, i) => s === o.shape[i])) {
+        const orient = /orient=([A-Z]{3})/.exec(readHeaderDescrip(cache))?.[1] ?? '?';
+        return { shape: c.shape, data: c.data, spacing: c.spacing, affine: c.affine, source: file, cached: true, sourceOrientation: orient };
+      }
+    } catch (e) {
+      // A damaged cache entry is not the user's data: recompute and overwrite it.
+      if (!(e instanceof FileFormatError)) throw e;
+    }
+  }
+  const src = readNifti(file);
+  const out = preprocessVolume(src, o, file);
+  const sourceOrientation = orientationCode(src.affine);
+  if (cache) {
+    mkdirSync(options.cacheDir!, { recursive: true });
+    writeNifti(cache, out, { description: `medformer brain v${CACHE_VERSION} orient=${sourceOrientation}` });
+  }
+  return { ...out, source: file, cached: false, sourceOrientation };
+}
+
+function readHeaderDescrip(file: string): string {
+  const b = new Uint8Array(80);
+  const fd = openSync(file, 'r');
+  try {
+    readSync(fd, b, 0, 80, 148); // descrip: bytes 148..227 of the header
+  } finally {
+    closeSync(fd);
+  }
+  const end = b.indexOf(0);
+  return String.fromCharCode(...b.subarray(0, end < 0 ? b.length : end));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Subjects
+
+export interface IxiSubject {
+  /** 'IXI057': the IXI id, zero-padded to 3 digits as in the file names. */
+  id: string;
+  /** Age in years at the scan. */
+  age: number;
+  sex?: 'M' | 'F';
+  /** Absolute path of the subject's volume, when the CSV names one that exists. */
+  file?: string;
+}
+
+/** 'IXI57', '57', 'IXI057-Guys-...' → 'IXI057'; null when there is no id. */
+export function ixiId(s: string): string | null {
+  const m = /^(?:.*?IXI)?0*(\d{1,4})(?:\D|$)/i.exec(s.trim());
+  return m ? `IXI${m[1]!.padStart(3, '0')}` : null;
+}
+
+function parseCsv(text: string): string[][] {
+  // RFC 4180 enough for a spreadsheet export: quoted fields with "" escapes, CRLF or LF.
+  const rows: string[][] = [];
+  let row: string[] = [];
+  let f = '';
+  let q = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!;
+    if (q) {
+      if (c === '"' && text[i + 1] === '"') (f += '"'), i++;
+      else if (c === '"') q = false;
+      else f += c;
+    } else if (c === '"') q = true;
+    else if (c === ',') row.push(f), (f = '');
+    else if (c === '\n' || c === '\r') {
+      if (c === '\r' && text[i + 1] === '\n') i++;
+      row.push(f), rows.push(row), (row = []), (f = '');
+    } else f += c;
+  }
+  if (f !== '' || row.length > 0) row.push(f), rows.push(row);
+  return rows.filter((r) => r.some((x) => x.trim() !== ''));
+}
+
+/**
+ * Subjects with an age from an IXI demographics CSV: this project's `ixi_subjects.csv` (ixi_id, sex,
+ * age_years, file) or a CSV export of the official IXI sheet (IXI_ID, SEX_ID 1=M 2=F, AGE). Rows without an
+ * age are skipped (brain age needs one); the same id twice must agree on the age. A `file` column is resolved
+ * against `dataRoot`, then the CSV's folder, then its parent (the shared layout), and kept where it exists.
+ */
+export function loadIxiSubjects(csvPath: string, opts: { dataRoot?: string } = {}): IxiSubject[] {
+  let text: string;
+  try {
+    text = readFileSync(csvPath, 'utf8');
+  } catch {
+    throw new FileFormatError(`${csvPath}: cannot read the IXI subjects CSV`, 'check the path');
+  }
+  const rows = parseCsv(text.replace(/^\uFEFF/, ''));
+  const head = (rows[0] ?? []).map((h) => h.trim().toLowerCase());
+  const col = (...names: string[]) => head.findIndex((h) => names.includes(h));
+  const iId = col('ixi_id', 'id', 'subject_id');
+  const iAge = col('age_years', 'age');
+  const iSex = col('sex', 'sex_id');
+  const iFile = col('file', 'path');
+  if (iId < 0 || iAge < 0) {
+    throw new FileFormatError(`${csvPath}: needs an id column (ixi_id) and an age column (age_years or AGE); found ${head.join(', ') || 'no header'}`);
+  }
+  const roots = [opts.dataRoot, dirname(csvPath), dirname(dirname(csvPath))].filter((r): r is string => !!r);
+  const byId = new Map<string, IxiSubject>();
+  rows.slice(1).forEach((r, k) => {
+    const line = k + 2;
+    const id = ixiId(r[iId] ?? '');
+    if (!id) throw new FileFormatError(`${csvPath}:${line}: '${r[iId]}' is not an IXI id`);
+    const ageText = (r[iAge] ?? '').trim();
+    if (ageText === '') return;
+    const age = Number(ageText);
+    if (!Number.isFinite(age) || age < 0 || age > 130) throw new FileFormatError(`${csvPath}:${line}: age '${ageText}' is not a number of years`);
+    const sexText = iSex >= 0 ? (r[iSex] ?? '').trim().toUpperCase() : '';
+    const sex = sexText === 'M' || sexText === '1' ? 'M' : sexText === 'F' || sexText === '2' ? 'F' : undefined;
+    const rel = iFile >= 0 ? (r[iFile] ?? '').trim() : '';
+    const file = rel === '' ? undefined : isAbsolute(rel) ? rel : roots.map((root) => resolve(root, rel)).find((p) => existsSync(p));
+    const prev = byId.get(id);
+    if (prev) {
+      // IXI.xls repeats some ids; repeats are harmless when they agree.
+      if (Math.abs(prev.age - age) > 1e-6) throw new FileFormatError(`${csvPath}:${line}: ${id} appears twice with ages ${prev.age} and ${age}`, 'remove the wrong row');
+      return;
+    }
+    byId.set(id, { id, age, ...(sex ? { sex } : {}), ...(file ? { file } : {}) });
+  });
+  return [...byId.values()];
+}
+
+/** Every NIfTI file under `dir` (recursively) whose name holds an IXI id, as id → path. */
+export function findIxiVolumes(dir: string): Map<string, string> {
+  const found = new Map<string, string>();
+  const walk = (d: string) => {
+    let entries;
+    try {
+      entries = readdirSync(d, { withFileTypes: true });
+    } catch {
+      throw new ConfigError(`cannot list ${d}`, 'give the folder holding the IXI .nii.gz files');
+    }
+    for (const e of entries.sort((a, b) => (a.name < b.name ? -1 : 1))) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (/^IXI\d+.*\.(nii|nii\.gz|hdr)$/i.test(e.name)) {
+        const id = ixiId(e.name)!;
+        const prev = found.get(id);
+        if (prev) throw new ConfigError(`${id} has two volumes: ${prev} and ${p}`, 'point at one processing folder (e.g. ixi_t1_skullstripped) or remove one');
+        found.set(id, p);
+      }
+    }
+  };
+  walk(dir);
+  return found;
+}
+
+/** Pairs subjects with volumes by IXI id: those with a file, and the ids of those without. */
+export function matchSubjects(subjects: readonly IxiSubject[], volumes: ReadonlyMap<string, string>): { matched: (IxiSubject & { file: string })[]; missing: string[] } {
+  const matched: (IxiSubject & { file: string })[] = [];
+  const missing: string[] = [];
+  for (const s of subjects) {
+    const file = volumes.get(s.id);
+    if (file) matched.push({ ...s, file });
+    else missing.push(s.id);
+  }
+  return { matched, missing };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Age bins
+
+export interface AgeBins {
+  /** Bin b holds ages in [edges[b], edges[b+1]); the last bin also holds its upper edge. */
+  edges: number[];
+  count: number;
+  /** The bin of an age; ages outside the edges go to the first/last bin (a test subject may be older than all training ones). */
+  index(age: number): number;
+  centre(bin: number): number;
+}
+
+/**
+ * Age classification bins. The thesis treats brain age as classification over age bins (reporting top-1/3/5
+ * accuracy) with smoothed bin labels; default: 5-year bins from 20 to 90 (14 bins), which cover IXI (20–86).
+ */
+export function ageBins(spec: readonly number[] | { min: number; max: number; width: number } = { min: 20, max: 90, width: 5 }): AgeBins {
+  let edges: number[];
+  if (Array.isArray(spec)) edges = [...(spec as readonly number[])];
+  else {
+    const { min, max, width } = spec as { min: number; max: number; width: number };
+    if (!(width > 0) || !(max > min) || !Number.isFinite(min) || !Number.isFinite(max)) {
+      throw new ConfigError(`age bins {min: ${min}, max: ${max}, width: ${width}} need min < max and width > 0`);
+    }
+    const n = Math.ceil((max - min) / width - 1e-9);
+    edges = Array.from({ length: n + 1 }, (_, i) => Math.min(max, min + i * width));
+  }
+  if (edges.length < 2 || !edges.every((e, i) => Number.isFinite(e) && (i === 0 || e > edges[i - 1]!))) {
+    throw new ConfigError(`age bin edges [${edges.join(', ')}] must be at least 2 increasing numbers`);
+  }
+  const count = edges.length - 1;
+  return {
+    edges,
+    count,
+    index(age: number): number {
+      if (!Number.isFinite(age)) throw new ConfigError(`age ${age} is not a number`);
+      let b = 0;
+      while (b < count - 1 && age >= edges[b + 1]!) b++;
+      return b;
+    },
+    centre: (bin: number) => (edges[bin]! + edges[bin + 1]!) / 2,
+  };
+}
+
+/**
+ * A soft target for bin `bin`: a Gaussian over bin indices with std `sigma` bins, summing to 1, so a
+ * prediction one bin off is penalised less than one five bins off. sigma 0 gives one-hot. Default sigma 1.
+ */
+export function smoothBinLabels(bin: number, numBins: number, sigma = 1): Float32Array {
+  if (!Number.isInteger(numBins) || numBins < 1 || !Number.isInteger(bin) || bin < 0 || bin >= numBins) {
+    throw new ConfigError(`bin ${bin} is not one of ${numBins} bins`);
+  }
+  if (!(sigma >= 0)) throw new ConfigError(`label smoothing sigma ${sigma} must be >= 0`);
+  const out = new Float32Array(numBins);
+  if (sigma === 0) {
+    out[bin] = 1;
+    return out;
+  }
+  let sum = 0;
+  for (let i = 0; i < numBins; i++) sum += out[i] = Math.exp(-((i - bin) ** 2) / (2 * sigma * sigma));
+  for (let i = 0; i < numBins; i++) out[i]! /= sum;
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Splits
+
+/**
+ * A deterministic subject-level split: all entries with one IXI id go to one split, so no subject's scans
+ * are in both training and test. The result depends only on the seed and the set of ids, not their order.
+ */
+export function subjectSplit<S extends { id: string }>(subjects: readonly S[], opts: { seed: number; test: number; val: number }): { train: S[]; val: S[]; test: S[] } {
+  const ids = [...new Set(subjects.map((s) => s.id))].sort();
+  const { test, val, seed } = opts;
+  if (!Number.isInteger(test) || !Number.isInteger(val) || test < 0 || val < 0 || test + val >= ids.length) {
+    throw new ConfigError(`cannot split ${ids.length} subjects into test ${test} + val ${val} and a non-empty train set`, 'lower test/val');
+  }
+  new Rng(hashSeed(seed, 'subject-split')).shuffle(ids);
+  const where = new Map<string, 'train' | 'val' | 'test'>();
+  ids.forEach((id, i) => where.set(id, i < test ? 'test' : i < test + val ? 'val' : 'train'));
+  const out = { train: [] as S[], val: [] as S[], test: [] as S[] };
+  for (const s of subjects) out[where.get(s.id)!].push(s);
+  return out;
+}

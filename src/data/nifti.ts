@@ -1,0 +1,459 @@
+// NIfTI-1 reading and writing, strictly. A brain volume that is cut short, mislabelled or corrupt must
+// fail here with one FileFormatError line naming the file, never reach preprocessing as garbage.
+//
+// Read: single-file `.nii` (magic 'n+1'), gzip-compressed `.nii.gz` (detected by the gzip magic, not the
+// name), and two-file `.hdr`/`.img` pairs (magic 'ni1'); either byte order (told apart by sizeof_hdr = 348);
+// uint8/int8/int16/uint16/int32/uint32/float32/float64; scl_slope/scl_inter applied; up to 4 dims (the first
+// volume of a 4D series is taken and a note says so). Voxels come back as float32, x fastest (NIfTI order).
+//
+// Write: float32 little-endian single-file NIfTI-1 (`.nii`, or `.nii.gz` when the name says so), with both
+// sform (the affine as given) and qform (its rotation as a quaternion, when it is a rotation) set so every
+// viewer places it the same way. Units are taken to be mm, as nibabel does (xyzt_units is not applied).
+
+import { readFileSync, existsSync } from 'node:fs';
+import { gunzipSync, gzipSync } from 'fflate';
+import { FileFormatError } from '../errors.ts';
+import { writeFileAtomic } from '../train/checkpoint.ts';
+
+export type NiftiDatatype = 'uint8' | 'int8' | 'int16' | 'uint16' | 'int32' | 'uint32' | 'float32' | 'float64';
+
+export type Vec3 = [number, number, number];
+
+/** A 3D scalar volume: x fastest, i.e. voxel (i, j, k) is data[i + X*(j + Y*k)]. */
+export interface Volume {
+  shape: Vec3;
+  data: Float32Array;
+  /** Voxel size in mm along each array axis. */
+  spacing: Vec3;
+  /** Row-major 4×4 voxel-to-world (mm) matrix: world = A · [i, j, k, 1]. */
+  affine: number[];
+}
+
+export interface NiftiVolume extends Volume {
+  /** The on-disk datatype before scaling and conversion to float32. */
+  datatype: NiftiDatatype;
+  file: string;
+  /** Which affine was used: 'sform', 'qform', or 'pixdim' (neither code set: diagonal spacing). */
+  affineSource: 'sform' | 'qform' | 'pixdim';
+  /** Things worth telling the user that are not errors (e.g. only the first of 12 volumes was read). */
+  notes: string[];
+}
+
+const HDR_SIZE = 348;
+const VOX_OFFSET = 352; // header + the 4-byte extension flag, as every single-file writer uses
+
+const DTYPES: Record<number, { name: NiftiDatatype; size: number }> = {
+  2: { name: 'uint8', size: 1 },
+  4: { name: 'int16', size: 2 },
+  8: { name: 'int32', size: 4 },
+  16: { name: 'float32', size: 4 },
+  64: { name: 'float64', size: 8 },
+  256: { name: 'int8', size: 1 },
+  512: { name: 'uint16', size: 2 },
+  768: { name: 'uint32', size: 4 },
+};
+// Codes that are valid NIfTI but not scalar numbers we can turn into intensities.
+const KNOWN_UNSUPPORTED: Record<number, string> = {
+  1: 'binary', 32: 'complex64', 128: 'rgb24', 1024: 'int64', 1280: 'uint64', 1536: 'float128',
+  1792: 'complex128', 2048: 'complex256', 2304: 'rgba32',
+};
+
+const HOST_LE = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+const HINT = 're-export it (e.g. nibabel/FSL/ITK) or copy an intact copy';
+
+function fail(file: string, what: string, hint = HINT): never {
+  throw new FileFormatError(`${file}: ${what}`.replace(/\s+/g, ' '), hint);
+}
+
+// ---------------------------------------------------------------------------------------------
+// gzip
+
+/** CRC-32 (IEEE, as gzip and PNG use). A table version: small, and Node < 20.15 has no zlib.crc32. */
+const CRC_TABLE = (() => {
+  const t = new Uint32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    t[n] = c >>> 0;
+  }
+  return t;
+})();
+
+export function crc32(bytes: Uint8Array, crc = 0): number {
+  let c = ~crc >>> 0;
+  for (let i = 0; i < bytes.length; i++) c = CRC_TABLE[(c ^ bytes[i]!) & 0xff]! ^ (c >>> 8);
+  return ~c >>> 0;
+}
+
+export const isGzip = (b: Uint8Array): boolean => b.length >= 2 && b[0] === 0x1f && b[1] === 0x8b;
+
+/**
+ * gunzip with the checks fflate leaves out: the trailer's CRC-32 and length must match what came out,
+ * so a flipped bit inside the compressed stream is an error rather than silently different voxels.
+ * The output buffer is sized from the trailer but capped by deflate's best ratio (1032:1), so a corrupt
+ * trailer cannot make us allocate gigabytes up front.
+ */
+export function gunzipStrict(bytes: Uint8Array, file: string): Uint8Array {
+  const hint = 'the .gz file is corrupt or cut short; re-download it or re-compress with gzip';
+  if (bytes.length < 18) fail(file, `gzip file of ${bytes.length} bytes is truncated`, hint);
+  const n = bytes.length;
+  const isize = (bytes[n - 4]! | (bytes[n - 3]! << 8) | (bytes[n - 2]! << 16) | (bytes[n - 1]! << 24)) >>> 0;
+  const crc = (bytes[n - 8]! | (bytes[n - 7]! << 8) | (bytes[n - 6]! << 16) | (bytes[n - 5]! << 24)) >>> 0;
+  let out: Uint8Array;
+  try {
+    out = gunzipSync(bytes, { out: new Uint8Array(Math.min(isize, n * 1032)) });
+  } catch (e) {
+    return fail(file, `corrupt gzip data (${(e as Error).message})`, hint);
+  }
+  if (out.length % 2 ** 32 !== isize || crc32(out) !== crc) {
+    // Multi-member gzip (bgzip) also lands here: fflate decodes only the first member.
+    fail(file, 'corrupt gzip data (CRC-32 or length does not match the gzip trailer; multi-member gzip is not supported)', hint);
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Header
+
+interface Header {
+  le: boolean;
+  magic: 'n+1' | 'ni1';
+  dim: number[]; // dim[0..7]
+  datatype: number;
+  bitpix: number;
+  pixdim: number[]; // pixdim[0..7]
+  voxOffset: number;
+  sclSlope: number;
+  sclInter: number;
+  qformCode: number;
+  sformCode: number;
+  quatern: [number, number, number];
+  qoffset: Vec3;
+  srow: number[]; // 12 values, rows x, y, z
+}
+
+function parseHeader(bytes: Uint8Array, file: string): Header {
+  if (bytes.length < HDR_SIZE) fail(file, `truncated NIfTI header: ${bytes.length} of ${HDR_SIZE} bytes`);
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, HDR_SIZE);
+  let le: boolean;
+  if (dv.getInt32(0, true) === HDR_SIZE) le = true;
+  else if (dv.getInt32(0, false) === HDR_SIZE) le = false;
+  else if (dv.getInt32(0, true) === 540 || dv.getInt32(0, false) === 540) fail(file, 'this is NIfTI-2, only NIfTI-1 is supported', 'convert it with nibabel or `fslchfiletype NIFTI_GZ`');
+  else fail(file, `not a NIfTI-1 file: sizeof_hdr is ${dv.getInt32(0, true)}, expected 348`);
+  const m = String.fromCharCode(bytes[344]!, bytes[345]!, bytes[346]!, bytes[347]!);
+  if (m !== 'n+1\0' && m !== 'ni1\0') fail(file, `bad NIfTI magic ${JSON.stringify(m)}, expected "n+1\\0" or "ni1\\0" (an ANALYZE 7.5 file has no orientation and is not supported)`);
+  const i16 = (o: number) => dv.getInt16(o, le);
+  const f32 = (o: number) => dv.getFloat32(o, le);
+  const dim = Array.from({ length: 8 }, (_, i) => i16(40 + 2 * i));
+  const pixdim = Array.from({ length: 8 }, (_, i) => f32(76 + 4 * i));
+  return {
+    le,
+    magic: m === 'n+1\0' ? 'n+1' : 'ni1',
+    dim,
+    datatype: i16(70),
+    bitpix: i16(72),
+    pixdim,
+    voxOffset: f32(108),
+    sclSlope: f32(112),
+    sclInter: f32(116),
+    qformCode: i16(252),
+    sformCode: i16(254),
+    quatern: [f32(256), f32(260), f32(264)],
+    qoffset: [f32(268), f32(272), f32(276)],
+    srow: Array.from({ length: 12 }, (_, i) => f32(280 + 4 * i)),
+  };
+}
+
+/** Voxel-to-world from the quaternion form (NIfTI-1 "method 2"), as nifti1_io computes it. */
+function qformAffine(b: number, c: number, d: number, spacing: Vec3, qfac: number, off: Vec3): number[] {
+  let a = 1 - (b * b + c * c + d * d);
+  if (a < 1e-7) {
+    // b,c,d describe a 180° rotation that rounding pushed past unit length: renormalise, a = 0.
+    const s = 1 / Math.sqrt(b * b + c * c + d * d);
+    b *= s;
+    c *= s;
+    d *= s;
+    a = 0;
+  } else a = Math.sqrt(a);
+  const R = [
+    [a * a + b * b - c * c - d * d, 2 * (b * c - a * d), 2 * (b * d + a * c)],
+    [2 * (b * c + a * d), a * a + c * c - b * b - d * d, 2 * (c * d - a * b)],
+    [2 * (b * d - a * c), 2 * (c * d + a * b), a * a + d * d - c * c - b * b],
+  ];
+  const s = [spacing[0], spacing[1], spacing[2] * qfac];
+  const A: number[] = [];
+  for (let r = 0; r < 3; r++) A.push(R[r]![0]! * s[0]!, R[r]![1]! * s[1]!, R[r]![2]! * s[2]!, off[r]!);
+  A.push(0, 0, 0, 1);
+  return A;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading
+
+/**
+ * Decodes a NIfTI-1 image held in memory (gzip or not). `imgBytes` is the separate .img payload of a
+ * two-file ('ni1') pair; readNifti finds it. Exposed for tests that build or mutate files in memory.
+ */
+export function decodeNifti(bytesIn: Uint8Array, file: string, imgBytes?: Uint8Array): NiftiVolume {
+  const bytes = isGzip(bytesIn) ? gunzipStrict(bytesIn, file) : bytesIn;
+  const h = parseHeader(bytes, file);
+  const notes: string[] = [];
+
+  const nd = h.dim[0]!;
+  if (nd < 1 || nd > 7) fail(file, `dim[0] = ${nd} is not a number of dimensions in 1..7`);
+  const dims = h.dim.slice(1, nd + 1);
+  for (let i = 0; i < dims.length; i++) {
+    if (dims[i]! < 1) fail(file, `dim[${i + 1}] = ${dims[i]} is not positive`);
+  }
+  if (dims.slice(4).some((d) => d > 1)) fail(file, `a ${nd}D image (dims ${dims.join('×')}) is not supported, only up to 4D`, 'extract one 3D volume, e.g. with fslroi');
+  const shape: Vec3 = [dims[0] ?? 1, dims[1] ?? 1, dims[2] ?? 1];
+  const nt = dims[3] ?? 1;
+  if (nt > 1) notes.push(`${file} is 4D with ${nt} volumes; only the first was read`);
+
+  const dt = DTYPES[h.datatype];
+  if (!dt) {
+    const what = KNOWN_UNSUPPORTED[h.datatype];
+    fail(file, `unsupported datatype ${h.datatype}${what ? ` (${what})` : ''}`, 'convert it to int16 or float32, e.g. `fslmaths in out -odt float`');
+  }
+  if (h.bitpix !== dt.size * 8) fail(file, `bitpix ${h.bitpix} does not match datatype ${dt.name} (${dt.size * 8} bits)`);
+
+  // Spacing: |pixdim| of each spatial axis; axes of length 1 (2D images) may carry 0 and get 1 mm.
+  const spacing = [0, 1, 2].map((i) => {
+    const p = Math.abs(h.pixdim[i + 1]!);
+    if (Number.isFinite(p) && p > 0) return p;
+    if (shape[i] === 1) return 1;
+    return fail(file, `pixdim[${i + 1}] = ${h.pixdim[i + 1]} is not a valid voxel size`);
+  }) as Vec3;
+
+  let affine: number[];
+  let affineSource: NiftiVolume['affineSource'];
+  if (h.sformCode > 0) {
+    if (!h.srow.every(Number.isFinite)) fail(file, 'sform (srow_x/y/z) holds non-finite numbers');
+    affine = [...h.srow, 0, 0, 0, 1];
+    affineSource = 'sform';
+  } else if (h.qformCode > 0) {
+    if (![...h.quatern, ...h.qoffset].every(Number.isFinite)) fail(file, 'qform (quatern/qoffset) holds non-finite numbers');
+    affine = qformAffine(...h.quatern, spacing, h.pixdim[0]! < 0 ? -1 : 1, h.qoffset);
+    affineSource = 'qform';
+  } else {
+    affine = [spacing[0], 0, 0, 0, 0, spacing[1], 0, 0, 0, 0, spacing[2], 0, 0, 0, 0, 1];
+    affineSource = 'pixdim';
+  }
+
+  // The voxel payload: after the header in the same file ('n+1'), or in the .img file ('ni1').
+  const src = h.magic === 'n+1' ? bytes : imgBytes;
+  if (!src) fail(file, 'two-file NIfTI (magic "ni1"): its .img file was not given', 'keep the .hdr and .img side by side');
+  const off = h.voxOffset;
+  if (!Number.isInteger(off) || off < 0 || (h.magic === 'n+1' && off < HDR_SIZE)) {
+    fail(file, `vox_offset ${off} is not a valid byte offset${h.magic === 'n+1' ? ' past the 348-byte header' : ''}`);
+  }
+  const n = shape[0] * shape[1] * shape[2];
+  const need = n * dt.size;
+  if (src.length < off + need) {
+    fail(file, `truncated image data: ${shape.join('×')} ${dt.name} needs ${need} bytes from offset ${off}, file has ${Math.max(0, src.length - off)}`);
+  }
+
+  // scl_slope 0 (or garbage) means "not scaled", per the standard; the intercept then goes unused too.
+  const scaled = Number.isFinite(h.sclSlope) && h.sclSlope !== 0;
+  const slope = scaled ? h.sclSlope : 1;
+  const inter = scaled && Number.isFinite(h.sclInter) ? h.sclInter : 0;
+  const data = convert(src, off, n, dt, h.le);
+  if (slope !== 1 || inter !== 0) for (let i = 0; i < n; i++) data[i] = data[i]! * slope + inter;
+  return { shape, data, spacing, affine, datatype: dt.name, file, affineSource, notes };
+}
+
+/** Raw voxels to float32. Same-endian data goes through a typed-array view of an aligned copy (fast). */
+function convert(src: Uint8Array, off: number, n: number, dt: { name: NiftiDatatype; size: number }, le: boolean): Float32Array {
+  const { name: type, size } = dt;
+  // An explicit copy: aligned for typed views, detached from the (maybe huge) file buffer. Not src.slice():
+  // on a Node Buffer that is a view into a shared pool, and `.buffer` would start elsewhere.
+  const raw = new Uint8Array(n * size);
+  raw.set(src.subarray(off, off + n * size));
+  if (type === 'float32' && le === HOST_LE) return new Float32Array(raw.buffer);
+  const out = new Float32Array(n);
+  if (le === HOST_LE) {
+    const view =
+      type === 'uint8' ? raw
+      : type === 'int8' ? new Int8Array(raw.buffer)
+      : type === 'int16' ? new Int16Array(raw.buffer)
+      : type === 'uint16' ? new Uint16Array(raw.buffer)
+      : type === 'int32' ? new Int32Array(raw.buffer)
+      : type === 'uint32' ? new Uint32Array(raw.buffer)
+      : new Float64Array(raw.buffer);
+    for (let i = 0; i < n; i++) out[i] = view[i]!;
+    return out;
+  }
+  const dv = new DataView(raw.buffer);
+  const get: (o: number) => number =
+    type === 'uint8' ? (o) => dv.getUint8(o)
+    : type === 'int8' ? (o) => dv.getInt8(o)
+    : type === 'int16' ? (o) => dv.getInt16(o, le)
+    : type === 'uint16' ? (o) => dv.getUint16(o, le)
+    : type === 'int32' ? (o) => dv.getInt32(o, le)
+    : type === 'uint32' ? (o) => dv.getUint32(o, le)
+    : type === 'float32' ? (o) => dv.getFloat32(o, le)
+    : (o) => dv.getFloat64(o, le);
+  for (let i = 0; i < n; i++) out[i] = get(i * size);
+  return out;
+}
+
+function readBytes(file: string): Uint8Array {
+  try {
+    return readFileSync(file);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    return fail(file, code === 'ENOENT' ? 'no such file' : `cannot read (${code ?? (e as Error).message})`, 'check the path');
+  }
+}
+
+/** Reads a `.nii`, `.nii.gz` or `.hdr` (+ `.img`/`.img.gz`) file into a float32 volume. */
+export function readNifti(file: string): NiftiVolume {
+  const bytes = readBytes(file);
+  let img: Uint8Array | undefined;
+  const head = isGzip(bytes) ? gunzipStrict(bytes, file) : bytes;
+  if (head.length >= HDR_SIZE && head[344] === 0x6e && head[345] === 0x69 && head[346] === 0x31) {
+    // 'ni1': the voxels live in the sibling .img (possibly gzipped).
+    const base = file.replace(/\.hdr(\.gz)?$/i, '');
+    const imgFile = [`${base}.img`, `${base}.img.gz`].find((f) => f !== file && existsSync(f));
+    if (!imgFile) fail(file, `two-file NIfTI: no ${base}.img(.gz) beside it`, 'keep the .hdr and .img side by side');
+    const ib = readBytes(imgFile);
+    img = isGzip(ib) ? gunzipStrict(ib, imgFile) : ib;
+  }
+  return decodeNifti(head, file, img);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Writing
+
+export interface WriteOptions {
+  spacing?: Vec3;
+  /** Row-major 4×4; default: diagonal spacing, origin 0. */
+  affine?: readonly number[];
+  /** Up to 79 ASCII characters stored in the header's descrip field. */
+  description?: string;
+}
+
+/** Quaternion (b, c, d), qfac for a rotation-times-scale 3×3 (row-major, 9 values); null if it is not one. */
+function toQuaternion(M: readonly number[]): { b: number; c: number; d: number; qfac: number } | null {
+  const col = (j: number) => [M[j]!, M[3 + j]!, M[6 + j]!];
+  const cols = [col(0), col(1), col(2)];
+  const spacing = cols.map((c) => Math.hypot(c[0]!, c[1]!, c[2]!)) as Vec3;
+  if (spacing.some((s) => !(s > 0))) return null;
+  const R = cols.map((c, j) => c.map((v) => v / spacing[j]!)); // R[j] is column j
+  const det =
+    R[0]![0]! * (R[1]![1]! * R[2]![2]! - R[2]![1]! * R[1]![2]!) -
+    R[1]![0]! * (R[0]![1]! * R[2]![2]! - R[2]![1]! * R[0]![2]!) +
+    R[2]![0]! * (R[0]![1]! * R[1]![2]! - R[1]![1]! * R[0]![2]!);
+  const qfac = det < 0 ? -1 : 1;
+  if (qfac < 0) R[2] = R[2]!.map((v) => -v); // a reflection is stored as qfac = -1 on the third axis
+  for (let i = 0; i < 3; i++) {
+    for (let j = 0; j < 3; j++) {
+      const dot = R[i]![0]! * R[j]![0]! + R[i]![1]! * R[j]![1]! + R[i]![2]! * R[j]![2]!;
+      if (Math.abs(dot - (i === j ? 1 : 0)) > 1e-4) return null; // sheared: only sform can hold it
+    }
+  }
+  const r = (row: number, c: number) => R[c - 1]![row - 1]!; // 1-based r(row, col) as in nifti1_io
+  let a = 1 + r(1, 1) + r(2, 2) + r(3, 3);
+  let b: number, c: number, d: number;
+  if (a > 0.5) {
+    a = 0.5 * Math.sqrt(a);
+    b = (0.25 * (r(3, 2) - r(2, 3))) / a;
+    c = (0.25 * (r(1, 3) - r(3, 1))) / a;
+    d = (0.25 * (r(2, 1) - r(1, 2))) / a;
+  } else {
+    const xd = 1 + r(1, 1) - (r(2, 2) + r(3, 3));
+    const yd = 1 + r(2, 2) - (r(1, 1) + r(3, 3));
+    const zd = 1 + r(3, 3) - (r(1, 1) + r(2, 2));
+    if (xd > 1) {
+      b = 0.5 * Math.sqrt(xd);
+      c = (0.25 * (r(1, 2) + r(2, 1))) / b;
+      d = (0.25 * (r(1, 3) + r(3, 1))) / b;
+      a = (0.25 * (r(3, 2) - r(2, 3))) / b;
+    } else if (yd > 1) {
+      c = 0.5 * Math.sqrt(yd);
+      b = (0.25 * (r(1, 2) + r(2, 1))) / c;
+      d = (0.25 * (r(2, 3) + r(3, 2))) / c;
+      a = (0.25 * (r(1, 3) - r(3, 1))) / c;
+    } else {
+      d = 0.5 * Math.sqrt(zd);
+      b = (0.25 * (r(1, 3) + r(3, 1))) / d;
+      c = (0.25 * (r(2, 3) + r(3, 2))) / d;
+      a = (0.25 * (r(2, 1) - r(1, 2))) / d;
+    }
+    if (a < 0) (b = -b), (c = -c), (d = -d);
+  }
+  return { b, c, d, qfac };
+}
+
+/** A float32 little-endian single-file NIfTI-1 image (uncompressed bytes). */
+export function encodeNifti(vol: { shape: readonly number[]; data: Float32Array }, opts: WriteOptions = {}): Uint8Array {
+  const [X, Y, Z] = vol.shape;
+  if (vol.shape.length !== 3 || ![X, Y, Z].every((d) => Number.isInteger(d) && d! >= 1 && d! <= 32767)) {
+    throw new FileFormatError(`cannot write a NIfTI volume of shape [${vol.shape.join(', ')}]`, 'give 3 dims of 1..32767');
+  }
+  const n = X! * Y! * Z!;
+  if (vol.data.length !== n) throw new FileFormatError(`cannot write NIfTI: ${vol.data.length} values for shape ${X}×${Y}×${Z}`);
+  const spacing = opts.spacing ?? [1, 1, 1];
+  const affine = opts.affine ?? [spacing[0], 0, 0, 0, 0, spacing[1], 0, 0, 0, 0, spacing[2], 0, 0, 0, 0, 1];
+  if (affine.length !== 16 || !affine.every(Number.isFinite)) throw new FileFormatError('cannot write NIfTI: the affine must be 16 finite numbers (row-major 4×4)');
+
+  const out = new Uint8Array(VOX_OFFSET + n * 4);
+  const dv = new DataView(out.buffer);
+  dv.setInt32(0, HDR_SIZE, true);
+  out[39] = 0; // dim_info
+  [3, X!, Y!, Z!, 1, 1, 1, 1].forEach((d, i) => dv.setInt16(40 + 2 * i, d, true));
+  dv.setInt16(70, 16, true); // float32
+  dv.setInt16(72, 32, true);
+  const q = toQuaternion([affine[0]!, affine[1]!, affine[2]!, affine[4]!, affine[5]!, affine[6]!, affine[8]!, affine[9]!, affine[10]!]);
+  // pixdim = the affine's column lengths, so a reader using either the affine or pixdim sees one voxel size.
+  const pix = [0, 1, 2].map((j) => Math.hypot(affine[j]!, affine[4 + j]!, affine[8 + j]!) || spacing[j]!);
+  [q ? q.qfac : 1, pix[0], pix[1], pix[2], 1, 1, 1, 1].forEach((p, i) => dv.setFloat32(76 + 4 * i, p, true));
+  dv.setFloat32(108, VOX_OFFSET, true);
+  dv.setFloat32(112, 1, true); // scl_slope: stored values are the intensities
+  dv.setFloat32(116, 0, true);
+  out[123] = 2; // xyzt_units: mm
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (let i = 0; i < n; i++) {
+    const v = vol.data[i]!;
+    if (v < lo) lo = v;
+    if (v > hi) hi = v;
+  }
+  if (lo <= hi) {
+    dv.setFloat32(124, hi, true); // cal_max/cal_min: a viewer's initial window
+    dv.setFloat32(128, lo, true);
+  }
+  const desc = (opts.description ?? 'medformer').replace(/[^\x20-\x7e]/g, '?').slice(0, 79);
+  for (let i = 0; i < desc.length; i++) out[148 + i] = desc.charCodeAt(i);
+  dv.setInt16(252, q ? 1 : 0, true); // qform_code: scanner-anat
+  dv.setInt16(254, 1, true); // sform_code: scanner-anat
+  if (q) {
+    dv.setFloat32(256, q.b, true);
+    dv.setFloat32(260, q.c, true);
+    dv.setFloat32(264, q.d, true);
+  }
+  dv.setFloat32(268, affine[3]!, true);
+  dv.setFloat32(272, affine[7]!, true);
+  dv.setFloat32(276, affine[11]!, true);
+  for (let i = 0; i < 12; i++) dv.setFloat32(280 + 4 * i, affine[i]!, true);
+  out.set([0x6e, 0x2b, 0x31, 0x00], 344); // 'n+1\0'
+  // bytes 348..351: extension flag 0 (no extensions)
+  if (HOST_LE) out.set(new Uint8Array(vol.data.buffer, vol.data.byteOffset, n * 4), VOX_OFFSET);
+  else for (let i = 0; i < n; i++) dv.setFloat32(VOX_OFFSET + 4 * i, vol.data[i]!, true);
+  return out;
+}
+
+/**
+ * Writes a float32 NIfTI-1 file atomically; gzip-compressed when the name ends in `.gz`.
+ * Spacing and affine come from `opts`, else from `vol` when it carries them, else 1 mm identity.
+ */
+export function writeNifti(
+  file: string,
+  vol: { shape: readonly number[]; data: Float32Array; spacing?: Vec3; affine?: readonly number[] },
+  opts: WriteOptions = {},
+): void {
+  const bytes = encodeNifti(vol, { spacing: opts.spacing ?? vol.spacing, affine: opts.affine ?? vol.affine, description: opts.description });
+  // Level 1: NIfTI floats barely compress better at 9, and 9 is several times slower.
+  writeFileAtomic(file, /\.gz$/i.test(file) ? gzipSync(bytes, { level: 1 }) : bytes);
+}
