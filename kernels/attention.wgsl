@@ -4,8 +4,9 @@
 // other widths with `repad`) so rows are read as vec4: CPU rasterisers (lavapipe) pay per load
 // instruction and per lane, so one vec4 load costs about what one f32 load does.
 // Constants: B, LQ, LK, H, DH, R (rows per invocation), T (rows per staged tile), WG (invocations per
-// workgroup), fconst SCALE (1/sqrt of the unpadded head width); flags SAVE_LSE (forward), DQ_ON
-// (backward_q), DK_ON and DV_ON (backward_kv); repad: NOUT, SRC_W, DST_W.
+// workgroup), DYN (keep the loops over a head rolled), fconst SCALE (1/sqrt of the unpadded head
+// width); flags SAVE_LSE (forward), DQ_ON (backward_q), DK_ON and DV_ON (backward_kv); for repad NOUT,
+// SRC_W, DST_W.
 //
 // Work split: a workgroup covers R * WG consecutive rows of one (batch, head) from workgroup_id (query
 // rows in forward and backward_q, key rows in backward_kv). Each invocation owns R rows and keeps their
@@ -46,6 +47,14 @@ var<workgroup> tb: array<vec4<f32>, TD>;
 var<workgroup> tl: array<f32, T>;
 var<workgroup> td: array<f32, T>;
 
+// DH4, hidden from the shader compiler when DYN is set so that the loops over a head stay rolled: fully
+// unrolled, a 128-wide head takes LLVM tens of seconds to compile on lavapipe (the arrays then live in
+// indexed scratch memory, about half as fast). Q is bound and non-empty in every entry that calls this.
+fn head_chunks() -> u32 {
+  if (DYN == 1u) { return DH4 * min(arrayLength(&Q), 1u); }
+  return DH4;
+}
+
 fn hsum(v: vec4<f32>) -> f32 {
   return (v.x + v.y) + (v.z + v.w);
 }
@@ -63,6 +72,7 @@ fn stage_kv(kb0: u32, j0: u32, lid: u32) {
 fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let h = wg.y;
   let b = wg.z;
+  let n4 = head_chunks();
   let row0 = (wg.x * WG + lid) * R;
   let kb0 = b * LK * HD4 + h * DH4;
   // q is pre-scaled once instead of scaling every score.
@@ -72,7 +82,7 @@ fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index
   var l: array<f32, R>;
   for (var r = 0u; r < R; r++) {
     let qb = (b * LQ + min(row0 + r, LQ - 1u)) * HD4 + h * DH4;
-    for (var c = 0u; c < DH4; c++) { q[r][c] = Q[qb + c] * SCALE; }
+    for (var c = 0u; c < n4; c++) { q[r][c] = Q[qb + c] * SCALE; }
     // A finite stand-in for -inf: the first key's rescale factor exp(m - s) is exactly 0, never NaN.
     m[r] = -3.0e38;
   }
@@ -83,8 +93,10 @@ fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index
     workgroupBarrier();
     let nt = min(T, LK - j0);
     for (var t = 0u; t < nt; t++) {
-      var sv: array<vec4<f32>, R>;
-      for (var c = 0u; c < DH4; c++) {
+      // Explicitly zeroed: a plain `var x: T;` inside a loop is zeroed only once on Dawn + lavapipe, not
+      // on every iteration as WGSL specifies (checked on Mesa 25.0.7).
+      var sv = array<vec4<f32>, R>();
+      for (var c = 0u; c < n4; c++) {
         let kc = ta[t * DH4 + c];
         for (var r = 0u; r < R; r++) { sv[r] = fma(q[r][c], kc, sv[r]); }
       }
@@ -98,7 +110,7 @@ fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index
         l[r] = fma(l[r], cr[r], p[r]);
         m[r] = mn;
       }
-      for (var c = 0u; c < DH4; c++) {
+      for (var c = 0u; c < n4; c++) {
         let vc = tb[t * DH4 + c];
         for (var r = 0u; r < R; r++) { acc[r][c] = fma(vec4<f32>(p[r]), vc, acc[r][c] * cr[r]); }
       }
@@ -110,7 +122,7 @@ fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index
     if (row < LQ) {
       let ob = (b * LQ + row) * HD4 + h * DH4;
       let inv = 1.0 / l[r];
-      for (var c = 0u; c < DH4; c++) { O[ob + c] = acc[r][c] * inv; }
+      for (var c = 0u; c < n4; c++) { O[ob + c] = acc[r][c] * inv; }
       if (SAVE_LSE == 1u) { Lse[(b * H + h) * LQ + row] = m[r] + log(l[r]); }
     }
   }
@@ -120,6 +132,7 @@ fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index
 fn backward_q(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let h = wg.y;
   let b = wg.z;
+  let n4 = head_chunks();
   let row0 = (wg.x * WG + lid) * R;
   let kb0 = b * LK * HD4 + h * DH4;
   var q: array<array<vec4<f32>, DH4>, R>;
@@ -131,7 +144,7 @@ fn backward_q(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_in
     let i = min(row0 + r, LQ - 1u);
     let qb = (b * LQ + i) * HD4 + h * DH4;
     var dv = vec4<f32>(0.0);
-    for (var c = 0u; c < DH4; c++) {
+    for (var c = 0u; c < n4; c++) {
       q[r][c] = Q[qb + c] * SCALE;
       g[r][c] = dO[qb + c];
       dv = fma(g[r][c], Oin[qb + c], dv);
@@ -148,9 +161,9 @@ fn backward_q(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_in
       let nt = min(T, LK - j0);
       for (var t = 0u; t < nt; t++) {
         var kr: array<vec4<f32>, DH4>;
-        var sv: array<vec4<f32>, R>;
-        var dpv: array<vec4<f32>, R>;
-        for (var c = 0u; c < DH4; c++) {
+        var sv = array<vec4<f32>, R>();
+        var dpv = array<vec4<f32>, R>();
+        for (var c = 0u; c < n4; c++) {
           kr[c] = ta[t * DH4 + c];
           let vc = tb[t * DH4 + c];
           for (var r = 0u; r < R; r++) {
@@ -160,7 +173,7 @@ fn backward_q(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_in
         }
         var ds: array<f32, R>;
         for (var r = 0u; r < R; r++) { ds[r] = exp(hsum(sv[r]) - lse[r]) * (hsum(dpv[r]) - di[r]); }
-        for (var c = 0u; c < DH4; c++) {
+        for (var c = 0u; c < n4; c++) {
           for (var r = 0u; r < R; r++) { acc[r][c] = fma(vec4<f32>(ds[r]), kr[c], acc[r][c]); }
         }
       }
@@ -173,7 +186,7 @@ fn backward_q(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_in
       Dout[(b * H + h) * LQ + row] = di[r];
       if (DQ_ON == 1u) {
         let qb = (b * LQ + row) * HD4 + h * DH4;
-        for (var c = 0u; c < DH4; c++) { dQ[qb + c] = acc[r][c] * SCALE; }
+        for (var c = 0u; c < n4; c++) { dQ[qb + c] = acc[r][c] * SCALE; }
       }
     }
   }
@@ -183,6 +196,7 @@ fn backward_q(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_in
 fn backward_kv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let h = wg.y;
   let b = wg.z;
+  let n4 = head_chunks();
   let row0 = (wg.x * WG + lid) * R;
   let qb0 = b * LQ * HD4 + h * DH4;
   let lb = (b * H + h) * LQ;
@@ -192,7 +206,7 @@ fn backward_kv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
   var av: array<array<vec4<f32>, DH4>, R>;
   for (var r = 0u; r < R; r++) {
     let kb = (b * LK + min(row0 + r, LK - 1u)) * HD4 + h * DH4;
-    for (var c = 0u; c < DH4; c++) {
+    for (var c = 0u; c < n4; c++) {
       k[r][c] = K[kb + c];
       v[r][c] = V[kb + c];
     }
@@ -216,9 +230,9 @@ fn backward_kv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
     for (var t = 0u; t < nt; t++) {
       var qr: array<vec4<f32>, DH4>;
       var gr: array<vec4<f32>, DH4>;
-      var sv: array<vec4<f32>, R>;
-      var dpv: array<vec4<f32>, R>;
-      for (var c = 0u; c < DH4; c++) {
+      var sv = array<vec4<f32>, R>();
+      var dpv = array<vec4<f32>, R>();
+      for (var c = 0u; c < n4; c++) {
         qr[c] = ta[t * DH4 + c];
         gr[c] = tb[t * DH4 + c];
         for (var r = 0u; r < R; r++) {
@@ -232,7 +246,7 @@ fn backward_kv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
         p[r] = exp(hsum(sv[r]) - tl[t]);
         ds[r] = p[r] * (hsum(dpv[r]) - td[t]);
       }
-      for (var c = 0u; c < DH4; c++) {
+      for (var c = 0u; c < n4; c++) {
         for (var r = 0u; r < R; r++) {
           if (DV_ON == 1u) { av[r][c] = fma(vec4<f32>(p[r]), gr[c], av[r][c]); }
           // dK_j = sum_i ds_ij * SCALE * q_i.
@@ -246,7 +260,7 @@ fn backward_kv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
     let row = row0 + r;
     if (row < LK) {
       let kb = (b * LK + row) * HD4 + h * DH4;
-      for (var c = 0u; c < DH4; c++) {
+      for (var c = 0u; c < n4; c++) {
         if (DK_ON == 1u) { dK[kb + c] = ak[r][c]; }
         if (DV_ON == 1u) { dV[kb + c] = av[r][c]; }
       }

@@ -4,6 +4,7 @@ import { ATTENTION_MAX_DH, attentionLaunch } from '../backend/kernels/attention.
 import { MAX_GROUPS } from '../backend/kernel.ts';
 import { ShapeError } from '../errors.ts';
 import { dummyBuffers, isGradEnabled, record, shapeStr, Tensor } from '../tensor/tensor.ts';
+import { fill } from './elementwise.ts';
 import { launch } from './launch.ts';
 
 /** Copy [..., H * from] to [..., H * to] per head slice, zero-filling (no autograd). */
@@ -38,6 +39,10 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, numHeads: number): Te
   if (LK === 0 && LQ > 0) fail('no keys to attend to');
   if (B > MAX_GROUPS || H > MAX_GROUPS) fail(`batch and heads must each be at most ${MAX_GROUPS}`);
   for (const t of [q, k, v]) t.assertLive(op);
+  if (B === 0 || LQ === 0) {
+    // Nothing attends: keys and values get zero gradients (the kernels cannot bind empty buffers).
+    return record(Tensor.empty([B, LQ, HD]), op, [q, k, v], () => [Tensor.empty(q.shape), fill(k.shape, 0), fill(v.shape, 0)]);
+  }
 
   // The kernels read head slices as vec4: other widths run on zero-padded copies, which leave the
   // scores unchanged (the scale still uses the true width) and give zero outputs in the padding.
@@ -52,14 +57,13 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, numHeads: number): Te
   };
   const base = { B, LQ, LK, H, DH: DP };
   const fc = { SCALE: Math.fround(1 / Math.sqrt(DH)) };
-  const qLaunch = attentionLaunch(LQ, DP);
-  const d = dummyBuffers();
+    const d = dummyBuffers();
 
   const needGrad = isGradEnabled() && [q, k, v].some((t) => t.requiresGrad);
   const [qp, kp, vp] = [pad(q), pad(k), pad(v)];
   const outp = Tensor.empty([B, LQ, H * DP]);
   const lse = needGrad ? Tensor.empty([B, H, LQ]) : null;
-  launch(op, 'forward', { ...base, ...qLaunch, SAVE_LSE: lse ? 1 : 0 }, [qp, kp, vp, outp, lse ?? d.write], fc);
+  launch(op, 'forward', { ...base, ...attentionLaunch(LQ, DP, false), SAVE_LSE: lse ? 1 : 0 }, [qp, kp, vp, outp, lse ?? d.write], fc);
   if (!lse) {
     if (padded) [qp, kp, vp].forEach((t) => t.dispose());
     return unpad(outp);
@@ -73,12 +77,12 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, numHeads: number): Te
     const dv = v.requiresGrad ? Tensor.empty(vp.shape) : null;
     // D_i = dO_i . O_i, needed by both backward kernels; backward_q writes it (and dQ when wanted).
     const D = Tensor.empty([B, H, LQ]);
-    launch(op, 'backward_q', { ...base, ...qLaunch, DQ_ON: dq ? 1 : 0 }, [qp, kp, vp, null, null, outp, lse, gp, dq ?? d.write, D], fc);
+    launch(op, 'backward_q', { ...base, ...attentionLaunch(LQ, DP, true), DQ_ON: dq ? 1 : 0 }, [qp, kp, vp, null, null, outp, lse, gp, dq ?? d.write, D], fc);
     if (dk || dv) {
       launch(
         op,
         'backward_kv',
-        { ...base, ...attentionLaunch(LK, DP), DK_ON: dk ? 1 : 0, DV_ON: dv ? 1 : 0 },
+        { ...base, ...attentionLaunch(LK, DP, true), DK_ON: dk ? 1 : 0, DV_ON: dv ? 1 : 0 },
         [qp, kp, vp, null, null, null, lse, gp, null, null, D, dk ?? d.write, dv ?? d.write],
         fc,
       );

@@ -101,10 +101,24 @@ describe('attention kernel', () => {
     await checkOp({ inputs: qkv({ B: 1, LQ: 70, LK: 67, H: 2, DH: 8 }, 13), fn: attn(2) }, { skipFd: true, tol: 1e-4 });
   });
 
-  it('the widest head (Dh=128) and Medformer head widths 32 and 64', async () => {
-    await checkOp({ inputs: qkv({ B: 1, LQ: 3, LK: 4, H: 1, DH: 128 }, 16), fn: attn(1) }, { skipFd: true });
+  it('the widest head (Dh=128, over two workgroups) and Medformer head widths 32 and 64', async () => {
+    await checkOp({ inputs: qkv({ B: 1, LQ: 70, LK: 67, H: 1, DH: 128 }, 16), fn: attn(1) }, { skipFd: true });
     await checkOp({ inputs: qkv({ B: 2, LQ: 9, LK: 6, H: 2, DH: 32 }, 19), fn: attn(2) }, { skipFd: true });
     await checkOp({ inputs: qkv({ B: 1, LQ: 4, LK: 11, H: 1, DH: 64 }, 22), fn: attn(1) }, { skipFd: true });
+  });
+
+  it('no queries: an empty output, zero gradients for k and v', async () => {
+    let shape: readonly number[] = [];
+    const fn = (q: Tensor, k: Tensor, v: Tensor) => {
+      const out = attention(q, k, v, 1);
+      shape = out.shape;
+      return out;
+    };
+    await onEachBackend({ inputs: qkv({ B: 2, LQ: 0, LK: 3, H: 1, DH: 4 }, 40, [false, true, true]), fn }, (r, name) => {
+      expect(shape, `${name}: output shape`).toEqual([2, 0, 4]);
+      expect(r.grads[1]!.every((x) => x === 0), `${name}: dk`).toBe(true);
+      expect(r.grads[2]!.every((x) => x === 0), `${name}: dv`).toBe(true);
+    });
   });
 
   it('gradients for a subset of inputs, and none at all', async () => {

@@ -15,19 +15,25 @@ export interface AttentionLaunch {
   T: number;
   /** Invocations per workgroup. */
   WG: number;
+  /** 1: keep the loops over a head rolled (wide heads), 0: let the compiler unroll them. */
+  DYN: number;
 }
 
 /**
  * Work split for `rows` rows (queries forward and for dQ, keys for dK/dV) of padded head width `dh`.
- * Rows per invocation shrink as the head widens so the private arrays (about 2-4 * R * dh floats) stay
- * within what the shader compiler handles quickly; the workgroup is a multiple of 8 invocations (the
- * SIMD width lavapipe runs lanes in) that just covers short sequences, at most 64.
+ * More rows per invocation means fewer loads per flop (lavapipe pays for every load instruction, per
+ * lane) but longer shader compiles: the private arrays are fully unrolled, and LLVM's time grows
+ * steeply with them (DH 32: forward R 4 compiles in about 3 s; backward R 4 in 13 s, R 2 in 5 s).
+ * The backward keeps about twice the per-row state, so it gets half the rows. The workgroup is a
+ * multiple of 8 invocations (the SIMD width lavapipe runs lanes in) that just covers short
+ * sequences, at most 64.
  */
-export function attentionLaunch(rows: number, dh: number): AttentionLaunch {
-  const R = dh <= 16 ? 8 : dh <= 32 ? 4 : dh <= 64 ? 2 : 1;
+export function attentionLaunch(rows: number, dh: number, backward: boolean): AttentionLaunch {
+  const fwdR = dh <= 16 ? 8 : dh <= 32 ? 4 : dh <= 64 ? 2 : 1;
+  const R = backward ? Math.max(1, fwdR / 2) : fwdR;
   const T = dh <= 64 ? 16 : 8;
   const WG = Math.min(64, Math.max(8, Math.ceil(Math.ceil(rows / R) / 8) * 8));
-  return { R, T, WG };
+  return { R, T, WG, DYN: dh > 64 ? 1 : 0 };
 }
 
 /** Dot product with the WGSL's 4 lane partial sums, added as (x + y) + (z + w). */
@@ -149,7 +155,7 @@ function backwardKV(c: Consts, fc: FConsts, bufs: Float32Array[]): void {
 
 export const attention: KernelFamily = {
   name: 'attention',
-  defaults: { B: 1, LQ: 1, LK: 1, H: 1, DH: 4, R: 1, T: 1, WG: 8, SAVE_LSE: 0, DQ_ON: 0, DK_ON: 0, DV_ON: 0, NOUT: 1, SRC_W: 1, DST_W: 1 },
+  defaults: { B: 1, LQ: 1, LK: 1, H: 1, DH: 4, R: 1, T: 1, WG: 8, DYN: 0, SAVE_LSE: 0, DQ_ON: 0, DK_ON: 0, DV_ON: 0, NOUT: 1, SRC_W: 1, DST_W: 1 },
   fdefaults: { SCALE: 1 },
   entries: {
     forward: { grid: (c) => [Math.ceil(c.LQ / (c.R * c.WG)), c.H, c.B], reference: forward },

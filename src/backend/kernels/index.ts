@@ -4,10 +4,15 @@ import type { KernelFamily } from '../kernel.ts';
 import { optimizer } from './optimizer.ts';
 import { attention } from './attention.ts';
 import { elementwise } from './elementwise.ts';
+import { indexing } from './indexing.ts';
+import { layernorm } from './layernorm.ts';
+import { losses } from './losses.ts';
+import { patchEmbed } from './patch_embed.ts';
+import { softmax } from './softmax.ts';
 import { matmul } from './matmul.ts';
 import { reduce } from './reduce.ts';
 
-const families: KernelFamily[] = [matmul, elementwise, reduce, optimizer, attention];
+const families: KernelFamily[] = [matmul, elementwise, reduce, optimizer, attention, softmax, losses, layernorm, patchEmbed, indexing];
 
 export const KERNELS: ReadonlyMap<string, KernelFamily> = new Map(families.map((f) => [f.name, f]));
 
