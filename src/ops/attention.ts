@@ -57,7 +57,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, numHeads: number): Te
   };
   const base = { B, LQ, LK, H, DH: DP };
   const fc = { SCALE: Math.fround(1 / Math.sqrt(DH)) };
-    const d = dummyBuffers();
+  const d = dummyBuffers();
 
   const needGrad = isGradEnabled() && [q, k, v].some((t) => t.requiresGrad);
   const [qp, kp, vp] = [pad(q), pad(k), pad(v)];
