@@ -135,6 +135,12 @@ export class WebGpuBackend implements Backend {
   private compileError: string | null = null;
   private counters: PoolStats = { liveBytes: 0, pooledBytes: 0, peakBytes: 0, created: 0, dispatches: 0 };
   private readonly dispatchesPerSubmit: number;
+  /** Milliseconds spent compiling pipelines (lavapipe compiles WGSL through LLVM: not free). */
+  compileMs = 0;
+
+  get pipelineCount(): number {
+    return this.pipelines.size;
+  }
 
   private constructor(
     readonly device: GPUDevice,
@@ -247,6 +253,7 @@ export class WebGpuBackend implements Backend {
     const key = specKey(call.kernel, call.entry, call.consts, call.fconsts);
     let p = this.pipelines.get(key);
     if (!p) {
+      const t0 = performance.now();
       const fam = KERNELS.get(call.kernel)!;
       const prelude = constPrelude({ ...fam.defaults, ...call.consts }, { ...fam.fdefaults, ...call.fconsts });
       const code = prelude + this.source(call.kernel);
@@ -263,6 +270,8 @@ export class WebGpuBackend implements Backend {
         if (err) this.firstError ??= `kernel ${key}: ${err.message}`;
       });
       this.pipelines.set(key, p);
+      this.compileMs += performance.now() - t0;
+      if (process.env.MF_TRACE_COMPILE) process.stderr.write(`compile ${(performance.now() - t0).toFixed(0)}ms ${key}\n`);
     }
     return p;
   }

@@ -56,11 +56,20 @@ export async function runLoop(spec: LoopSpec, restored: TrainingState | null): P
   let lastLogTime = Date.now();
   let lastLoss: number | undefined;
 
+  // Wall time of training alone: validation and checkpoint writing are left out of it.
+  let pausedMs = 0;
+  const paused = async (fn: () => Promise<void>) => {
+    const t0 = Date.now();
+    await fn();
+    pausedMs += Date.now() - t0;
+  };
+  const validate = (epoch: number, step: number) => paused(async () => spec.validate?.(epoch, step));
   const checkpoint = async () => {
-    trainSeconds += (Date.now() - segmentStart) / 1000;
-    segmentStart = Date.now();
+    trainSeconds += (Date.now() - segmentStart - pausedMs) / 1000;
     await session.saveCheckpoint(store, opt, { step, epoch, batch_position: position, rng: {}, extra: { ...spec.extra(), train_seconds: trainSeconds } });
     session.log({ event: 'checkpoint', step });
+    segmentStart = Date.now();
+    pausedMs = 0;
   };
 
   while (step < totalSteps && epoch < epochs && !session.interrupted) {
@@ -108,13 +117,13 @@ export async function runLoop(spec: LoopSpec, restored: TrainingState | null): P
       } else {
         session.progress(position, { loss: lastLoss, lr, sps: 0 });
       }
-      if (typeof t.eval_every === 'number' && step % t.eval_every === 0) await spec.validate?.(epoch, step);
+      if (typeof t.eval_every === 'number' && step % t.eval_every === 0) await validate(epoch, step);
       if (t.checkpoint_every && step % t.checkpoint_every === 0) await checkpoint();
     }
     session.endProgress();
     if (session.interrupted) break;
     const epochDone = position >= stepsPerEpoch;
-    if (t.eval_every === 'epoch' && (epochDone || step >= totalSteps)) await spec.validate?.(epoch, step);
+    if (t.eval_every === 'epoch' && (epochDone || step >= totalSteps)) await validate(epoch, step);
     if (epochDone) {
       epoch++;
       position = 0;
@@ -127,6 +136,6 @@ export async function runLoop(spec: LoopSpec, restored: TrainingState | null): P
     session.say(`interrupted: checkpoint saved at step ${step} in ${session.outDir}; continue with --resume`);
     process.exitCode = 130;
   }
-  trainSeconds += (Date.now() - segmentStart) / 1000;
+  trainSeconds += (Date.now() - segmentStart - pausedMs) / 1000;
   return { step, epoch, trainSeconds, interrupted: session.interrupted, restored };
 }

@@ -1,0 +1,104 @@
+// `mf run` end to end: the quickstart experiment, its output files, kill -9 and --resume.
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { readSafetensors } from '../../src/train/safetensors.ts';
+import { loadCheckpoint } from '../../src/train/checkpoint.ts';
+import { exited, mf, mfAsync, tinyExperiment, tmpDir } from './helpers.ts';
+
+const data = tmpDir('data');
+const env = { MEDMNIST_ROOT: data };
+
+function finalWeights(out: string): Map<string, Float32Array> {
+  const ck = loadCheckpoint(out);
+  const m = new Map<string, Float32Array>();
+  for (const [k, v] of ck.model) m.set(k, Float32Array.from(v.data));
+  return m;
+}
+
+describe('mf run', () => {
+  it('runs the quickstart experiment and writes what a researcher reads', () => {
+    const out = path.join(tmpDir('qs'), 'run');
+    const r = mf(['run', 'experiments/quickstart.json', '--max-steps', '3', '--out', out, '--quiet'], env);
+    expect(r.status, r.stderr).toBe(0);
+    for (const f of ['config.json', 'log.jsonl', 'metrics.json', 'report.md', 'loss.svg', 'val_auc.svg', 'checkpoint.json']) {
+      expect(fs.existsSync(path.join(out, f)), f).toBe(true);
+    }
+    const metrics = JSON.parse(fs.readFileSync(path.join(out, 'metrics.json'), 'utf8'));
+    expect(metrics.synthetic2d.steps).toBe(3);
+    expect(metrics.synthetic2d.test.auc).toBeGreaterThan(0);
+    expect(metrics.synthetic2d.test.auc).toBeLessThanOrEqual(1);
+    const best = readSafetensors(path.join(out, 'best-synthetic2d.safetensors'));
+    expect(best.tensors.get('input.latents')?.shape).toEqual([32, 64]);
+    expect(fs.readFileSync(path.join(out, 'report.md'), 'utf8')).toMatch(/\| synthetic2d \| \d\.\d{3} \|/);
+    const log = fs.readFileSync(path.join(out, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(log.filter((r: { event: string }) => r.event === 'train').length).toBeGreaterThan(0);
+    // A second run into the same folder without --resume refuses rather than overwriting it.
+    const again = mf(['run', 'experiments/quickstart.json', '--max-steps', '3', '--out', out, '--quiet'], env);
+    expect(again.status).not.toBe(0);
+    expect(again.stderr).toMatch(/already holds a run.*--resume/);
+  });
+
+  it('a run killed with SIGKILL and resumed ends with the same weights and metrics as one that never stopped', async () => {
+    const dir = tmpDir('resume');
+    const exp = tinyExperiment(dir);
+    const straight = path.join(dir, 'straight');
+    const r = mf(['run', exp, '--out', straight, '--quiet'], env);
+    expect(r.status, r.stderr).toBe(0);
+
+    const killed = path.join(dir, 'killed');
+    // Kill at several points: once mid-training, once right as a checkpoint is being written.
+    for (const waitForCheckpoints of [1, 3]) {
+      const child = mfAsync(['run', exp, '--out', killed, '--quiet', ...(fs.existsSync(path.join(killed, 'checkpoint.json')) ? ['--resume'] : [])], env);
+      await new Promise<void>((resolve) => {
+        const poll = setInterval(() => {
+          const log = path.join(killed, 'log.jsonl');
+          const n = fs.existsSync(log) ? (fs.readFileSync(log, 'utf8').match(/"checkpoint"/g) ?? []).length : 0;
+          if (n >= waitForCheckpoints || child.exitCode !== null) {
+            clearInterval(poll);
+            child.kill('SIGKILL');
+            resolve();
+          }
+        }, 20);
+      });
+      await exited(child);
+      // Whatever instant the kill hit, the checkpoint on disk is whole.
+      expect(() => loadCheckpoint(killed)).not.toThrow();
+    }
+    const resumed = mf(['run', exp, '--out', killed, '--quiet', '--resume'], env);
+    expect(resumed.status, resumed.stderr).toBe(0);
+    expect(resumed.stderr).toMatch(/resume: continuing from step/);
+
+    const a = finalWeights(straight);
+    const b = finalWeights(killed);
+    expect([...b.keys()]).toEqual([...a.keys()]);
+    for (const [k, v] of a) expect(Buffer.compare(Buffer.from(v.buffer), Buffer.from(b.get(k)!.buffer)), k).toBe(0);
+    const ma = JSON.parse(fs.readFileSync(path.join(straight, 'metrics.json'), 'utf8'));
+    const mb = JSON.parse(fs.readFileSync(path.join(killed, 'metrics.json'), 'utf8'));
+    expect(mb.synthetic2d.test).toEqual(ma.synthetic2d.test);
+    expect(mb.synthetic2d.val).toEqual(ma.synthetic2d.val);
+  });
+
+  it('a second mf run on the same folder is refused while the first holds the lock', async () => {
+    const dir = tmpDir('lock');
+    const exp = tinyExperiment(dir, {}, { epochs: 3 });
+    const out = path.join(dir, 'out');
+    const first = mfAsync(['run', exp, '--out', out, '--quiet'], env);
+    await new Promise<void>((resolve) => {
+      const poll = setInterval(() => {
+        if (fs.existsSync(path.join(out, 'run.lock')) || first.exitCode !== null) {
+          clearInterval(poll);
+          resolve();
+        }
+      }, 20);
+    });
+    const second = mf(['run', exp, '--out', out, '--quiet', '--resume'], env);
+    first.kill('SIGKILL');
+    await exited(first);
+    expect(second.status).not.toBe(0);
+    expect(second.stderr).toMatch(/another mf run \(pid \d+\) is using/);
+    // The first run died without releasing its lock: a new run detects the stale lock and continues.
+    const third = mf(['run', exp, '--out', out, '--quiet', '--resume', '--max-steps', '2'], env);
+    expect(third.stderr).not.toMatch(/another mf run/);
+  });
+});
