@@ -118,7 +118,11 @@ async function main(): Promise<void> {
       process.stderr.write(`error: ${e.message}\n`);
       process.exitCode = 1;
     } else {
-      throw e;
+      // A bug, not a user error: still one line, the stack only on request.
+      const err = e as Error;
+      process.stderr.write(`error: internal: ${err?.message ?? String(e)} (set MF_DEBUG=1 for the stack trace and report it)\n`);
+      if (process.env.MF_DEBUG) process.stderr.write(`${err?.stack ?? ''}\n`);
+      process.exitCode = 2;
     }
   } finally {
     shutdownEngine();

@@ -1,0 +1,152 @@
+import type { Consts } from '../backend.ts';
+import { grid1d, type KernelFamily } from '../kernel.ts';
+
+const WG = 64;
+/** Channels per invocation block (register blocking). */
+export const CONV_CB = 4;
+/** Output (or input) columns per invocation block. */
+export const CONV_PB = 4;
+const f = Math.fround;
+/** fma in f32: the product of two f32 values is exact in a double, so this rounds once like fma(). */
+const fma = (a: number, b: number, c: number): number => f(a * b + c);
+
+const kvol = (c: Consts): number => c.KD * c.K * c.K;
+const cdiv = (a: number, b: number): number => Math.ceil(a / b);
+
+function firstValid(k: number, p: number, s: number): number {
+  return k >= p ? 0 : Math.ceil((p - k) / s);
+}
+function endValid(i: number, k: number, p: number, s: number, n: number): number {
+  if (i + p < k + 1) return 0;
+  return Math.min(n, Math.floor((i + p - k - 1) / s) + 1);
+}
+
+export const conv: KernelFamily = {
+  name: 'conv',
+  defaults: { HAS_BIAS: 0, NSPLIT: 1, BPS: 1 },
+  entries: {
+    forward: {
+      grid: (c) => grid1d(c.B * cdiv(c.CO, CONV_CB) * c.OD * c.OH * cdiv(c.OW, CONV_PB), WG),
+      reference(c, _f, [X, Wt, Bias, , Out]) {
+        const { B, CI, CO, ID, IH, IW, OD, OH, OW, KD, K, SD, S, PD, P } = c;
+        for (let b = 0; b < B; b++) {
+          for (let co = 0; co < CO; co++) {
+            for (let od = 0; od < OD; od++) {
+              for (let oh = 0; oh < OH; oh++) {
+                for (let ow = 0; ow < OW; ow++) {
+                  let acc = 0;
+                  for (let ci = 0; ci < CI; ci++) {
+                    for (let kd = 0; kd < KD; kd++) {
+                      const id = od * SD + kd - PD;
+                      if (id < 0 || id >= ID) continue;
+                      for (let kh = 0; kh < K; kh++) {
+                        const ih = oh * S + kh - P;
+                        if (ih < 0 || ih >= IH) continue;
+                        const xrow = (((b * CI + ci) * ID + id) * IH + ih) * IW;
+                        const wrow = (((co * CI + ci) * KD + kd) * K + kh) * K;
+                        for (let kw = 0; kw < K; kw++) {
+                          const iw = ow * S + kw - P;
+                          if (iw < 0 || iw >= IW) continue;
+                          acc = fma(Wt[wrow + kw], X[xrow + iw], acc);
+                        }
+                      }
+                    }
+                  }
+                  Out[(((b * CO + co) * OD + od) * OH + oh) * OW + ow] = c.HAS_BIAS ? f(acc + Bias[co]) : acc;
+                }
+              }
+            }
+          }
+        }
+      },
+    },
+    backward_input: {
+      grid: (c) => grid1d(c.B * cdiv(c.CI, CONV_CB) * c.ID * c.IH * cdiv(c.IW, CONV_PB), WG),
+      reference(c, _f, [, Wt, , G, Out]) {
+        const { B, CI, CO, ID, IH, IW, OD, OH, OW, KD, K, SD, S, PD, P } = c;
+        const kv = kvol(c);
+        // o * s = i + p - k, for an integer o inside the output.
+        const out = (n: number, s: number, o: number): number => (n < 0 || n % s !== 0 || n / s >= o ? -1 : n / s);
+        for (let b = 0; b < B; b++) {
+          for (let ci = 0; ci < CI; ci++) {
+            for (let id = 0; id < ID; id++) {
+              for (let ih = 0; ih < IH; ih++) {
+                for (let iw = 0; iw < IW; iw++) {
+                  let acc = 0;
+                  for (let co = 0; co < CO; co++) {
+                    for (let kd = 0; kd < KD; kd++) {
+                      const od = out(id + PD - kd, SD, OD);
+                      if (od < 0) continue;
+                      for (let kh = 0; kh < K; kh++) {
+                        const oh = out(ih + P - kh, S, OH);
+                        if (oh < 0) continue;
+                        const grow = (((b * CO + co) * OD + od) * OH + oh) * OW;
+                        const wrow = (co * CI + ci) * kv + (kd * K + kh) * K;
+                        for (let kw = 0; kw < K; kw++) {
+                          const ow = out(iw + P - kw, S, OW);
+                          if (ow < 0) continue;
+                          acc = fma(Wt[wrow + kw], G[grow + ow], acc);
+                        }
+                      }
+                    }
+                  }
+                  Out[(((b * CI + ci) * ID + id) * IH + ih) * IW + iw] = acc;
+                }
+              }
+            }
+          }
+        }
+      },
+    },
+    backward_weight: {
+      grid: (c) => grid1d(c.NSPLIT * cdiv(c.CO, CONV_CB) * cdiv(c.CI, CONV_CB) * kvol(c), WG),
+      reference(c, _f, [X, , , G, Out]) {
+        const { B, CI, CO, ID, IH, IW, OD, OH, OW, KD, K, SD, S, PD, P, NSPLIT, BPS } = c;
+        const kv = kvol(c);
+        for (let split = 0; split < NSPLIT; split++) {
+          const b0 = split * BPS;
+          const b1 = Math.min(B, b0 + BPS);
+          for (let co = 0; co < CO; co++) {
+            for (let ci = 0; ci < CI; ci++) {
+              for (let tap = 0; tap < kv; tap++) {
+                const kw = tap % K;
+                const kh = Math.floor(tap / K) % K;
+                const kd = Math.floor(tap / (K * K));
+                const [od0, od1] = [firstValid(kd, PD, SD), endValid(ID, kd, PD, SD, OD)];
+                const [oh0, oh1] = [firstValid(kh, P, S), endValid(IH, kh, P, S, OH)];
+                const [ow0, ow1] = [firstValid(kw, P, S), endValid(IW, kw, P, S, OW)];
+                let acc = 0;
+                for (let b = b0; b < b1; b++) {
+                  for (let od = od0; od < od1; od++) {
+                    const id = od * SD + kd - PD;
+                    for (let oh = oh0; oh < oh1; oh++) {
+                      const ih = oh * S + kh - P;
+                      const xr = (((b * CI + ci) * ID + id) * IH + ih) * IW + kw - P;
+                      const gr = (((b * CO + co) * OD + od) * OH + oh) * OW;
+                      for (let ow = ow0; ow < ow1; ow++) acc = fma(G[gr + ow], X[xr + ow * S], acc);
+                    }
+                  }
+                }
+                Out[split * CO * CI * kv + (co * CI + ci) * kv + tap] = acc;
+              }
+            }
+          }
+        }
+      },
+    },
+    backward_bias: {
+      grid: (c) => grid1d(c.CO, WG),
+      reference(c, _f, [, , , G, Out]) {
+        const n = c.OD * c.OH * c.OW;
+        for (let co = 0; co < c.CO; co++) {
+          const acc = [0, 0, 0, 0];
+          for (let b = 0; b < c.B; b++) {
+            const base = (b * c.CO + co) * n;
+            for (let s = 0; s < n; s++) acc[s & 3] = f(acc[s & 3] + G[base + s]);
+          }
+          Out[co] = f(f(acc[0] + acc[1]) + f(acc[2] + acc[3]));
+        }
+      },
+    },
+  },
+};

@@ -1,0 +1,77 @@
+// Broken and hostile inputs reach the user as one clear line and a non-zero exit, never a stack trace.
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { encodeSafetensors } from '../../src/train/safetensors.ts';
+import { mf, tinyExperiment, tmpDir } from './helpers.ts';
+
+function expectOneLineError(r: { status: number | null; stderr: string }, pattern: RegExp): void {
+  expect(r.status).toBe(1);
+  const lines = r.stderr.split('\n').filter((l) => l.trim() !== '' && !/^(warning|Warning):/.test(l));
+  expect(lines, r.stderr).toHaveLength(1);
+  expect(lines[0]).toMatch(/^error: /);
+  expect(lines[0]).toMatch(pattern);
+  expect(r.stderr).not.toMatch(/\n\s+at /);
+}
+
+describe('hostile inputs to mf run', () => {
+  const dir = tmpDir('hostile');
+
+  it('an experiment with an unknown key names the key', () => {
+    const file = path.join(dir, 'unknown.json');
+    fs.writeFileSync(file, JSON.stringify({ name: 'x', kind: 'supervised', model: { preset: 'small' }, data: { datasets: ['synthetic2d'] }, training: { batch_size: 8, lr: 1e-3, weight_decay: 0, warmup_epochs: 0, lrr: 1 } }));
+    expectOneLineError(mf(['run', file, '--out', path.join(dir, 'o1')]), /lrr/);
+  });
+
+  it('a wrong type and a missing data set are named', () => {
+    const file = path.join(dir, 'types.json');
+    fs.writeFileSync(file, JSON.stringify({ name: 'x', kind: 'supervised', model: { preset: 'small' }, data: { datasets: ['synthetic2d'] }, training: { batch_size: '8', lr: 1e-3, weight_decay: 0, warmup_epochs: 0 } }));
+    expectOneLineError(mf(['run', file, '--out', path.join(dir, 'o2')]), /batch_size/);
+    const file2 = path.join(dir, 'nods.json');
+    fs.writeFileSync(file2, JSON.stringify({ name: 'x', kind: 'supervised', model: { preset: 'small' }, data: { datasets: ['notamnist'] }, training: { batch_size: 8, lr: 1e-3, weight_decay: 0, warmup_epochs: 0 } }));
+    expectOneLineError(mf(['run', file2, '--out', path.join(dir, 'o3')]), /notamnist/);
+  });
+
+  it('malformed JSON gives the line and column', () => {
+    const file = path.join(dir, 'bad.json');
+    fs.writeFileSync(file, '{\n  "name": "x",\n  "kind": supervised\n}');
+    expectOneLineError(mf(['run', file]), /bad\.json.*line 3/);
+  });
+
+  it('a run name that escapes runs/ is refused', () => {
+    const file = path.join(dir, 'escape.json');
+    fs.writeFileSync(file, JSON.stringify({ name: '../../etc', kind: 'supervised', model: { preset: 'small' }, data: { datasets: ['synthetic2d'] }, training: { batch_size: 8, lr: 1e-3, weight_decay: 0, warmup_epochs: 0 } }));
+    expectOneLineError(mf(['run', file]), /name/);
+  });
+
+  it('a truncated npz names the file', () => {
+    const data = tmpDir('trunc');
+    const real = process.env.MEDFORMER_SHARED_DATA;
+    const bytes = real && fs.existsSync(path.join(real, 'breastmnist.npz')) ? fs.readFileSync(path.join(real, 'breastmnist.npz')) : Buffer.from('PK\x03\x04 not really a zip');
+    fs.writeFileSync(path.join(data, 'breastmnist.npz'), bytes.subarray(0, Math.floor(bytes.length / 2)));
+    const exp = tinyExperiment(dir, { name: 'trunc', data: { datasets: ['breastmnist'], augment: false } });
+    expectOneLineError(mf(['run', exp, '--out', path.join(dir, 'o4'), '--data-dir', data]), /breastmnist\.npz/);
+  });
+
+  it('a missing data file says where to put it', () => {
+    const exp = tinyExperiment(dir, { name: 'missing', data: { datasets: ['pathmnist'], augment: false } });
+    expectOneLineError(mf(['run', exp, '--out', path.join(dir, 'o5'), '--data-dir', tmpDir('empty')]), /pathmnist/);
+  });
+
+  it('a safetensors file whose header lies is refused as a fine-tuning init', () => {
+    const good = encodeSafetensors(new Map([['w', { shape: [2, 2], data: new Float32Array(4) }]]));
+    const lying = Buffer.from(good);
+    lying.writeUInt32LE(1 << 30, 0);
+    const init = path.join(dir, 'lying.safetensors');
+    fs.writeFileSync(init, lying);
+    const exp = tinyExperiment(dir, { name: 'ft', kind: 'finetune', finetune: { init } });
+    expectOneLineError(mf(['run', exp, '--out', path.join(dir, 'o6')], { MEDMNIST_ROOT: tmpDir('d') }), /lying\.safetensors/);
+  });
+
+  it('an unwritable output folder names the path', () => {
+    const exp = tinyExperiment(dir, { name: 'nowrite' });
+    const blocker = path.join(dir, 'afile');
+    fs.writeFileSync(blocker, 'x');
+    expectOneLineError(mf(['run', exp, '--out', path.join(blocker, 'sub')]), /afile/);
+  });
+});
