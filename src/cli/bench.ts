@@ -12,7 +12,8 @@ import { crossEntropy } from '../ops/losses.ts';
 import { patchEmbed } from '../ops/patch_embed.ts';
 import { AdamW } from '../train/adamw.ts';
 import { resolveModelConfig, type PresetName } from '../train/config.ts';
-import { noGrad, Tensor, tidy } from '../tensor/tensor.ts';
+import { noGrad, setBackend, Tensor, tidy } from '../tensor/tensor.ts';
+import { RecordingBackend, replayProfile, type FamilyTime } from '../backend/profile.ts';
 
 export interface KernelResult {
   kernel: string;
@@ -30,6 +31,8 @@ export interface TrainResult {
   samples_per_s: number;
   peak_bytes: number;
   adapter: string;
+  dispatches?: number;
+  profile?: FamilyTime[];
 }
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -134,7 +137,7 @@ export async function benchKernels(backend: Backend, quick: boolean): Promise<Ke
 }
 
 /** One full Medformer training step (forward, backward, AdamW) for the thesis configurations. */
-export async function benchTrain(backend: Backend, quick: boolean): Promise<TrainResult[]> {
+export async function benchTrain(backend: Backend, quick: boolean, profile = false): Promise<TrainResult[]> {
   const cases: { preset: PresetName; dim: 2 | 3; batch: number; channels: number }[] = quick
     ? [{ preset: 'small', dim: 2, batch: 4, channels: 1 }]
     : [
@@ -170,6 +173,18 @@ export async function benchTrain(backend: Backend, quick: boolean): Promise<Trai
     };
     const ms = await time(backend, step, quick ? 1 : 3, quick ? 1 : 3);
     const peak = backend.stats().peakBytes;
+    let families: FamilyTime[] | undefined;
+    if (profile) {
+      const recorder = new RecordingBackend(backend);
+      setBackend(recorder);
+      try {
+        step();
+        await backend.sync();
+      } finally {
+        setBackend(backend);
+      }
+      families = await replayProfile(backend, recorder.calls);
+    }
     out.push({
       model: `medformer-${c.preset}`,
       dims: `${c.dim}D ${shape.slice(1).join('x')}`,
@@ -178,6 +193,7 @@ export async function benchTrain(backend: Backend, quick: boolean): Promise<Trai
       samples_per_s: +((c.batch * 1000) / ms).toFixed(1),
       peak_bytes: peak,
       adapter: backend.describe(),
+      ...(families ? { dispatches: families.reduce((a, f) => a + f.calls, 0), profile: families } : {}),
     });
     x.dispose();
     labels.dispose();
@@ -196,11 +212,11 @@ function printTable(rows: object[]): void {
   for (const c of cells) console.log(c.map((v, i) => v.padEnd(width[i])).join('  '));
 }
 
-export async function benchCommand(what: string, opts: { json?: boolean; quick?: boolean; backend: string }): Promise<void> {
+export async function benchCommand(what: string, opts: { json?: boolean; quick?: boolean; profile?: boolean; backend: string }): Promise<void> {
   const backend = await initEngine({ backend: opts.backend as 'auto' | 'webgpu' | 'cpu' });
   let rows: object[];
   if (what === 'kernels') rows = await benchKernels(backend, !!opts.quick);
-  else if (what === 'train') rows = await benchTrain(backend, !!opts.quick);
+  else if (what === 'train') rows = await benchTrain(backend, !!opts.quick, !!opts.profile);
   else throw new MfError(`unknown benchmark "${what}"`, 'use `mf bench kernels` or `mf bench train`');
   if (opts.json) {
     // Every record names the adapter, so results from several machines can be concatenated.
@@ -208,6 +224,11 @@ export async function benchCommand(what: string, opts: { json?: boolean; quick?:
     console.log(JSON.stringify(rows.map((r) => ({ ...r, adapter })), null, 2));
   } else {
     console.log(backend.describe());
-    printTable(rows);
+    printTable(rows.map((r) => ({ ...r, profile: undefined })));
+    for (const r of rows as TrainResult[]) {
+      if (!r.profile) continue;
+      console.log(`\nprofile: ${r.model} ${r.dims} batch ${r.batch} (each kernel replayed alone; ${r.dispatches} dispatches per step)`);
+      printTable(r.profile);
+    }
   }
 }

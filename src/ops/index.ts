@@ -4,3 +4,6 @@ export * from './reduce.ts';
 export * from './matmul.ts';
 export * from './reshape.ts';
 export * from './attention.ts';
+export * from './conv.ts';
+export * from './pool.ts';
+export * from './groupnorm.ts';

@@ -11,8 +11,11 @@ import { patchEmbed } from './patch_embed.ts';
 import { softmax } from './softmax.ts';
 import { matmul } from './matmul.ts';
 import { reduce } from './reduce.ts';
+import { conv } from './conv.ts';
+import { pool } from './pool.ts';
+import { groupnorm } from './groupnorm.ts';
 
-const families: KernelFamily[] = [matmul, elementwise, reduce, optimizer, attention, softmax, losses, layernorm, patchEmbed, indexing];
+const families: KernelFamily[] = [matmul, elementwise, reduce, optimizer, attention, softmax, losses, layernorm, patchEmbed, indexing, conv, pool, groupnorm];
 
 export const KERNELS: ReadonlyMap<string, KernelFamily> = new Map(families.map((f) => [f.name, f]));
 

@@ -1,20 +1,26 @@
 import type { Consts } from '../backend.ts';
-import type { KernelFamily } from '../kernel.ts';
+import { MAX_GROUPS, type KernelFamily } from '../kernel.ts';
 
 const TILE = 4;
 const WG = 8;
 const f = Math.fround;
 
-function xIndex(c: Consts, b: number, t: number, k: number): number {
-  const ch = Math.floor(k / (c.PD * c.P * c.P));
-  const r = k % (c.PD * c.P * c.P);
-  const pd = Math.floor(r / (c.P * c.P));
-  const ph = Math.floor(r / c.P) % c.P;
-  const pw = r % c.P;
+/** Offset in X of the first value of row (b*T + t)'s patch, as `patch_origin` in the WGSL. */
+function patchOrigin(c: Consts, row: number): number {
+  const b = Math.floor(row / c.T);
+  const t = row % c.T;
   const td = Math.floor(t / (c.GH * c.GW));
   const th = Math.floor(t / c.GW) % c.GH;
   const tw = t % c.GW;
-  return (((b * c.C + ch) * c.D + td * c.PD + pd) * c.H + th * c.P + ph) * c.W + tw * c.P + pw;
+  return ((b * c.C * c.D + td * c.PD) * c.H + th * c.P) * c.W + tw * c.P;
+}
+
+/** Offset of fan-in element k inside its patch, as `fanin_offset` in the WGSL. */
+function faninOffset(c: Consts, k: number): number {
+  const pp = c.PD * c.P * c.P;
+  const ch = Math.floor(k / pp);
+  const r = k % pp;
+  return ((ch * c.D + Math.floor(r / (c.P * c.P))) * c.H + (Math.floor(r / c.P) % c.P)) * c.W + (r % c.P);
 }
 
 export const patchEmbed: KernelFamily = {
@@ -22,30 +28,32 @@ export const patchEmbed: KernelFamily = {
   entries: {
     forward: {
       grid: (c) => {
-        const rows = Math.ceil((c.B * c.T) / WG);
-        return [Math.ceil(c.E / (TILE * WG)), Math.min(rows, 65535), Math.ceil(rows / 65535)];
+        const rowBlocks = Math.ceil((c.B * c.T) / (TILE * WG));
+        return [Math.ceil(c.E / (TILE * WG)), Math.min(rowBlocks, MAX_GROUPS), Math.ceil(rowBlocks / MAX_GROUPS)];
       },
       reference(c, _f, [X, Wt, Bias, Pos, , Out]) {
+        const koff = Array.from({ length: c.K }, (_, k) => faninOffset(c, k));
         for (let row = 0; row < c.B * c.T; row++) {
-          const b = Math.floor(row / c.T);
+          const base = patchOrigin(c, row);
           const t = row % c.T;
           for (let e = 0; e < c.E; e++) {
             let acc = 0;
-            for (let k = 0; k < c.K; k++) acc = f(acc + f(X[xIndex(c, b, t, k)] * Wt[k * c.E + e]));
+            for (let k = 0; k < c.K; k++) acc = f(acc + f(X[base + koff[k]] * Wt[k * c.E + e]));
             Out[row * c.E + e] = f(f(acc + Bias[e]) + Pos[t * c.E + e]);
           }
         }
       },
     },
     backward_weight: {
-      grid: (c) => [Math.ceil(c.E / (TILE * WG)), Math.ceil(c.K / WG), 1],
+      grid: (c) => [Math.ceil(c.E / (TILE * WG)), Math.ceil(c.K / (TILE * WG)), 1],
       reference(c, _f, [X, , , , G, Out]) {
+        const rows = c.B * c.T;
+        const base = Array.from({ length: rows }, (_, row) => patchOrigin(c, row));
         for (let k = 0; k < c.K; k++) {
+          const koff = faninOffset(c, k);
           for (let e = 0; e < c.E; e++) {
             let acc = 0;
-            for (let row = 0; row < c.B * c.T; row++) {
-              acc = f(acc + f(X[xIndex(c, Math.floor(row / c.T), row % c.T, k)] * G[row * c.E + e]));
-            }
+            for (let row = 0; row < rows; row++) acc = f(acc + f(X[base[row] + koff] * G[row * c.E + e]));
             Out[k * c.E + e] = acc;
           }
         }
