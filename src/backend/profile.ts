@@ -1,45 +1,23 @@
 // Per-kernel profiling without timestamp queries (which lavapipe cannot take): record the kernel calls
 // of one real step, then replay each call alone, flushed and waited for, and attribute the time to its
 // family. Replays reuse the step's buffers, so shapes and memory traffic are the real ones.
-import type { Backend, DeviceBuffer, KernelCall, PoolStats } from './backend.ts';
+import type { Backend, KernelCall } from './backend.ts';
 
-export class RecordingBackend implements Backend {
-  readonly name: 'webgpu' | 'cpu';
-  readonly calls: KernelCall[] = [];
-  constructor(readonly inner: Backend) {
-    this.name = inner.name;
+/** The kernel calls `fn` launches on `backend` (which keeps running them as usual). */
+export async function recordCalls(backend: Backend, fn: () => void): Promise<KernelCall[]> {
+  const calls: KernelCall[] = [];
+  const run = backend.run;
+  backend.run = (call: KernelCall) => {
+    calls.push(call);
+    run.call(backend, call);
+  };
+  try {
+    fn();
+    await backend.sync();
+  } finally {
+    backend.run = run;
   }
-  describe(): string {
-    return this.inner.describe();
-  }
-  alloc(byteSize: number): DeviceBuffer {
-    return this.inner.alloc(byteSize);
-  }
-  view(parent: DeviceBuffer, byteOffset: number, byteSize: number): DeviceBuffer {
-    return this.inner.view(parent, byteOffset, byteSize);
-  }
-  free(buffer: DeviceBuffer): void {
-    this.inner.free(buffer);
-  }
-  write(buffer: DeviceBuffer, data: ArrayBufferView): void {
-    this.inner.write(buffer, data);
-  }
-  read(buffer: DeviceBuffer): Promise<ArrayBuffer> {
-    return this.inner.read(buffer);
-  }
-  run(call: KernelCall): void {
-    this.calls.push(call);
-    this.inner.run(call);
-  }
-  sync(): Promise<void> {
-    return this.inner.sync();
-  }
-  stats(): PoolStats {
-    return this.inner.stats();
-  }
-  destroy(): void {
-    this.inner.destroy();
-  }
+  return calls;
 }
 
 export interface FamilyTime {

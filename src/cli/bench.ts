@@ -12,8 +12,8 @@ import { crossEntropy } from '../ops/losses.ts';
 import { patchEmbed } from '../ops/patch_embed.ts';
 import { AdamW } from '../train/adamw.ts';
 import { resolveModelConfig, type PresetName } from '../train/config.ts';
-import { noGrad, setBackend, Tensor, tidy } from '../tensor/tensor.ts';
-import { RecordingBackend, replayProfile, type FamilyTime } from '../backend/profile.ts';
+import { noGrad, Tensor, tidy } from '../tensor/tensor.ts';
+import { recordCalls, replayProfile, type FamilyTime } from '../backend/profile.ts';
 
 export interface KernelResult {
   kernel: string;
@@ -175,15 +175,7 @@ export async function benchTrain(backend: Backend, quick: boolean, profile = fal
     const peak = backend.stats().peakBytes;
     let families: FamilyTime[] | undefined;
     if (profile) {
-      const recorder = new RecordingBackend(backend);
-      setBackend(recorder);
-      try {
-        step();
-        await backend.sync();
-      } finally {
-        setBackend(backend);
-      }
-      families = await replayProfile(backend, recorder.calls);
+      families = await replayProfile(backend, await recordCalls(backend, step));
     }
     out.push({
       model: `medformer-${c.preset}`,
@@ -224,7 +216,7 @@ export async function benchCommand(what: string, opts: { json?: boolean; quick?:
     console.log(JSON.stringify(rows.map((r) => ({ ...r, adapter })), null, 2));
   } else {
     console.log(backend.describe());
-    printTable(rows.map((r) => ({ ...r, profile: undefined })));
+    printTable((rows as TrainResult[]).map(({ profile: _p, ...r }) => r));
     for (const r of rows as TrainResult[]) {
       if (!r.profile) continue;
       console.log(`\nprofile: ${r.model} ${r.dims} batch ${r.batch} (each kernel replayed alone; ${r.dispatches} dispatches per step)`);

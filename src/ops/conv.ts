@@ -1,8 +1,10 @@
 // 2D and 3D convolution (cross-correlation, PyTorch layout and semantics) through one kernel family:
-// a 2D convolution is a 3D one with depth 1. Backward: dX gathers, dW and dBias each own their output.
+// a 2D convolution is a 3D one with depth 1. Backward: dX of a stride-1 convolution is the forward
+// kernel run on the gradient with mirrored, channel-swapped weights; strided ones gather. dW and dBias
+// each own their outputs (no atomics).
 import { ShapeError } from '../errors.ts';
 import { dummyBuffers, record, shapeStr, Tensor } from '../tensor/tensor.ts';
-import { CONV_CB } from '../backend/kernels/conv.ts';
+import { CONV_CB, convColumns } from '../backend/kernels/conv.ts';
 import { launch } from './launch.ts';
 import { sum } from './reduce.ts';
 
@@ -14,10 +16,11 @@ export interface ConvOptions {
 }
 
 /**
- * dW has few independent outputs (CO x CI x taps / 16 invocations), so below this many the batch is
- * split into chunks summed afterwards: enough parallel work for the device, a small extra reduction.
+ * dW has few independent invocations (one per 4x4 channel block and kernel row), so the output rows are
+ * split into chunks whose partial sums are added afterwards: enough parallel work for the device (and
+ * balanced load over lavapipe's threads) for a small extra reduction.
  */
-const DW_MIN_INVOCATIONS = 1024;
+const DW_MIN_INVOCATIONS = 2048;
 
 type Geometry = Record<'B' | 'CI' | 'CO' | 'ID' | 'IH' | 'IW' | 'OD' | 'OH' | 'OW' | 'KD' | 'K' | 'SD' | 'S' | 'PD' | 'P', number>;
 
@@ -49,18 +52,18 @@ function geometry(op: string, dims: 2 | 3, x: Tensor, w: Tensor, bias: Tensor | 
   return { B, CI, CO, ID, IH, IW, OD, OH, OW, KD, K, SD, S: stride, PD, P: padding };
 }
 
+function forwardRaw(c: Geometry, x: Tensor, w: Tensor, bias: Tensor | null, out: Tensor): void {
+  const consts = { ...c, HAS_BIAS: bias ? 1 : 0, PB: convColumns(c.OW) };
+  launch('conv', 'forward', consts, [x, w, bias ?? dummyBuffers().read, null, out]);
+}
+
 function convNd(op: string, dims: 2 | 3, x: Tensor, w: Tensor, bias: Tensor | null, opts: ConvOptions): Tensor {
   const c = geometry(op, dims, x, w, bias, opts);
-  const outShape = dims === 2 ? [c.B, c.CO, c.OH, c.OW] : [c.B, c.CO, c.OD, c.OH, c.OW];
-  const out = Tensor.empty(outShape);
-  launch('conv', 'forward', { ...c, HAS_BIAS: bias ? 1 : 0 }, [x, w, bias ?? dummyBuffers().read, null, out]);
+  const out = Tensor.empty(dims === 2 ? [c.B, c.CO, c.OH, c.OW] : [c.B, c.CO, c.OD, c.OH, c.OW]);
+  forwardRaw(c, x, w, bias, out);
   const inputs = bias ? [x, w, bias] : [x, w];
   return record(out, op, inputs, (g) => {
-    let dx: Tensor | null = null;
-    if (x.requiresGrad) {
-      dx = Tensor.empty(x.shape);
-      launch('conv', 'backward_input', c, [null, w, null, g, dx]);
-    }
+    const dx = x.requiresGrad ? inputGrad(c, g, w, x) : null;
     const dw = w.requiresGrad ? weightGrad(c, x, g, w) : null;
     let db: Tensor | null = null;
     if (bias?.requiresGrad) {
@@ -71,12 +74,32 @@ function convNd(op: string, dims: 2 | 3, x: Tensor, w: Tensor, bias: Tensor | nu
   });
 }
 
+function inputGrad(c: Geometry, g: Tensor, w: Tensor, x: Tensor): Tensor {
+  const dx = Tensor.empty(x.shape);
+  if (c.S === 1 && c.SD === 1 && c.P < c.K && c.PD < c.KD) {
+    // dX[ci, i] = sum over co, k of W[co, ci, k] g[co, i + P - k]: a convolution of g with the
+    // mirrored kernel, channels swapped, padding K - 1 - P; its output has the input's size.
+    const flipped = Tensor.empty([c.CI, c.CO, c.KD, c.K, c.K]);
+    launch('conv', 'flip_weight', c, [null, w, null, null, flipped]);
+    const t: Geometry = {
+      B: c.B, CI: c.CO, CO: c.CI, ID: c.OD, IH: c.OH, IW: c.OW, OD: c.ID, OH: c.IH, OW: c.IW,
+      KD: c.KD, K: c.K, SD: 1, S: 1, PD: c.KD - 1 - c.PD, P: c.K - 1 - c.P,
+    };
+    forwardRaw(t, g, flipped, null, dx);
+    flipped.dispose();
+  } else {
+    launch('conv', 'backward_input', c, [null, w, null, g, dx]);
+  }
+  return dx;
+}
+
 function weightGrad(c: Geometry, x: Tensor, g: Tensor, w: Tensor): Tensor {
-  const blocks = Math.ceil(c.CO / CONV_CB) * Math.ceil(c.CI / CONV_CB) * c.KD * c.K * c.K;
-  const BPS = Math.ceil(c.B / Math.min(c.B, Math.ceil(DW_MIN_INVOCATIONS / blocks)));
-  const NSPLIT = Math.ceil(c.B / BPS);
+  const blocks = Math.ceil(c.CO / CONV_CB) * Math.ceil(c.CI / CONV_CB) * c.KD * c.K;
+  const rows = c.B * c.OD * c.OH;
+  const RPS = Math.ceil(rows / Math.min(rows, Math.ceil(DW_MIN_INVOCATIONS / blocks)));
+  const NSPLIT = Math.ceil(rows / RPS);
   const partial = Tensor.empty(NSPLIT === 1 ? w.shape : [NSPLIT, ...w.shape]);
-  launch('conv', 'backward_weight', { ...c, NSPLIT, BPS }, [x, null, null, g, partial]);
+  launch('conv', 'backward_weight', { ...c, NSPLIT, RPS }, [x, null, null, g, partial]);
   if (NSPLIT === 1) return partial;
   const dw = sum(partial, 0);
   partial.dispose();

@@ -7,3 +7,4 @@ export * from './attention.ts';
 export * from './conv.ts';
 export * from './pool.ts';
 export * from './groupnorm.ts';
+export * from './indexing.ts';

@@ -72,7 +72,8 @@ export type FlagRule =
   | 'task-mismatch'
   | 'identical-row'
   | 'delta-mismatch'
-  | 'delta-reads-corrected';
+  | 'delta-reads-corrected'
+  | 'delta-from-flagged';
 
 /** Why a printed figure should not be taken at face value. `fields` names what it concerns ('auc', 'acc', 'ssl_minus_mt.acc'). */
 export interface Flag {
@@ -201,7 +202,7 @@ function parse(raw: unknown): Data {
     notes: list(thesis.notes, 'thesis.notes').map((n, i) => str(n, `thesis.notes[${i}]`)),
     datasets,
     tables,
-    baselineSource: `${str(mm.source, 'medmnist_v2.source')} ${str(mm.transcribed_from, 'medmnist_v2.transcribed_from')}`,
+    baselineSource: `${str(mm.source, 'medmnist_v2.source')} Transcribed from ${str(mm.transcribed_from, 'medmnist_v2.transcribed_from')}`,
     baseline,
     bestAcc,
     testCounts,
@@ -435,13 +436,39 @@ function deltaFlags(t: DeltaTable, row: DeltaRow): Flag[] {
         });
         continue;
       }
-      const unit = m === 'auc' ? '' : ' points';
+      const show = (x: number) => (m === 'auc' ? x.toFixed(3) : `${x.toFixed(1)} points`);
       flags.push({
         rule: 'delta-mismatch',
         fields: [field],
-        reason: `${DELTA_LABELS[key]} ${m.toUpperCase()} printed ${printed}${unit}, but Tables ${tables} give ${calc(asPrinted)}${unit}`,
+        reason: `${DELTA_LABELS[key]} ${m.toUpperCase()} printed ${show(printed)}, but Tables ${tables} give ${show(calc(asPrinted))}`,
       });
     }
+  }
+  // A difference of a figure flagged as impossible inherits the doubt (the task-mismatch and identical-row notes do not
+  // make a difference meaningless, and an AUC out of range is covered above).
+  const doubtful = new Set<FlagRule>(['auc-below-chance', 'acc-at-chance', 'acc-above-benchmark']);
+  const tableOf: Record<'st' | 'mt' | 'ssl', (r: ThesisRow) => TableId | undefined> = {
+    st: (r) => t.sources.st.find((id) => thesisRow(id, r.dataset) === r),
+    mt: () => t.sources.mt,
+    ssl: () => t.sources.ssl,
+  };
+  const fields: string[] = [];
+  const origins = new Set<string>();
+  const uses: Record<DeltaKey, ('st' | 'mt' | 'ssl')[]> = { mt_minus_st: ['mt', 'st'], ssl_minus_st: ['ssl', 'st'], ssl_minus_mt: ['ssl', 'mt'] };
+  for (const key of DELTA_KEYS) {
+    for (const m of ['auc', 'acc'] as const) {
+      for (const which of uses[key]) {
+        const r = src[which];
+        if (!r) continue;
+        const bad = implausible(r, taskOf(r.dataset)).filter((f) => doubtful.has(f.rule) && f.fields.includes(m));
+        if (bad.length === 0) continue;
+        if (!fields.includes(`${key}.${m}`)) fields.push(`${key}.${m}`);
+        origins.add(`Table ${tableOf[which](r)} ${m.toUpperCase()}`);
+      }
+    }
+  }
+  if (fields.length) {
+    flags.push({ rule: 'delta-from-flagged', fields, reason: `taken from figures flagged in their own tables (${[...origins].sort().join(', ')})` });
   }
   return flags;
 }

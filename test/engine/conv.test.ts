@@ -36,16 +36,23 @@ describe('conv2d', () => {
     await checkOp({ inputs: [inp([2, 3, 4, 5], 12), inp([6, 3, 1, 1], 13), inp([6], 14)], fn: (x, w, b) => conv2d(x, w, b, { stride: 2 }) });
   });
 
-  it('larger shapes match the reference, with and without the batch-split weight gradient', async () => {
-    // 3 * 2 * 9 weight blocks: dW splits over the batch; 11 * 11 * 9 blocks: it does not.
-    await checkOp({ inputs: [inp([3, 6, 13, 11], 15), inp([9, 6, 3, 3], 16), inp([9], 17)], fn: (x, w, b) => conv2d(x, w, b, { stride: 2, padding: 1 }) }, { skipFd: true });
-    await checkOp({ inputs: [inp([2, 44, 3, 5], 18), inp([44, 44, 3, 3], 19), inp([44], 20)], fn: (x, w, b) => conv2d(x, w, b, { padding: 1 }) }, { skipFd: true });
+  it('larger shapes match the reference: 16-column runs, uneven dW row chunks, strided gather', async () => {
+    // 21 output columns: forward and the stride-1 dX run 16-column blocks plus a ragged one.
+    await checkOp({ inputs: [inp([2, 5, 9, 21], 15), inp([6, 5, 3, 3], 16), inp([6], 17)], fn: (x, w, b) => conv2d(x, w, b, { padding: 1 }) }, { skipFd: true });
+    // 21 output rows in dW chunks of 4 (the last holds 1); stride 2 takes the gathering dX kernel.
+    await checkOp({ inputs: [inp([7, 44, 3, 5], 18), inp([44, 44, 3, 3], 19), inp([44], 20)], fn: (x, w, b) => conv2d(x, w, b, { padding: 1 }) }, { skipFd: true });
+    await checkOp({ inputs: [inp([3, 6, 13, 11], 21), inp([9, 6, 3, 3], 22), inp([9], 23)], fn: (x, w, b) => conv2d(x, w, b, { stride: 2, padding: 1 }) }, { skipFd: true });
+  });
+
+  it('padding at least the kernel size (stride-1 dX falls back to the gather kernel)', async () => {
+    await checkOp({ inputs: [inp([1, 2, 3, 4], 24), inp([3, 2, 1, 1], 25), inp([3], 26)], fn: (x, w, b) => conv2d(x, w, b, { padding: 1 }) });
+    await checkOp({ inputs: [inp([1, 2, 3, 4], 27), inp([3, 2, 3, 3], 28)], fn: (x, w) => conv2d(x, w, null, { padding: 3 }) });
   });
 
   it('equals an explicit im2col + matmul', async () => {
     const [B, CI, H, W, CO, K] = [2, 3, 7, 5, 4, 3];
-    const xd = randn(B * CI * H * W, 21);
-    const wd = randn(CO * CI * K * K, 22);
+    const xd = randn(B * CI * H * W, 31);
+    const wd = randn(CO * CI * K * K, 32);
     for (const [stride, padding] of [[1, 0], [1, 1], [2, 0], [2, 1]]) {
       const OH = Math.floor((H + 2 * padding - K) / stride) + 1;
       const OW = Math.floor((W + 2 * padding - K) / stride) + 1;
@@ -94,7 +101,7 @@ describe('conv2d', () => {
 });
 
 describe('conv3d', () => {
-  for (const [stride, padding] of [[1, 1], [2, 0], [2, 1]]) {
+  for (const [stride, padding] of [[1, 0], [1, 1], [2, 0], [2, 1]]) {
     it(`5x4x6, k=3, stride ${stride}, padding ${padding}: outputs and dx, dw, dbias`, async () => {
       await checkOp({
         inputs: [inp([1, 2, 5, 4, 6], 23), inp([3, 2, 3, 3, 3], 24), inp([3], 25)],

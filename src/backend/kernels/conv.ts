@@ -2,10 +2,8 @@ import type { Consts } from '../backend.ts';
 import { grid1d, type KernelFamily } from '../kernel.ts';
 
 const WG = 64;
-/** Channels per invocation block (register blocking). */
+/** Channels per invocation (register blocking). */
 export const CONV_CB = 4;
-/** Output (or input) columns per invocation block. */
-export const CONV_PB = 4;
 const f = Math.fround;
 /** fma in f32: the product of two f32 values is exact in a double, so this rounds once like fma(). */
 const fma = (a: number, b: number, c: number): number => f(a * b + c);
@@ -13,20 +11,17 @@ const fma = (a: number, b: number, c: number): number => f(a * b + c);
 const kvol = (c: Consts): number => c.KD * c.K * c.K;
 const cdiv = (a: number, b: number): number => Math.ceil(a / b);
 
-function firstValid(k: number, p: number, s: number): number {
-  return k >= p ? 0 : Math.ceil((p - k) / s);
-}
-function endValid(i: number, k: number, p: number, s: number, n: number): number {
-  if (i + p < k + 1) return 0;
-  return Math.min(n, Math.floor((i + p - k - 1) / s) + 1);
+/** Output columns per forward invocation: long runs amortise loads, short rows waste fewer lanes. */
+export function convColumns(outWidth: number): number {
+  return outWidth >= 14 ? 16 : outWidth >= 6 ? 8 : 4;
 }
 
 export const conv: KernelFamily = {
   name: 'conv',
-  defaults: { HAS_BIAS: 0, NSPLIT: 1, BPS: 1 },
+  defaults: { HAS_BIAS: 0, PB: 4, NSPLIT: 1, RPS: 1 },
   entries: {
     forward: {
-      grid: (c) => grid1d(c.B * cdiv(c.CO, CONV_CB) * c.OD * c.OH * cdiv(c.OW, CONV_PB), WG),
+      grid: (c) => grid1d(c.B * cdiv(c.CO, CONV_CB) * c.OD * c.OH * cdiv(c.OW, c.PB), WG),
       reference(c, _f, [X, Wt, Bias, , Out]) {
         const { B, CI, CO, ID, IH, IW, OD, OH, OW, KD, K, SD, S, PD, P } = c;
         for (let b = 0; b < B; b++) {
@@ -60,8 +55,20 @@ export const conv: KernelFamily = {
         }
       },
     },
+    flip_weight: {
+      grid: (c) => grid1d(c.CO * c.CI * kvol(c), WG),
+      reference(c, _f, [, Wt, , , Out]) {
+        const kv = kvol(c);
+        for (let e = 0; e < c.CO * c.CI * kv; e++) {
+          const tap = e % kv;
+          const co = Math.floor(e / kv) % c.CO;
+          const ci = Math.floor(e / (kv * c.CO));
+          Out[e] = Wt[(co * c.CI + ci) * kv + (kv - 1 - tap)];
+        }
+      },
+    },
     backward_input: {
-      grid: (c) => grid1d(c.B * cdiv(c.CI, CONV_CB) * c.ID * c.IH * cdiv(c.IW, CONV_PB), WG),
+      grid: (c) => grid1d(c.B * cdiv(c.CI, CONV_CB) * c.ID * c.IH * cdiv(c.IW, 4), WG),
       reference(c, _f, [, Wt, , G, Out]) {
         const { B, CI, CO, ID, IH, IW, OD, OH, OW, KD, K, SD, S, PD, P } = c;
         const kv = kvol(c);
@@ -99,35 +106,36 @@ export const conv: KernelFamily = {
       },
     },
     backward_weight: {
-      grid: (c) => grid1d(c.NSPLIT * cdiv(c.CO, CONV_CB) * cdiv(c.CI, CONV_CB) * kvol(c), WG),
+      grid: (c) => grid1d(c.NSPLIT * cdiv(c.CO, CONV_CB) * cdiv(c.CI, CONV_CB) * c.KD * c.K, WG),
       reference(c, _f, [X, , , G, Out]) {
-        const { B, CI, CO, ID, IH, IW, OD, OH, OW, KD, K, SD, S, PD, P, NSPLIT, BPS } = c;
+        const { B, CI, CO, ID, IH, IW, OD, OH, OW, KD, K, SD, S, PD, P, NSPLIT, RPS } = c;
         const kv = kvol(c);
         for (let split = 0; split < NSPLIT; split++) {
-          const b0 = split * BPS;
-          const b1 = Math.min(B, b0 + BPS);
+          const r0 = split * RPS;
+          const r1 = Math.min(B * OD * OH, r0 + RPS);
           for (let co = 0; co < CO; co++) {
             for (let ci = 0; ci < CI; ci++) {
-              for (let tap = 0; tap < kv; tap++) {
-                const kw = tap % K;
-                const kh = Math.floor(tap / K) % K;
-                const kd = Math.floor(tap / (K * K));
-                const [od0, od1] = [firstValid(kd, PD, SD), endValid(ID, kd, PD, SD, OD)];
-                const [oh0, oh1] = [firstValid(kh, P, S), endValid(IH, kh, P, S, OH)];
-                const [ow0, ow1] = [firstValid(kw, P, S), endValid(IW, kw, P, S, OW)];
-                let acc = 0;
-                for (let b = b0; b < b1; b++) {
-                  for (let od = od0; od < od1; od++) {
-                    const id = od * SD + kd - PD;
-                    for (let oh = oh0; oh < oh1; oh++) {
+              for (let kd = 0; kd < KD; kd++) {
+                for (let kh = 0; kh < K; kh++) {
+                  for (let kw = 0; kw < K; kw++) {
+                    let acc = 0;
+                    for (let r = r0; r < r1; r++) {
+                      const oh = r % OH;
+                      const od = Math.floor(r / OH) % OD;
+                      const b = Math.floor(r / (OH * OD));
+                      const id = od * SD + kd - PD;
                       const ih = oh * S + kh - P;
-                      const xr = (((b * CI + ci) * ID + id) * IH + ih) * IW + kw - P;
+                      if (id < 0 || id >= ID || ih < 0 || ih >= IH) continue;
+                      const xr = (((b * CI + ci) * ID + id) * IH + ih) * IW;
                       const gr = (((b * CO + co) * OD + od) * OH + oh) * OW;
-                      for (let ow = ow0; ow < ow1; ow++) acc = fma(G[gr + ow], X[xr + ow * S], acc);
+                      for (let ow = 0; ow < OW; ow++) {
+                        const iw = ow * S + kw - P;
+                        if (iw >= 0 && iw < IW) acc = fma(G[gr + ow], X[xr + iw], acc);
+                      }
                     }
+                    Out[split * CO * CI * kv + (co * CI + ci) * kv + (kd * K + kh) * K + kw] = acc;
                   }
                 }
-                Out[split * CO * CI * kv + (co * CI + ci) * kv + tap] = acc;
               }
             }
           }

@@ -1,0 +1,462 @@
+// `mf table <id>`: a thesis table (4.2-4.11) side by side with this project's runs and the MedMNIST v2
+// baseline. Runs are the folders one level under the runs folder that hold config.json and metrics.json; a
+// cell takes the newest qualifying run (by metrics.json mtime). A cell without a run says "missing", never 0.
+import fs from 'node:fs';
+import path from 'node:path';
+import { ConfigError } from '../errors.ts';
+import {
+  DELTA_KEYS,
+  DELTA_LABELS,
+  baselineSource,
+  datasetKey,
+  decimals,
+  medmnistBaseline,
+  percent,
+  round6,
+  thesisFlags,
+  thesisSource,
+  thesisTable,
+  type Baseline,
+  type DeltaKey,
+  type Flag,
+  type ModelSize,
+  type Regime,
+  type Scores,
+  type TableId,
+} from '../report/thesis.ts';
+
+type RunKind = 'supervised' | 'multitask' | 'finetune';
+
+/** Which runs fill a regime's cells. */
+const KIND_OF: Readonly<Record<Exclude<Regime, 'deltas'>, RunKind>> = {
+  'single-task': 'supervised',
+  'multi-task': 'multitask',
+  'ssl-finetune': 'finetune',
+};
+
+/** The run a cell was taken from. */
+export interface RunRef {
+  /** The run folder, as runsDir/<folder>. */
+  dir: string;
+  /** config.json `name`. */
+  name: string;
+  /** metrics.json modification time (ISO 8601): the newest run wins a cell. */
+  metrics_mtime: string;
+}
+
+/** This project's test scores for one dataset (accuracy in percent) and where they come from. */
+export interface OurScores extends Scores {
+  run: RunRef;
+  /** Fine-tuning only: the first step whose validation AUC reached the single-task baseline; null: never reached. */
+  ssl_steps?: number | null;
+}
+
+export type Cell = OurScores | 'missing';
+
+export interface ValueRow {
+  dataset: string;
+  key: string;
+  thesis: Scores;
+  /** Why thesis figures of this row are doubtful (empty when none). */
+  flags: Flag[];
+  ours: Cell;
+  /** ours − thesis; null where there is no run. `auc` is null where the thesis AUC is outside [0, 1]. */
+  diff: { auc: number | null; acc: number } | null;
+  /** MedMNIST v2 benchmark (ResNet-18 (28) for 2D, ResNet-18 + 3D for 3D), accuracy in percent. */
+  baseline: Baseline | null;
+}
+
+export type Steps = number | 'not reached' | 'not recorded' | 'missing';
+
+export interface DeltaTableRow {
+  dataset: string;
+  key: string;
+  thesis: Record<DeltaKey, Scores>;
+  ours: Record<DeltaKey, Scores | 'missing'>;
+  steps: { thesis: number; ours: Steps };
+  flags: Flag[];
+  runs: { st: RunRef | null; mt: RunRef | null; ssl: RunRef | null };
+}
+
+interface ViewBase {
+  id: TableId;
+  title: string;
+  model: ModelSize;
+  thesis_source: string;
+  runs_dir: string;
+  /** Run folders that could not be read, or that would count but have no results yet. */
+  warnings: string[];
+}
+export interface ValueView extends ViewBase {
+  regime: Exclude<Regime, 'deltas'>;
+  run_kind: RunKind;
+  baseline_source: string;
+  rows: ValueRow[];
+}
+export interface DeltaView extends ViewBase {
+  regime: 'deltas';
+  rows: DeltaTableRow[];
+}
+export type TableView = ValueView | DeltaView;
+
+// ---------------------------------------------------------------------------------------------------------------
+// Runs
+
+interface DatasetResult {
+  auc: number;
+  /** percent */
+  acc: number;
+  ssl_steps?: number | null;
+}
+
+interface Run {
+  ref: RunRef;
+  mtimeMs: number;
+  kind: string;
+  preset: string;
+  results: ReadonlyMap<string, DatasetResult>;
+}
+
+interface RunIndex {
+  runs: Run[];
+  /** Folders with a config.json but no metrics.json yet: kind, preset, datasets and where. */
+  pending: { dir: string; name: string; kind: string; preset: string; datasets: string[] }[];
+  warnings: string[];
+}
+
+const isObj = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+const isNum = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+
+function readJson(file: string): { value: unknown } | { error: string } {
+  try {
+    return { value: JSON.parse(fs.readFileSync(file, 'utf8').replace(/^\uFEFF/, '')) };
+  } catch (e) {
+    return { error: e instanceof SyntaxError ? `not valid JSON (${e.message})` : `cannot read (${(e as NodeJS.ErrnoException).code ?? String(e)})` };
+  }
+}
+
+/** The fields of config.json this command needs, or what is wrong with it. */
+function readConfig(file: string): { name: string; kind: string; preset: string; datasets: string[] } | string {
+  const r = readJson(file);
+  if ('error' in r) return r.error;
+  const c = r.value;
+  if (!isObj(c)) return 'not a JSON object';
+  const model = isObj(c.model) ? c.model : undefined;
+  const data = isObj(c.data) ? c.data : undefined;
+  if (typeof c.name !== 'string') return 'has no string "name"';
+  if (typeof c.kind !== 'string') return 'has no string "kind"';
+  if (typeof model?.preset !== 'string') return 'has no string "model.preset"';
+  if (!Array.isArray(data?.datasets) || !data.datasets.every((d: unknown) => typeof d === 'string')) return 'has no list of strings "data.datasets"';
+  return { name: c.name, kind: c.kind, preset: model.preset, datasets: (data.datasets as string[]).map((d) => d.toLowerCase()) };
+}
+
+/** Scans the run folders one level under `runsDir`. Unreadable folders become warnings, not errors. */
+function indexRuns(runsDir: string): RunIndex {
+  const index: RunIndex = { runs: [], pending: [], warnings: [] };
+  let entries: fs.Dirent[];
+  try {
+    entries = fs.readdirSync(runsDir, { withFileTypes: true });
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    index.warnings.push(code === 'ENOENT' ? `${runsDir}: no such runs folder; every cell is missing` : `${runsDir}: cannot read (${code ?? String(e)})`);
+    return index;
+  }
+  for (const entry of entries.sort((a, b) => a.name.localeCompare(b.name))) {
+    if (!entry.isDirectory()) continue;
+    const dir = path.join(runsDir, entry.name);
+    const configFile = path.join(dir, 'config.json');
+    const metricsFile = path.join(dir, 'metrics.json');
+    if (!fs.existsSync(configFile)) continue;
+    const config = readConfig(configFile);
+    if (typeof config === 'string') {
+      index.warnings.push(`${configFile}: ${config}; run skipped`);
+      continue;
+    }
+    if (!fs.existsSync(metricsFile)) {
+      index.pending.push({ dir, ...config });
+      continue;
+    }
+    const m = readJson(metricsFile);
+    if ('error' in m || !isObj(m.value)) {
+      index.warnings.push(`${metricsFile}: ${'error' in m ? m.error : 'not a JSON object'}; run skipped`);
+      continue;
+    }
+    const results = new Map<string, DatasetResult>();
+    for (const key of config.datasets) {
+      const entryValue = m.value[key];
+      if (entryValue === undefined) continue;
+      const test = isObj(entryValue) ? entryValue.test : undefined;
+      if (!isObj(test) || !isNum(test.auc) || !isNum(test.acc)) {
+        index.warnings.push(`${metricsFile}: ${key}.test has no numeric auc and acc; ${key} skipped`);
+        continue;
+      }
+      if (test.acc < 0 || test.acc > 1) {
+        index.warnings.push(`${metricsFile}: ${key}.test.acc ${test.acc} is not a fraction in [0, 1]; ${key} skipped`);
+        continue;
+      }
+      const steps = isObj(entryValue) ? entryValue.ssl_steps : undefined;
+      results.set(key, {
+        auc: test.auc,
+        acc: percent(test.acc),
+        ...(steps === null || isNum(steps) ? { ssl_steps: steps } : {}),
+      });
+    }
+    const mtimeMs = fs.statSync(metricsFile).mtimeMs;
+    index.runs.push({
+      ref: { dir, name: config.name, metrics_mtime: new Date(mtimeMs).toISOString() },
+      mtimeMs,
+      kind: config.kind,
+      preset: config.preset,
+      results,
+    });
+  }
+  return index;
+}
+
+/** The newest run of a kind and model size with a test result for `key`. */
+function pick(index: RunIndex, kind: RunKind, model: ModelSize, key: string): Cell {
+  const candidates = index.runs
+    .filter((r) => r.kind === kind && r.preset === model && r.results.has(key))
+    .sort((a, b) => b.mtimeMs - a.mtimeMs || a.ref.dir.localeCompare(b.ref.dir));
+  const run = candidates[0];
+  if (!run) return 'missing';
+  const res = run.results.get(key) as DatasetResult;
+  return { auc: res.auc, acc: res.acc, run: run.ref, ...('ssl_steps' in res ? { ssl_steps: res.ssl_steps } : {}) };
+}
+
+/** Warnings for runs that would fill a cell of this table but have not written metrics.json yet. */
+function pendingWarnings(index: RunIndex, kinds: readonly RunKind[], model: ModelSize, keys: readonly string[]): string[] {
+  return index.pending
+    .filter((p) => (kinds as readonly string[]).includes(p.kind) && p.preset === model && p.datasets.some((d) => keys.includes(d)))
+    .map((p) => `${p.dir}: ${p.name} has no metrics.json yet (unfinished run?); not counted`);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Building
+
+const diffOf = (ours: Scores, thesis: Scores): Scores => ({ auc: round6(ours.auc - thesis.auc), acc: round6(ours.acc - thesis.acc) });
+
+/**
+ * The rows of table `id` for the runs under `runsDir`: thesis figures with their flags, this project's figures
+ * (accuracy converted to percent), differences and the MedMNIST v2 baseline. Reads files; prints nothing.
+ */
+export function buildTable(id: string, runsDir: string): TableView {
+  const table = thesisTable(id);
+  const index = indexRuns(runsDir);
+  const keys = table.rows.map((r) => datasetKey(r.dataset));
+  const base = { id: table.id, title: table.title, model: table.model, thesis_source: thesisSource(), runs_dir: runsDir };
+
+  if (table.regime !== 'deltas') {
+    const kind = KIND_OF[table.regime];
+    const rows = table.rows.map((r): ValueRow => {
+      const key = datasetKey(r.dataset);
+      const ours = pick(index, kind, table.model, key);
+      const thesis = { auc: r.auc, acc: r.acc };
+      const diff = ours === 'missing' ? null : { auc: r.auc >= 0 && r.auc <= 1 ? diffOf(ours, thesis).auc : null, acc: diffOf(ours, thesis).acc };
+      return { dataset: r.dataset, key, thesis, flags: thesisFlags(table.id, r.dataset), ours, diff, baseline: medmnistBaseline(r.dataset) ?? null };
+    });
+    const warnings = [...index.warnings, ...pendingWarnings(index, [kind], table.model, keys)];
+    return { ...base, regime: table.regime, run_kind: kind, baseline_source: baselineSource(), rows, warnings };
+  }
+
+  const rows = table.rows.map((r): DeltaTableRow => {
+    const key = datasetKey(r.dataset);
+    const st = pick(index, 'supervised', table.model, key);
+    const mt = pick(index, 'multitask', table.model, key);
+    const ssl = pick(index, 'finetune', table.model, key);
+    const minus = (a: Cell, b: Cell): Scores | 'missing' => (a === 'missing' || b === 'missing' ? 'missing' : diffOf(a, b));
+    let steps: Steps = 'missing';
+    if (ssl !== 'missing') steps = ssl.ssl_steps === undefined ? 'not recorded' : ssl.ssl_steps === null ? 'not reached' : ssl.ssl_steps;
+    const ref = (c: Cell) => (c === 'missing' ? null : c.run);
+    return {
+      dataset: r.dataset,
+      key,
+      thesis: { mt_minus_st: r.mt_minus_st, ssl_minus_st: r.ssl_minus_st, ssl_minus_mt: r.ssl_minus_mt },
+      ours: { mt_minus_st: minus(mt, st), ssl_minus_st: minus(ssl, st), ssl_minus_mt: minus(ssl, mt) },
+      steps: { thesis: r.ssl_finetune_steps, ours: steps },
+      flags: thesisFlags(table.id, r.dataset),
+      runs: { st: ref(st), mt: ref(mt), ssl: ref(ssl) },
+    };
+  });
+  const warnings = [...index.warnings, ...pendingWarnings(index, ['supervised', 'multitask', 'finetune'], table.model, keys)];
+  return { ...base, regime: 'deltas', rows, warnings };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Rendering
+
+const MISSING = 'missing';
+const DAGGER = '†';
+
+/** A printed AUC: 3 decimals, more where it was printed with more, as printed where it is out of range (99.3). */
+function fmtAuc(x: number): string {
+  return Math.abs(x) > 1 ? String(x) : x.toFixed(Math.max(3, decimals(x)));
+}
+/** A printed accuracy (percent): 1 decimal, or 2 where it was printed with 2 (9.93). */
+function fmtAcc(x: number): string {
+  return x.toFixed(Math.min(2, Math.max(1, decimals(x))));
+}
+/** A measured figure: AUC to 3 decimals, accuracy (percent) to 1. */
+const fmtOurAuc = (x: number) => x.toFixed(3);
+const fmtOurAcc = (x: number) => x.toFixed(1);
+/** A difference with its sign (a true minus sign); zero as printed has none. */
+const signed = (s: string) => (Number(s) === 0 ? s.replace(/^-/, '') : s.startsWith('-') ? `−${s.slice(1)}` : `+${s}`);
+const fmtDiffAuc = (x: number) => signed(x.toFixed(3));
+const fmtDiffAcc = (x: number) => signed(x.toFixed(1));
+const mark = (text: string, flags: readonly Flag[], field: string) => (flags.some((f) => f.fields.includes(field)) ? `${text}${DAGGER}` : text);
+
+function fieldNames(fields: readonly string[]): string {
+  return fields
+    .map((f) => {
+      const [head, metric] = f.includes('.') ? f.split('.') : [undefined, f];
+      const m = metric.toUpperCase();
+      return head ? `${DELTA_LABELS[head as DeltaKey] ?? head} ${m}` : m;
+    })
+    .join(', ');
+}
+
+function footnotes(rows: readonly { dataset: string; flags: readonly Flag[] }[]): string[] {
+  const flagged = rows.filter((r) => r.flags.length > 0);
+  if (flagged.length === 0) return [];
+  const lines = ['', `${DAGGER} Thesis figures that should not be taken at face value:`, ''];
+  for (const r of flagged) for (const f of r.flags) lines.push(`- ${r.dataset} (${fieldNames(f.fields)}): ${f.reason} [${f.rule}]`);
+  return lines;
+}
+
+function warningLines(view: TableView): string[] {
+  return view.warnings.length ? ['', 'Warnings:', '', ...view.warnings.map((w) => `- ${w}`)] : [];
+}
+
+function markdownValues(view: ValueView): string {
+  const lines = [
+    `## ${view.title}`,
+    '',
+    `Thesis vs this project (runs of kind "${view.run_kind}", preset "${view.model}", from ${view.runs_dir}/). ACC in percent; Δ = this project − thesis.`,
+    '',
+    '| Dataset | Thesis AUC | Thesis ACC | Ours AUC | Ours ACC | ΔAUC | ΔACC | ResNet-18 (28) AUC | ResNet-18 (28) ACC |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+  ];
+  let otherBaseline = false;
+  for (const r of view.rows) {
+    const ours = r.ours === 'missing' ? [MISSING, MISSING] : [fmtOurAuc(r.ours.auc), fmtOurAcc(r.ours.acc)];
+    const diff = r.diff === null ? ['–', '–'] : [r.diff.auc === null ? 'n/a' : fmtDiffAuc(r.diff.auc), fmtDiffAcc(r.diff.acc)];
+    let baseline = ['–', '–'];
+    if (r.baseline) {
+      const note = r.baseline.model === 'ResNet-18 (28)' ? '' : '‡';
+      otherBaseline ||= note !== '';
+      baseline = [`${fmtAuc(r.baseline.auc)}${note}`, `${fmtAcc(r.baseline.acc)}${note}`];
+    }
+    const thesis = [mark(fmtAuc(r.thesis.auc), r.flags, 'auc'), mark(fmtAcc(r.thesis.acc), r.flags, 'acc')];
+    lines.push(`| ${r.dataset} | ${[...thesis, ...ours, ...diff, ...baseline].join(' | ')} |`);
+  }
+  lines.push(...footnotes(view.rows));
+  if (otherBaseline) lines.push('', '‡ MedMNIST v2 has no ResNet-18 (28) row for 3D sets; the figure is its ResNet-18 + 3D (28×28×28).');
+  const used = view.rows.filter((r): r is ValueRow & { ours: OurScores } => r.ours !== 'missing');
+  if (used.length) {
+    lines.push('', 'Runs used:', '');
+    for (const r of used) lines.push(`- ${r.dataset}: ${r.ours.run.dir} (${r.ours.run.name}, metrics ${r.ours.run.metrics_mtime})`);
+  }
+  lines.push('', `Thesis: ${view.thesis_source}`, '', `Baseline: ${view.baseline_source}`, ...warningLines(view));
+  return lines.join('\n');
+}
+
+function fmtSteps(s: Steps): string {
+  return typeof s === 'number' ? String(s) : s;
+}
+
+function markdownDeltas(view: DeltaView): string {
+  const head = DELTA_KEYS.flatMap((k) => [`${DELTA_LABELS[k]} AUC`, `${DELTA_LABELS[k]} ACC`]);
+  const lines = [
+    `## ${view.title}`,
+    '',
+    `Each cell: thesis / this project (preset "${view.model}": supervised = ST, multitask = MT, finetune = SSL, from ${view.runs_dir}/). ACC differences in points. SSL steps: fine-tuning steps until the validation AUC reached the single-task baseline.`,
+    '',
+    `| Dataset | ${head.join(' | ')} | SSL steps |`,
+    `|---|${head.map(() => '---:').join('|')}|---:|`,
+  ];
+  for (const r of view.rows) {
+    const cells = DELTA_KEYS.flatMap((k) => {
+      const ours = r.ours[k];
+      return [
+        `${mark(fmtDiffAuc(r.thesis[k].auc), r.flags, `${k}.auc`)} / ${ours === 'missing' ? MISSING : fmtDiffAuc(ours.auc)}`,
+        `${mark(fmtDiffAcc(r.thesis[k].acc), r.flags, `${k}.acc`)} / ${ours === 'missing' ? MISSING : fmtDiffAcc(ours.acc)}`,
+      ];
+    });
+    lines.push(`| ${r.dataset} | ${cells.join(' | ')} | ${r.steps.thesis} / ${fmtSteps(r.steps.ours)} |`);
+  }
+  lines.push(...footnotes(view.rows), '', `Thesis: ${view.thesis_source}`, ...warningLines(view));
+  return lines.join('\n');
+}
+
+/** The table as Markdown: a header, one row a dataset, then footnotes on flagged thesis figures, runs used and sources. */
+export function renderMarkdown(view: TableView): string {
+  return view.regime === 'deltas' ? markdownDeltas(view) : markdownValues(view);
+}
+
+function csvField(v: string | number | null): string {
+  const s = v === null ? '' : String(v);
+  return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+const csvLine = (fields: (string | number | null)[]) => fields.map(csvField).join(',');
+
+/** The table as CSV: one header line, one line a dataset; numbers unrounded (accuracy in percent), "missing" where no run. */
+export function renderCsv(view: TableView): string {
+  const flagsOf = (flags: readonly Flag[]) => flags.map((f) => f.rule).join(';');
+  if (view.regime !== 'deltas') {
+    const lines = [
+      csvLine(['table', 'dataset', 'key', 'thesis_auc', 'thesis_acc', 'ours_auc', 'ours_acc', 'diff_auc', 'diff_acc', 'baseline_model', 'baseline_auc', 'baseline_acc', 'thesis_flags', 'run']),
+    ];
+    for (const r of view.rows) {
+      const o = r.ours;
+      lines.push(
+        csvLine([
+          view.id,
+          r.dataset,
+          r.key,
+          r.thesis.auc,
+          r.thesis.acc,
+          o === 'missing' ? MISSING : o.auc,
+          o === 'missing' ? MISSING : o.acc,
+          r.diff === null ? MISSING : (r.diff.auc ?? 'n/a'),
+          r.diff === null ? MISSING : r.diff.acc,
+          r.baseline?.model ?? null,
+          r.baseline?.auc ?? null,
+          r.baseline?.acc ?? null,
+          flagsOf(r.flags),
+          o === 'missing' ? null : o.run.dir,
+        ]),
+      );
+    }
+    return lines.join('\n');
+  }
+  const deltaHead = DELTA_KEYS.flatMap((k) => [`thesis_${k}_auc`, `ours_${k}_auc`, `thesis_${k}_acc`, `ours_${k}_acc`]);
+  const lines = [csvLine(['table', 'dataset', 'key', ...deltaHead, 'thesis_ssl_steps', 'ours_ssl_steps', 'thesis_flags'])];
+  for (const r of view.rows) {
+    const cells = DELTA_KEYS.flatMap((k) => {
+      const o = r.ours[k];
+      return [r.thesis[k].auc, o === 'missing' ? MISSING : o.auc, r.thesis[k].acc, o === 'missing' ? MISSING : o.acc];
+    });
+    lines.push(csvLine([view.id, r.dataset, r.key, ...cells, r.steps.thesis, r.steps.ours, flagsOf(r.flags)]));
+  }
+  return lines.join('\n');
+}
+
+/** The table as JSON: the whole view, including the run each cell came from. */
+export function renderJson(view: TableView): string {
+  return JSON.stringify(view, null, 2);
+}
+
+export async function tableCommand(id: string, opts: { runs: string; csv?: boolean; json?: boolean }): Promise<void> {
+  if (opts.csv && opts.json) throw new ConfigError('--csv and --json exclude each other; pass one of them');
+  const view = buildTable(id, opts.runs);
+  if (opts.json) {
+    process.stdout.write(`${renderJson(view)}\n`);
+    return;
+  }
+  if (opts.csv) {
+    process.stdout.write(`${renderCsv(view)}\n`);
+    for (const w of view.warnings) process.stderr.write(`warning: ${w}\n`);
+    return;
+  }
+  process.stdout.write(`${renderMarkdown(view)}\n`);
+}
