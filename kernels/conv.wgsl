@@ -23,7 +23,7 @@ const NOUT: u32 = OD * OH * OW;
 // Input columns spanned by the windows of PB consecutive output columns.
 const XW: u32 = (PB - 1u) * S + K;
 // backward_weight: output columns per chunk, and the input columns their windows span.
-const DPB: u32 = 8u;
+const DPB: u32 = 4u;
 const DXW: u32 = (DPB - 1u) * S + K;
 
 fn flat(gid: vec3<u32>, nwg: vec3<u32>) -> u32 { return gid.x + gid.y * nwg.x * WG; }

@@ -114,6 +114,14 @@ export class AdamW {
     return Math.sqrt(n2);
   }
 
+  /** The global L2 norm of the gradients now in the arena (before this step's update). Waits for the device. */
+  async gradNorm(): Promise<number> {
+    this.launchNorm();
+    this.normOfLastStep = false;
+    const n2 = new Float32Array(await backend().read(this.norm!.out))[0];
+    return Math.sqrt(n2);
+  }
+
   /** Moments and step count, sliced by parameter name (two reads). */
   async exportState(): Promise<AdamWState> {
     const { m, v } = this.store.moments();

@@ -8,6 +8,7 @@ import { MfError } from '../errors.ts';
 import { isBodyParam } from '../models/medformer.ts';
 import { loadCheckpoint } from './checkpoint.ts';
 import { readSafetensors } from './safetensors.ts';
+import type { Experiment } from './config.ts';
 import type { Session } from './session.ts';
 import { asF32, trainSupervised } from './supervised.ts';
 
@@ -27,12 +28,18 @@ function baselineAuc(dir: string): Record<string, number> {
   return out;
 }
 
-export async function trainFinetune(session: Session): Promise<void> {
-  const ft = session.exp.finetune;
-  if (!ft) throw new MfError(`${session.exp.source}: kind "finetune" needs a "finetune" section`, 'add {"init": "runs/<ssl run>"}');
-  const weights = readInitWeights(ft.init);
+/** Everything a fine-tuning run reads before it starts, so bad inputs fail before any output. */
+export function prepareFinetune(exp: Experiment): { weights: Map<string, { shape: number[]; data: Float32Array }>; baseline: Record<string, number> | undefined } {
+  const ft = exp.finetune;
+  if (!ft) throw new MfError(`${exp.source}: kind "finetune" needs a "finetune" section`, 'add {"init": "runs/<ssl run>"}');
+  return { weights: readInitWeights(ft.init), baseline: ft.baseline ? baselineAuc(ft.baseline) : undefined };
+}
+
+export async function trainFinetune(session: Session, prepared: ReturnType<typeof prepareFinetune>): Promise<void> {
+  const ft = session.exp.finetune!;
+  const { weights } = prepared;
   await trainSupervised(session, {
-    baselineAuc: ft.baseline ? baselineAuc(ft.baseline) : undefined,
+    baselineAuc: prepared.baseline,
     init: async (store) => {
       const r = store.load(weights, { strict: false });
       session.say(`finetune: loaded ${r.loaded.length} tensors from ${ft.init}; initialised fresh: ${r.missing.length ? r.missing.join(', ') : 'none'}`);

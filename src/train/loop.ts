@@ -82,20 +82,22 @@ export async function runLoop(spec: LoopSpec, restored: TrainingState | null): P
       let record: Record<string, number> = {};
       if (logNow) {
         const v = await out.loss.item();
-        if (!Number.isFinite(v)) {
+        const gradNorm = Number.isFinite(v) ? await opt.gradNorm() : NaN;
+        if (!Number.isFinite(v) || !Number.isFinite(gradNorm)) {
+          const what = Number.isFinite(v) ? `the gradient norm became ${gradNorm}` : `loss became ${v}`;
           out.loss.dispose();
           Object.values(out.terms ?? {}).forEach((x) => x.dispose());
           if (t.nan_policy !== 'skip') {
-            throw new NumericalError(`loss became ${v} at step ${step + 1}`, `the last good checkpoint in ${session.outDir} is kept; lower training.lr or set training.grad_clip, then --resume`);
+            throw new NumericalError(`${what} at step ${step + 1}`, `the last good checkpoint in ${session.outDir} is kept; lower training.lr or set training.grad_clip, then --resume`);
           }
-          session.say(`warning: loss is ${v} at step ${step + 1}; update skipped (nan_policy "skip")`);
-          session.log({ event: 'skip', step: step + 1, loss: String(v) });
+          session.say(`warning: ${what} at step ${step + 1}; update skipped (nan_policy "skip")`);
+          session.log({ event: 'skip', step: step + 1, loss: String(v), grad_norm: String(gradNorm) });
           step++;
           position++;
           continue;
         }
         lastLoss = v;
-        record = { loss: v };
+        record = { loss: v, grad_norm: gradNorm };
         for (const [k, x] of Object.entries(out.terms ?? {})) record[k] = await x.item();
       }
       opt.step(lr);

@@ -2,7 +2,7 @@
 import { ConfigError } from '../errors.ts';
 import { loadExperiment, type Experiment } from './config.ts';
 import { Session, type RunOptions } from './session.ts';
-import { trainFinetune } from './finetune.ts';
+import { prepareFinetune, trainFinetune } from './finetune.ts';
 import { trainSsl } from './ssl.ts';
 import { trainSupervised } from './supervised.ts';
 
@@ -36,6 +36,7 @@ export function applyFlags(exp: Experiment, flags: RunFlags): Experiment {
 
 export async function runCommand(file: string, flags: RunFlags): Promise<void> {
   const exp = applyFlags(loadExperiment(file), flags);
+  const finetune = exp.kind === 'finetune' ? prepareFinetune(exp) : null;
   const session = await Session.open(exp, flags);
   try {
     session.say(`${exp.name} (${exp.kind}) on ${session.backend.describe()} -> ${session.outDir}`);
@@ -48,7 +49,7 @@ export async function runCommand(file: string, flags: RunFlags): Promise<void> {
         await trainSsl(session);
         break;
       case 'finetune':
-        await trainFinetune(session);
+        await trainFinetune(session, finetune!);
         break;
       default:
         throw new ConfigError(`${file}: kind "${exp.kind}" is not implemented yet`, 'use supervised, multitask, ssl or finetune');

@@ -7,7 +7,7 @@ import type { Backend } from '../backend/backend.ts';
 import { initEngine } from '../backend/index.ts';
 import { loadSplit, resolveDataRoot, type LoadedSplit } from '../data/dataset.ts';
 import { BODY_PARTS, getDataset, MODALITIES, numOutputs, type DatasetInfo } from '../data/registry.ts';
-import { MfError } from '../errors.ts';
+import { MfError, NumericalError } from '../errors.ts';
 import { Medformer, type BatchMeta, type InputKind } from '../models/medformer.ts';
 import { ParameterStore } from '../nn/parameters.ts';
 import { AdamW } from './adamw.ts';
@@ -31,6 +31,20 @@ export interface TaskData {
   test: LoadedSplit;
 }
 
+/** Load train/val/test of each data set of the experiment. */
+function loadData(exp: Experiment, opts: RunOptions): TaskData[] {
+  const root = resolveDataRoot(opts.dataDir ?? exp.data.root ?? undefined);
+  return exp.data.datasets.map((key) => {
+    const ds = getDataset(key);
+    const size = ds.dim === 2 ? exp.model.image_size_2d : exp.model.image_size_3d;
+    const load = (split: 'train' | 'val' | 'test') => loadSplit(ds, split, { root, size });
+    const train = load('train');
+    const channels = train.shape[0];
+    const meta: BatchMeta = { dim: ds.dim, channels, modality: ds.latent.modality, bodyPart: ds.latent.bodyPart };
+    return { ds, meta, train, val: load('val'), test: load('test') };
+  });
+}
+
 export class Session {
   readonly started = Date.now();
   interrupted = false;
@@ -43,6 +57,8 @@ export class Session {
     readonly opts: RunOptions,
     readonly backend: Backend,
     readonly lock: RunLock,
+    /** Train/val/test of every data set, loaded and validated before anything else is printed. */
+    readonly tasks: TaskData[],
   ) {
     this.logFd = fs.openSync(path.join(outDir, 'log.jsonl'), 'a');
     process.on('SIGINT', this.onSigint);
@@ -68,9 +84,10 @@ export class Session {
       if (hasCheckpoint && !opts.resume) {
         throw new MfError(`${outDir} already holds a run`, 'pass --resume to continue it, or --out for a new folder');
       }
+      const tasks = loadData(exp, opts);
       const backend = await initEngine({ backend: (opts.backend ?? 'auto') as 'auto' | 'webgpu' | 'cpu' });
       writeFileAtomic(path.join(outDir, 'config.json'), new TextEncoder().encode(JSON.stringify(exp, null, 2) + '\n'));
-      return new Session(exp, outDir, opts, backend, lock);
+      return new Session(exp, outDir, opts, backend, lock, tasks);
     } catch (e) {
       lock.release();
       throw e;
@@ -120,20 +137,6 @@ export class Session {
     this.bar = null;
   }
 
-  /** Load train/val/test of each data set of the experiment. */
-  loadData(): TaskData[] {
-    const root = resolveDataRoot(this.opts.dataDir ?? this.exp.data.root ?? undefined);
-    return this.exp.data.datasets.map((key) => {
-      const ds = getDataset(key);
-      const size = ds.dim === 2 ? this.exp.model.image_size_2d : this.exp.model.image_size_3d;
-      const load = (split: 'train' | 'val' | 'test') => loadSplit(ds, split, { root, size });
-      const train = load('train');
-      const channels = train.shape[0];
-      const meta: BatchMeta = { dim: ds.dim, channels, modality: ds.latent.modality, bodyPart: ds.latent.bodyPart };
-      return { ds, meta, train, val: load('val'), test: load('test') };
-    });
-  }
-
   /** Build the Medformer for these data sets, its parameters initialised from the run's seed. */
   buildModel<E = null>(
     tasks: TaskData[],
@@ -164,6 +167,12 @@ export class Session {
 
   async saveCheckpoint(store: ParameterStore, opt: AdamW, state: Omit<TrainingState, 'config_hash'>): Promise<void> {
     const model = await store.export();
+    // Never replace a good checkpoint with a broken one: NaN/Inf weights stop the run here.
+    for (const [name, t] of model) {
+      if (!t.data.every(Number.isFinite)) {
+        throw new NumericalError(`weights of ${name} became NaN/Inf before step ${state.step}`, `the last good checkpoint in ${this.outDir} is kept; lower training.lr or set training.grad_clip, then --resume`);
+      }
+    }
     const os = await opt.exportState();
     const optimizer = new Map<string, { shape: number[]; data: Float32Array }>();
     for (const [k, v] of os.m) optimizer.set(`m.${k}`, v);

@@ -19,7 +19,7 @@ export async function trainSsl(session: Session): Promise<void> {
   const ssl = exp.ssl;
   if (!ssl) throw new ConfigError(`${exp.source}: kind "ssl" needs an "ssl" section`, 'add {"expander": [...], "sim_coeff": 25, "std_coeff": 25, "cov_coeff": 1}');
   if (!exp.data.augment) throw new ConfigError(`${exp.source}: SSL needs augmentation to make two views`, 'set data.augment to true');
-  const tasks = session.loadData();
+  const tasks = session.tasks;
   const { model, store, extension } = session.buildModel(tasks, {
     withHeads: false,
     extend: (ps) => new Expander(ps, 'ssl.expander', exp.model.hidden_dim, ssl.expander),

@@ -85,7 +85,7 @@ export interface SupervisedOptions {
 export async function trainSupervised(session: Session, options: SupervisedOptions = {}): Promise<void> {
   const { exp } = session;
   const t = exp.training;
-  const tasks = session.loadData();
+  const tasks = session.tasks;
   const { model, store } = session.buildModel(tasks);
   if (options.init) await options.init(store, model);
   const opt = new AdamW(store, { lr: t.lr, weightDecay: t.weight_decay, maxGradNorm: t.grad_clip ?? undefined });

@@ -13,7 +13,8 @@ const cdiv = (a: number, b: number): number => Math.ceil(a / b);
 
 /** Output columns per forward invocation: long runs amortise loads, short rows waste fewer lanes. */
 export function convColumns(outWidth: number): number {
-  return outWidth >= 14 ? 16 : outWidth >= 6 ? 8 : 4;
+  const most = Number(process.env.PBMAX ?? 16);
+  return Math.ceil(outWidth / Math.ceil(outWidth / most));
 }
 
 export const conv: KernelFamily = {
