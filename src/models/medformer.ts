@@ -154,11 +154,13 @@ export class OutputAdaptformer {
 export class Medformer {
   readonly input: InputAdaptformer;
   readonly body: MainBody;
-  readonly output: OutputAdaptformer;
+  /** Absent when the model has no tasks (self-supervised pre-training needs no output side). */
+  readonly output: OutputAdaptformer | null;
   constructor(ps: ParamSource, readonly spec: MedformerSpec) {
+    if (spec.config.dropout > 0) throw new ConfigError(`model: dropout ${spec.config.dropout} is not implemented`, 'set model.dropout to 0');
     this.input = new InputAdaptformer(ps, spec);
     this.body = new MainBody(ps, spec.config);
-    this.output = new OutputAdaptformer(ps, spec);
+    this.output = spec.tasks.length ? new OutputAdaptformer(ps, spec) : null;
   }
 
   /** Body tokens [B, num_latent_tokens, hidden_dim]. */
@@ -168,6 +170,7 @@ export class Medformer {
 
   /** Logits [B, outputs] of one task's head. */
   forward(x: Tensor, meta: BatchMeta, task: string): Tensor {
+    if (!this.output) throw new ConfigError(`medformer: built without task heads, cannot predict '${task}'`);
     return this.output.forward(this.encode(x, meta), task);
   }
 

@@ -53,7 +53,7 @@ function geometry(op: string, dims: 2 | 3, x: Tensor, w: Tensor, bias: Tensor | 
 }
 
 function forwardRaw(c: Geometry, x: Tensor, w: Tensor, bias: Tensor | null, out: Tensor): void {
-  const consts = { ...c, HAS_BIAS: bias ? 1 : 0, PB: convColumns(c.OW) };
+  const consts = { ...c, HAS_BIAS: bias ? 1 : 0, PB: convColumns(c.OW, c.K, c.S) };
   launch('conv', 'forward', consts, [x, w, bias ?? dummyBuffers().read, null, out]);
 }
 

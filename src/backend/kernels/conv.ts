@@ -11,9 +11,12 @@ const fma = (a: number, b: number, c: number): number => f(a * b + c);
 const kvol = (c: Consts): number => c.KD * c.K * c.K;
 const cdiv = (a: number, b: number): number => Math.ceil(a / b);
 
-/** Output columns per forward invocation: long runs amortise loads, short rows waste fewer lanes. */
-export function convColumns(outWidth: number): number {
-  const most = Number(process.env.PBMAX ?? 16);
+/**
+ * Output columns per forward invocation: long runs amortise the loads of the input window, but past
+ * about 18 cached inputs (or 16 accumulators) llvmpipe slows down; rows split into equal runs.
+ */
+export function convColumns(outWidth: number, k: number, stride: number): number {
+  const most = Math.max(1, Math.min(16, Math.floor((18 - k) / stride) + 1));
   return Math.ceil(outWidth / Math.ceil(outWidth / most));
 }
 

@@ -1,0 +1,79 @@
+// Multi-task, VICReg self-supervised pre-training and fine-tuning, end to end on small settings.
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadCheckpoint } from '../../src/train/checkpoint.ts';
+import { readSafetensors } from '../../src/train/safetensors.ts';
+import { mf, tinyExperiment, tmpDir } from './helpers.ts';
+
+const env = { MEDMNIST_ROOT: tmpDir('data') };
+const records = (out: string) =>
+  fs
+    .readFileSync(path.join(out, 'log.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+
+describe('other kinds of run', () => {
+  const dir = tmpDir('kinds');
+  const ssl = path.join(dir, 'ssl');
+
+  it('multitask mixes a 2D and a 3D data set, alternating batches, with per-task metrics', () => {
+    const exp = tinyExperiment(dir, {
+      name: 'mt',
+      kind: 'multitask',
+      model: { preset: 'small', image_size_3d: 28, patch_size_3d: 7, hidden_dim: 32, num_layers: 1, num_heads: 2, mlp_ratio: 2, latent_dim: 16, num_latent_tokens: 8, num_task_latents: 2 },
+      data: { datasets: ['synthetic2d', 'synthetic3d'], augment: false, train_limit: 16 },
+    }, { epochs: 1, batch_size: 8 });
+    const out = path.join(dir, 'mt');
+    const r = mf(['run', exp, '--out', out, '--quiet'], env);
+    expect(r.status, r.stderr).toBe(0);
+    const tasks = records(out).filter((x) => x.event === 'train').map((x) => x.task);
+    expect(tasks.slice(0, 4)).toEqual(['synthetic2d', 'synthetic3d', 'synthetic2d', 'synthetic3d']);
+    const metrics = JSON.parse(fs.readFileSync(path.join(out, 'metrics.json'), 'utf8'));
+    expect(Object.keys(metrics).sort()).toEqual(['synthetic2d', 'synthetic3d']);
+    expect(fs.existsSync(path.join(out, 'best-synthetic3d.safetensors'))).toBe(true);
+    expect(fs.readFileSync(path.join(out, 'report.md'), 'utf8')).toMatch(/\| synthetic3d \|/);
+  }, 600_000);
+
+  it('ssl logs finite VICReg terms whose variance term falls, and saves no task heads', () => {
+    const exp = tinyExperiment(dir, {
+      name: 'ssl',
+      kind: 'ssl',
+      data: { datasets: ['synthetic2d'], augment: true, train_limit: 64 },
+      ssl: { expander: [32, 32], sim_coeff: 25, std_coeff: 25, cov_coeff: 1 },
+    }, { epochs: 6, batch_size: 16, lr: 0.003, warmup_epochs: 0 });
+    const r = mf(['run', exp, '--out', ssl, '--quiet'], env);
+    expect(r.status, r.stderr).toBe(0);
+    const train = records(ssl).filter((x) => x.event === 'train');
+    for (const t of train) for (const k of ['invariance', 'variance', 'covariance', 'loss']) expect(Number.isFinite(t[k]), k).toBe(true);
+    const first = train.slice(0, 3).reduce((a, t) => a + (t.variance as number), 0) / 3;
+    const last = train.slice(-3).reduce((a, t) => a + (t.variance as number), 0) / 3;
+    expect(last).toBeLessThan(first);
+    const names = [...loadCheckpoint(ssl).model.keys()];
+    expect(names.some((n) => n.startsWith('output.'))).toBe(false);
+    expect(names.some((n) => n.startsWith('ssl.expander.'))).toBe(true);
+    expect(fs.existsSync(path.join(ssl, 'vicreg.svg'))).toBe(true);
+  });
+
+  it('finetune loads the pre-trained backbone exactly and trains fresh heads', () => {
+    const exp = tinyExperiment(dir, { name: 'ft', kind: 'finetune', finetune: { init: ssl, freeze_body: true } }, { epochs: 1, lr: 0.003 });
+    const out = path.join(dir, 'ft');
+    const r = mf(['run', exp, '--out', out, '--quiet'], env);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/finetune: loaded \d+ tensors/);
+    expect(r.stderr).toMatch(/initialised fresh: .*output\./);
+    const init = records(out).find((x) => x.event === 'init')!;
+    expect((init.fresh as string[]).every((n) => n.startsWith('output.'))).toBe(true);
+    // The body was frozen: its weights after fine-tuning are the SSL checkpoint's, bit for bit.
+    const pre = loadCheckpoint(ssl).model;
+    const post = readSafetensors(path.join(out, 'best-synthetic2d.safetensors')).tensors;
+    let compared = 0;
+    for (const [k, v] of post) {
+      if (!k.startsWith('body.')) continue;
+      expect(Buffer.compare(Buffer.from(Float32Array.from(v.data).buffer), Buffer.from(Float32Array.from(pre.get(k)!.data).buffer)), k).toBe(0);
+      compared++;
+    }
+    expect(compared).toBeGreaterThan(0);
+  });
+});
