@@ -5,6 +5,7 @@ import { dummyBuffers, record, shapeStr, Tensor } from '../tensor/tensor.ts';
 import { launch } from './launch.ts';
 import { sum } from './reduce.ts';
 import { BINARY } from '../backend/kernels/elementwise.ts';
+import { matmulVec4Ok } from '../backend/kernels/matmul.ts';
 
 export type Activation = 'none' | 'gelu' | 'relu';
 const ACT = { none: 0, gelu: 1, relu: 2 } as const;
@@ -49,7 +50,7 @@ function matmulRaw({ a, b, transA, transB, bias, act, savePre }: MatmulArgs): { 
   const d = dummyBuffers();
   launch(
     'matmul',
-    'main',
+    matmulVec4Ok(M, N, K, transA) ? 'main_vec4' : 'main',
     {
       BATCH: batch,
       M,

@@ -1,17 +1,34 @@
-// Softmax over the last dimension, with its backward rule.
+// Softmax and log-softmax over the last dimension, each with its backward rule written next to it.
 import { ShapeError } from '../errors.ts';
 import { record, shapeStr, Tensor } from '../tensor/tensor.ts';
 import { launch } from './launch.ts';
 
-export function softmax(x: Tensor): Tensor {
-  if (x.shape.length === 0) throw new ShapeError(`softmax: needs at least one dimension, got ${shapeStr(x.shape)}`);
+function rows(op: string, x: Tensor): { ROWS: number; D: number } {
+  if (x.dtype !== 'f32') throw new ShapeError(`${op}: needs an f32 tensor, got ${x.dtype} ${shapeStr(x.shape)}`);
+  if (x.shape.length === 0) throw new ShapeError(`${op}: needs at least one dimension, got ${shapeStr(x.shape)}`);
   const D = x.shape.at(-1)!;
-  const ROWS = x.size / D;
-  const y = Tensor.empty(x.shape);
-  launch('softmax', 'forward', { ROWS, D }, [x, null, y]);
-  return record(y, 'softmax', [x], (g) => {
+  return { ROWS: D === 0 ? 0 : x.size / D, D };
+}
+
+function normalise(op: 'softmax' | 'logSoftmax', x: Tensor): Tensor {
+  const consts = rows(op, x);
+  const out = Tensor.empty(x.shape);
+  const [fwd, bwd] = op === 'softmax' ? ['forward', 'backward'] : ['log_forward', 'log_backward'];
+  if (x.size > 0) launch('softmax', fwd, consts, [x, null, out]);
+  // Both backward rules need only the output (and the upstream gradient), not the input.
+  return record(out, op, [x], (g) => {
     const dx = Tensor.empty(x.shape);
-    launch('softmax', 'backward', { ROWS, D }, [y, g, dx]);
+    if (x.size > 0) launch('softmax', bwd, consts, [out, g, dx]);
     return [dx];
   });
+}
+
+/** exp(x - max) / sum(exp(x - max)) over the last dimension. */
+export function softmax(x: Tensor): Tensor {
+  return normalise('softmax', x);
+}
+
+/** (x - max) - log(sum(exp(x - max))) over the last dimension. */
+export function logSoftmax(x: Tensor): Tensor {
+  return normalise('logSoftmax', x);
 }
