@@ -76,6 +76,8 @@ export async function runLoop(spec: LoopSpec, restored: TrainingState | null): P
     session.startProgress(`epoch ${epoch + 1}/${epochs}`, stepsPerEpoch, position);
     while (position < stepsPerEpoch && step < totalSteps && !session.interrupted) {
       const lr = schedule.lr(step);
+      // Fault injection for the reliability tests: lose the GPU device before this step.
+      if (Number(process.env.MF_FAULT_LOSE_DEVICE_AT_STEP) === step + 1) session.backend.destroy();
       store.zeroGrad();
       const out = spec.step(epoch, position);
       const logNow = (step + 1) % t.log_every === 0 || step + 1 === totalSteps;

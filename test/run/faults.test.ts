@@ -32,3 +32,18 @@ describe('NaN and Inf during training', () => {
     expect(r.stderr).toMatch(/update skipped/);
   });
 });
+
+describe('a lost GPU device', () => {
+  it('ends the run with a clear error, keeps the last checkpoint, and --resume finishes the run', () => {
+    const dir = tmpDir('lost');
+    const exp = tinyExperiment(dir, { name: 'lost' }, { epochs: 1, checkpoint_every: 2 });
+    const out = path.join(dir, 'out');
+    const r = mf(['run', exp, '--out', out, '--quiet'], { ...env, MF_FAULT_LOSE_DEVICE_AT_STEP: '3' });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/error: GPU device lost.*--resume/);
+    expect(loadCheckpoint(out).step).toBe(2);
+    const resumed = mf(['run', exp, '--out', out, '--quiet', '--resume'], env);
+    expect(resumed.status, resumed.stderr).toBe(0);
+    expect(JSON.parse(fs.readFileSync(path.join(out, 'metrics.json'), 'utf8')).synthetic2d.steps).toBe(4);
+  });
+});
