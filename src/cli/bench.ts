@@ -171,10 +171,12 @@ export async function benchTrain(backend: Backend, quick: boolean, profile = fal
       });
       opt.step(1e-4);
     };
-    const ms = await time(backend, step, quick ? 1 : 3, quick ? 1 : 3);
+    // The large model takes about a minute per step on a CPU rasteriser: time it once.
+    const heavy = c.preset === 'large';
+    const ms = await time(backend, step, quick || heavy ? 1 : 3, quick || heavy ? 1 : 3);
     const peak = backend.stats().peakBytes;
     let families: FamilyTime[] | undefined;
-    if (profile) {
+    if (profile && !heavy) {
       families = await replayProfile(backend, await recordCalls(backend, step));
     }
     out.push({

@@ -8,3 +8,6 @@ export * from './conv.ts';
 export * from './pool.ts';
 export * from './groupnorm.ts';
 export * from './indexing.ts';
+export * from './softmax.ts';
+export * from './losses.ts';
+export * from './layernorm.ts';

@@ -3,26 +3,34 @@ import { ShapeError } from '../errors.ts';
 import { record, shapeStr, Tensor } from '../tensor/tensor.ts';
 import { launch } from './launch.ts';
 
+/** (x - mean) / sqrt(var + eps) * gamma + beta over the last dimension D of x; gamma and beta are [D]. */
 export function layerNorm(x: Tensor, gamma: Tensor, beta: Tensor, eps = 1e-5): Tensor {
   const D = x.shape.at(-1) ?? 0;
-  if (D === 0 || gamma.size !== D || beta.size !== D) {
-    throw new ShapeError(`layerNorm: input ${shapeStr(x.shape)} needs gamma and beta of [${D}], got ${shapeStr(gamma.shape)} and ${shapeStr(beta.shape)}`);
+  const vec = (t: Tensor) => t.dtype === 'f32' && t.shape.length === 1 && t.shape[0] === D;
+  if (x.dtype !== 'f32' || D === 0 || !vec(gamma) || !vec(beta)) {
+    throw new ShapeError(`layerNorm: input ${x.dtype} ${shapeStr(x.shape)} needs f32 gamma and beta of [${D}] (D >= 1), got ${gamma.dtype} ${shapeStr(gamma.shape)} and ${beta.dtype} ${shapeStr(beta.shape)}`);
   }
+  if (!(eps > 0) || !Number.isFinite(eps)) throw new ShapeError(`layerNorm: eps must be a positive number, got ${eps}`);
   const ROWS = x.size / D;
+  const consts = { ROWS, D };
+  const fc = { EPS: eps };
+  // Rows of a multiple of 4 run the vec4 entries (see kernels/layernorm.wgsl).
+  const w = D % 4 === 0 ? '4' : '';
   const y = Tensor.empty(x.shape);
-  const mean = Tensor.empty([ROWS]);
-  const rstd = Tensor.empty([ROWS]);
-  launch('layernorm', 'forward', { ROWS, D }, [x, gamma, beta, null, y, mean, rstd], { EPS: eps });
-  return record(y, 'layerNorm', [x, gamma, beta], (g) => {
+  const stats = Tensor.empty([2, ROWS]);
+  if (ROWS > 0) launch('layernorm', `forward${w}`, consts, [x, gamma, beta, null, y, stats], fc);
+  const out = record(y, 'layerNorm', [x, gamma, beta], (g) => {
     let dx: Tensor | null = null;
     if (x.requiresGrad) {
       dx = Tensor.empty(x.shape);
-      launch('layernorm', 'backward_x', { ROWS, D }, [x, gamma, null, g, dx, mean, rstd], { EPS: eps });
+      if (ROWS > 0) launch('layernorm', `backward_x${w}`, consts, [x, gamma, null, g, dx, stats], fc);
     }
     if (!gamma.requiresGrad && !beta.requiresGrad) return [dx, null, null];
     const dgamma = Tensor.empty(gamma.shape);
     const dbeta = Tensor.empty(beta.shape);
-    launch('layernorm', 'backward_params', { ROWS, D }, [x, null, null, g, dgamma, mean, rstd, dbeta], { EPS: eps });
-    return [dx, dgamma, dbeta];
+    launch('layernorm', `backward_params${w}`, consts, [x, null, null, g, dgamma, stats, dbeta], fc);
+    return [dx, gamma.requiresGrad ? dgamma : (dgamma.dispose(), null), beta.requiresGrad ? dbeta : (dbeta.dispose(), null)];
   });
+  if (!out.node) stats.dispose();
+  return out;
 }
