@@ -137,7 +137,7 @@ export async function benchKernels(backend: Backend, quick: boolean): Promise<Ke
 }
 
 /** One full Medformer training step (forward, backward, AdamW) for the thesis configurations. */
-export async function benchTrain(backend: Backend, quick: boolean, profile = false): Promise<TrainResult[]> {
+export async function benchTrain(backend: Backend, quick: boolean, profile = false, only?: string): Promise<TrainResult[]> {
   const cases: { preset: PresetName; dim: 2 | 3; batch: number; channels: number }[] = quick
     ? [{ preset: 'small', dim: 2, batch: 4, channels: 1 }]
     : [
@@ -146,7 +146,8 @@ export async function benchTrain(backend: Backend, quick: boolean, profile = fal
         { preset: 'large', dim: 2, batch: 8, channels: 3 },
       ];
   const out: TrainResult[] = [];
-  for (const c of cases) {
+  // --only small-2d / small-3d / large-2d picks one configuration.
+  for (const c of cases.filter((k) => !only || `${k.preset}-${k.dim}d`.includes(only))) {
     const config = resolveModelConfig(c.preset);
     const store = new ParameterStore(0);
     const model = new Medformer(store, {
@@ -206,11 +207,11 @@ function printTable(rows: object[]): void {
   for (const c of cells) console.log(c.map((v, i) => v.padEnd(width[i])).join('  '));
 }
 
-export async function benchCommand(what: string, opts: { json?: boolean; quick?: boolean; profile?: boolean; backend: string }): Promise<void> {
+export async function benchCommand(what: string, opts: { json?: boolean; quick?: boolean; profile?: boolean; only?: string; backend: string }): Promise<void> {
   const backend = await initEngine({ backend: opts.backend as 'auto' | 'webgpu' | 'cpu' });
   let rows: object[];
   if (what === 'kernels') rows = await benchKernels(backend, !!opts.quick);
-  else if (what === 'train') rows = await benchTrain(backend, !!opts.quick, !!opts.profile);
+  else if (what === 'train') rows = await benchTrain(backend, !!opts.quick, !!opts.profile, opts.only);
   else throw new MfError(`unknown benchmark "${what}"`, 'use `mf bench kernels` or `mf bench train`');
   if (opts.json) {
     // Every record names the adapter, so results from several machines can be concatenated.

@@ -25,9 +25,9 @@ program
   .option('--json', 'print JSON only')
   .option('--quick', 'fewer repetitions and smaller shapes (for smoke tests)')
   .option('--profile', 'time per kernel family (train)')
-  .option('--compare <other>', 'also run the same matmul in another implementation (tfjs)')
+  .option('--only <config>', 'train: one configuration (small-2d, small-3d, large-2d)')
   .addOption(backendOption())
-  .action(async (what: string, opts: { json?: boolean; quick?: boolean; profile?: boolean; compare?: string; backend: string }) => {
+  .action(async (what: string, opts: { json?: boolean; quick?: boolean; profile?: boolean; only?: string; backend: string }) => {
     const { benchCommand } = await import('./bench.ts');
     await benchCommand(what, opts);
   });
@@ -85,6 +85,35 @@ program
   .action(async (file: string, opts: Record<string, unknown>) => {
     const { runCommand } = await import('../train/run.ts');
     await runCommand(file, opts);
+  });
+
+program
+  .command('fuse')
+  .description('BrainFuse: fuse two or more brain volumes along an axis (transition by a trained interpolator, --linear or --raw)')
+  .argument('[volumes...]', 'NIfTI files or IXI subject ids (e.g. IXI057), fused in this order')
+  .option('--axis <n>', 'axis to fuse along: 0 (L-R), 1 (P-A), 2 (I-S) of the RAS grid', '2')
+  .option('--k <list>', 'seam slice(s), comma-separated, one per pair of neighbours (default: evenly spaced)')
+  .option('--transition <n>', 'synthesised slices at each seam', '7')
+  .option('--checkpoint <path>', 'brainfuse-interp run folder or its model.safetensors (default runs/brainfuse-interp)')
+  .option('--raw', 'RawBrainFuse: plain concatenation, no transition')
+  .option('--linear', 'transition by straight blending (a baseline)')
+  .option('--out <path>', 'output .nii.gz (default fused.nii.gz), or folder with --count (default fused/)')
+  .option('--png <file>', 'mid-slice montage (default next to the output)')
+  .option('--no-png', 'write no montage')
+  .option('--data-dir <dir>', 'IXI folder for subject ids, ages and --count (default $IXI_ROOT, else data/brain)')
+  .option('--shape <n>', 'preprocessing grid side', '64')
+  .option('--cache-dir <dir>', 'preprocessing cache (default ~/.cache/medformer/brain)')
+  .option('--as-is', 'use the files as they are (same grid, no preprocessing)')
+  .option('--count <n>', 'make N random fusions of pairs from --data-dir (or from the given volumes)')
+  .option('--seed <n>', 'seed for --count', '0')
+  .option('--threshold <x>', 'plausibility filter: largest seam step over the median slice step', '3')
+  .option('--ages <list>', 'ages of the given volumes, comma-separated (default: from the data folder\'s ixi_subjects.csv)')
+  .option('--max-generation <n>', 'highest source generation that may be fused (0: real scans only)', '0')
+  .option('--json', 'machine-readable output')
+  .addOption(backendOption())
+  .action(async (volumes: string[], opts: Record<string, unknown>) => {
+    const { fuseCommand } = await import('./fuse.ts');
+    await fuseCommand(volumes, opts);
   });
 
 program
