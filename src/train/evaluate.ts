@@ -19,12 +19,22 @@ export async function evaluateSplit(
   const loader = new BatchLoader(split, { batchSize, seed: 0, shuffle: false, dropLast: false, prefetch: false });
   for (let b = 0; b < loader.batchesPerEpoch; b++) {
     const batch = loader.batchAt(0, b);
-    const probs = tidy(() => noGrad(() => taskScores(ds, model.forward(Tensor.from(batch.x, batch.shape), meta, ds.key))));
+    // Pad the last, smaller batch to the full size: a new batch size would mean new kernel
+    // specialisations to compile (seconds each on a CPU rasteriser); the padded rows are ignored.
+    const full = Math.min(batchSize, split.n);
+    const x = batch.size === full ? batch.x : padBatch(batch.x, full * (batch.x.length / batch.size));
+    const probs = tidy(() => noGrad(() => taskScores(ds, model.forward(Tensor.from(x, [full, ...batch.shape.slice(1)]), meta, ds.key))));
     const data = await probs.data();
     probs.dispose();
     for (let i = 0; i < batch.size; i++) scores.set(data.subarray(i * k, (i + 1) * k), batch.indices[i] * k);
   }
   return evaluate(ds.task, scores, split.labels, split.n, k);
+}
+
+function padBatch(x: Float32Array, length: number): Float32Array {
+  const out = new Float32Array(length);
+  out.set(x);
+  return out;
 }
 
 /** Higher validation AUC wins; accuracy breaks ties. */
