@@ -37,7 +37,8 @@ export function applyFlags(exp: Experiment, flags: RunFlags): Experiment {
 export async function runCommand(file: string, flags: RunFlags): Promise<void> {
   const exp = applyFlags(loadExperiment(file), flags);
   const finetune = exp.kind === 'finetune' ? prepareFinetune(exp) : null;
-  const session = await Session.open(exp, flags);
+  // The brain kinds read IXI volumes (brainfuse.data_dir), not the MedMNIST files named in data.datasets.
+  const session = await Session.open(exp.kind === 'brainfuse-interp' || exp.kind === 'brainage' ? { ...exp, data: { ...exp.data, datasets: [] } } : exp, flags);
   try {
     session.say(`${exp.name} (${exp.kind}) on ${session.backend.describe()} -> ${session.outDir}`);
     switch (exp.kind) {
@@ -51,6 +52,16 @@ export async function runCommand(file: string, flags: RunFlags): Promise<void> {
       case 'finetune':
         await trainFinetune(session, finetune!);
         break;
+      case 'brainfuse-interp': {
+        const { trainBrainfuseInterp } = await import('./brainfuse.ts');
+        await trainBrainfuseInterp(session);
+        break;
+      }
+      case 'brainage': {
+        const { trainBrainAge } = await import('./brainage.ts');
+        await trainBrainAge(session);
+        break;
+      }
       default:
         throw new ConfigError(`${file}: kind "${exp.kind}" is not implemented yet`, 'use supervised, multitask, ssl or finetune');
     }
