@@ -10,6 +10,7 @@
 // sform (the affine as given) and qform (its rotation as a quaternion, when it is a rotation) set so every
 // viewer places it the same way. Units are taken to be mm, as nibabel does (xyzt_units is not applied).
 
+import { crc32 } from '../util/crc32.ts';
 import { readFileSync, existsSync } from 'node:fs';
 import { gunzipSync, gzipSync } from 'fflate';
 import { FileFormatError } from '../errors.ts';
@@ -69,22 +70,7 @@ function fail(file: string, what: string, hint = HINT): never {
 // ---------------------------------------------------------------------------------------------
 // gzip
 
-/** CRC-32 (IEEE, as gzip and PNG use). A table version: small, and Node < 20.15 has no zlib.crc32. */
-const CRC_TABLE = (() => {
-  const t = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    t[n] = c >>> 0;
-  }
-  return t;
-})();
-
-export function crc32(bytes: Uint8Array, crc = 0): number {
-  let c = ~crc >>> 0;
-  for (let i = 0; i < bytes.length; i++) c = CRC_TABLE[(c ^ bytes[i]!) & 0xff]! ^ (c >>> 8);
-  return ~c >>> 0;
-}
+export { crc32 };
 
 export const isGzip = (b: Uint8Array): boolean => b.length >= 2 && b[0] === 0x1f && b[1] === 0x8b;
 

@@ -3,6 +3,7 @@
 // training as garbage. The zip directory is parsed here and only the requested entries are read
 // from disk (positioned reads) and inflated with fflate, so loading one split of a large file
 // neither reads nor inflates the others; every entry's CRC-32 is checked after inflating.
+import { crc32 } from '../util/crc32.ts';
 import { closeSync, fstatSync, openSync, readSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import * as zlib from 'node:zlib';
@@ -233,26 +234,7 @@ interface ZipEntry {
   localOffset: number;
 }
 
-const CRC_TABLE = (() => {
-  const t = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    t[n] = c >>> 0;
-  }
-  return t;
-})();
-
-type Crc32Fn = (data: Uint8Array, value?: number) => number;
-// node:zlib has a native crc32 from Node 20.15; older Nodes use the table loop below.
-const nativeCrc32 = (zlib as unknown as { crc32?: Crc32Fn }).crc32;
-
-export function crc32(data: Uint8Array): number {
-  if (nativeCrc32) return nativeCrc32(data) >>> 0;
-  let c = 0xffffffff;
-  for (let i = 0; i < data.length; i++) c = CRC_TABLE[(c ^ data[i]!) & 0xff]! ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
+export { crc32 };
 
 class ZipFile {
   private readonly fd: number;
