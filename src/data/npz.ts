@@ -6,7 +6,6 @@
 import { crc32 } from '../util/crc32.ts';
 import { closeSync, fstatSync, openSync, readSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import * as zlib from 'node:zlib';
 import { inflateSync, zipSync, type Zippable } from 'fflate';
 import { FileFormatError, MfError } from '../errors.ts';
 
