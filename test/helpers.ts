@@ -144,3 +144,17 @@ export function releaseGpu(): void {
   gpu?.destroy();
   gpu = undefined;
 }
+
+/** Outputs and gradients of a case on the CPU reference and, when there is an adapter, on WebGPU. */
+export async function onEachBackend(c: Case, check: (r: Awaited<ReturnType<typeof evaluate>>, name: string) => void): Promise<void> {
+  const prev = backend();
+  try {
+    for (const be of [cpu, await gpuBackend()]) {
+      if (!be) continue;
+      use(be);
+      check(await evaluate(c), be.name);
+    }
+  } finally {
+    use(prev);
+  }
+}

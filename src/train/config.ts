@@ -146,7 +146,7 @@ export interface Preset {
 /**
  * Model presets from Simionescu, C. (2025), Multitask Multimodal Self-Supervised Learning for Medical Images,
  * PhD thesis, Alexandru Ioan Cuza University of Iasi, Chapter 4 (model configuration table), as transcribed in
- * /work/shared/reference/thesis-tables.json "model_configs".
+ * src/report/thesis-tables.json ("thesis.model_configs"); test/train/config.test.ts checks the copy.
  */
 export const PRESETS: Readonly<Record<PresetName, Preset>> = {
   small: {

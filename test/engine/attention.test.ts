@@ -2,7 +2,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { attention } from '../../src/ops/index.ts';
 import { ShapeError } from '../../src/errors.ts';
 import { Tensor } from '../../src/tensor/tensor.ts';
-import { checkOp, cpu, evaluate, expectClose, gpuBackend, randn, releaseGpu, use, type Case } from '../helpers.ts';
+import { checkOp, expectClose, randn, releaseGpu, type Case, onEachBackend } from '../helpers.ts';
 
 afterAll(releaseGpu);
 
@@ -58,19 +58,6 @@ function plainAttention(q: Float32Array, k: Float32Array, v: Float32Array, { B, 
   return out;
 }
 
-async function onEachBackend(c: Case, check: (r: { out: Float32Array; grads: (Float32Array | null)[] }, name: string) => void): Promise<void> {
-  use(cpu);
-  check(await evaluate(c), 'cpu');
-  const g = await gpuBackend();
-  if (g) {
-    use(g);
-    try {
-      check(await evaluate(c), 'webgpu');
-    } finally {
-      use(cpu);
-    }
-  }
-}
 
 describe('attention kernel', () => {
   it('self-attention, odd sizes (B=2, L=5, H=2, Dh=3): forward, finite-difference and webgpu gradients', async () => {

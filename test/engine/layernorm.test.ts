@@ -4,26 +4,14 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { ShapeError } from '../../src/errors.ts';
 import { layerNorm } from '../../src/ops/layernorm.ts';
-import { backend, Tensor } from '../../src/tensor/tensor.ts';
-import { checkOp, cpu, evaluate, expectClose, gpuBackend, randn, releaseGpu, use, type Case } from '../helpers.ts';
+import { Tensor } from '../../src/tensor/tensor.ts';
+import { checkOp, expectClose, randn, releaseGpu, onEachBackend } from '../helpers.ts';
 
 afterAll(releaseGpu);
 
 const numel = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
 const inp = (shape: number[], seed: number, grad = true, lo = -2, hi = 2) => ({ data: randn(numel(shape), seed, lo, hi), shape, grad });
 
-async function onEachBackend(c: Case, check: (r: Awaited<ReturnType<typeof evaluate>>, name: string) => void): Promise<void> {
-  const prev = backend();
-  try {
-    for (const be of [cpu, await gpuBackend()]) {
-      if (!be) continue;
-      use(be);
-      check(await evaluate(c), be.name);
-    }
-  } finally {
-    use(prev);
-  }
-}
 
 function direct(x: Float32Array, d: number, gamma: Float32Array, beta: Float32Array, eps: number): Float32Array {
   const out = new Float32Array(x.length);

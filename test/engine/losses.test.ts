@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { ShapeError } from '../../src/errors.ts';
 import { bceWithLogits, crossEntropy, mseLoss } from '../../src/ops/losses.ts';
 import { backend, Tensor } from '../../src/tensor/tensor.ts';
-import { checkOp, cpu, evaluate, expectClose, gpuBackend, randn, releaseGpu, use, type Case } from '../helpers.ts';
+import { checkOp, cpu, expectClose, gpuBackend, randn, releaseGpu, use, onEachBackend } from '../helpers.ts';
 
 afterAll(releaseGpu);
 
@@ -15,19 +15,6 @@ const ints = (values: number[]) => ({ data: Int32Array.from(values), shape: [val
 const labelsFor = (n: number, c: number, seed: number) => Array.from(randn(n, seed, 0, c), (v) => Math.min(c - 1, Math.floor(v)));
 const bits = (n: number, seed: number) => Float32Array.from(randn(n, seed, 0, 1), (v) => (v < 0.5 ? 0 : 1));
 
-/** Loss value and gradients of a case on the CPU reference and, with an adapter, on WebGPU. */
-async function onEachBackend(c: Case, check: (r: Awaited<ReturnType<typeof evaluate>>, name: string) => void): Promise<void> {
-  const prev = backend();
-  try {
-    for (const be of [cpu, await gpuBackend()]) {
-      if (!be) continue;
-      use(be);
-      check(await evaluate(c), be.name);
-    }
-  } finally {
-    use(prev);
-  }
-}
 
 /** Loss alone (no gradient) on each backend. */
 async function lossOnEach(fn: () => Tensor): Promise<number[]> {

@@ -3,27 +3,14 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { ShapeError } from '../../src/errors.ts';
 import { logSoftmax, softmax } from '../../src/ops/softmax.ts';
-import { backend, Tensor } from '../../src/tensor/tensor.ts';
-import { checkOp, cpu, evaluate, expectClose, gpuBackend, randn, releaseGpu, use, type Case } from '../helpers.ts';
+import { Tensor } from '../../src/tensor/tensor.ts';
+import { checkOp, expectClose, randn, releaseGpu, onEachBackend } from '../helpers.ts';
 
 afterAll(releaseGpu);
 
 const numel = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
 const inp = (shape: number[], seed: number, lo = -3, hi = 3) => ({ data: randn(numel(shape), seed, lo, hi), shape, grad: true });
 
-/** Outputs and gradients of a case on the CPU reference and, when there is an adapter, on WebGPU. */
-async function onEachBackend(c: Case, check: (r: Awaited<ReturnType<typeof evaluate>>, name: string) => void): Promise<void> {
-  const prev = backend();
-  try {
-    for (const be of [cpu, await gpuBackend()]) {
-      if (!be) continue;
-      use(be);
-      check(await evaluate(c), be.name);
-    }
-  } finally {
-    use(prev);
-  }
-}
 
 /** float64 softmax / log-softmax of each row of length d. */
 function direct(x: Float32Array, d: number, log: boolean): Float32Array {

@@ -167,10 +167,9 @@ describe('loadExperiment', () => {
 });
 
 describe('presets and helpers', () => {
-  it('copies the thesis model configs (shared/reference/thesis-tables.json)', () => {
-    const ref = '/work/shared/reference/thesis-tables.json';
-    if (!fs.existsSync(ref)) return; // reference data is not part of every checkout
-    const t = JSON.parse(fs.readFileSync(ref, 'utf8')) as { model_configs: Record<'small' | 'large', Record<string, unknown>> };
+  it('copies the thesis model configs (src/report/thesis-tables.json, transcribed from the thesis)', () => {
+    const ref = path.resolve(import.meta.dirname, '../../src/report/thesis-tables.json');
+    const t = (JSON.parse(fs.readFileSync(ref, 'utf8')) as { thesis: { model_configs: Record<'small' | 'large', Record<string, unknown>> } }).thesis;
     for (const name of ['small', 'large'] as const) {
       const printed = t.model_configs[name];
       for (const [k, v] of Object.entries(PRESETS[name].model)) {
