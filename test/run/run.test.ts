@@ -79,6 +79,30 @@ describe('mf run', () => {
     expect(mb.synthetic2d.val).toEqual(ma.synthetic2d.val);
   });
 
+  it('Ctrl-C (SIGINT) saves a checkpoint at the end of the step and exits 130; --resume finishes', async () => {
+    const dir = tmpDir('sigint');
+    const exp = tinyExperiment(dir, {}, { epochs: 2, checkpoint_every: 100 });
+    const out = path.join(dir, 'out');
+    const child = mfAsync(['run', exp, '--out', out, '--quiet'], env);
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    await new Promise<void>((resolve) => {
+      const poll = setInterval(() => {
+        if (/step 2\//.test(stderr) || child.exitCode !== null) {
+          clearInterval(poll);
+          child.kill('SIGINT');
+          resolve();
+        }
+      }, 20);
+    });
+    expect(await exited(child)).toBe(130);
+    expect(stderr).toMatch(/interrupted: checkpoint saved at step \d+/);
+    const step = loadCheckpoint(out).step;
+    expect(step).toBeGreaterThanOrEqual(2);
+    const resumed = mf(['run', exp, '--out', out, '--quiet', '--resume'], env);
+    expect(resumed.status, resumed.stderr).toBe(0);
+  });
+
   it('a second mf run on the same folder is refused while the first holds the lock', async () => {
     const dir = tmpDir('lock');
     const exp = tinyExperiment(dir, {}, { epochs: 3 });
