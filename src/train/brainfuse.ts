@@ -454,7 +454,7 @@ export async function predictMiddles(model: SliceUNet, pairs: readonly [Float32A
 }
 
 /**
- * `count` slices between `before` and `after` (count + 1 slice steps apart) by recursive bisection with
+ * `count` slices between `before` and `after` (count + 1 slice steps apart), clipped to [0, 1], by recursive bisection with
  * the network: the dyadic grid of 2^L ≥ count + 1 steps is filled level by level (one batch per level),
  * and each wanted slice is the linear blend of its two neighbours on that grid (exact when count + 1 is
  * a power of two).
@@ -472,14 +472,16 @@ export async function synthesizeSlices(model: SliceUNet, before: Float32Array, a
     const made = await predictMiddles(model, at.map((i) => [grid[i - step]!, grid[i + step]!] as [Float32Array, Float32Array]), W, H, batch);
     at.forEach((i, j) => (grid[i] = made[j]!));
   }
+  // Preprocessed volumes lie in [0, 1]; the network's slightly negative background is clipped back to 0.
+  const clip = (x: Float32Array) => x.map((v) => Math.min(1, Math.max(0, v)));
   return Array.from({ length: count }, (_, s) => {
     const pos = ((s + 1) * P) / G;
     const lo = Math.floor(pos);
     const t = pos - lo;
-    if (t < 1e-9) return Float32Array.from(grid[lo]!);
+    if (t < 1e-9) return clip(grid[lo]!);
     const a = grid[lo]!;
     const b = grid[lo + 1]!;
-    return a.map((v, i) => v + (b[i]! - v) * t);
+    return clip(a.map((v, i) => v + (b[i]! - v) * t));
   });
 }
 

@@ -337,7 +337,7 @@ describe('brain-age study', () => {
     expect(metrics.thesis.table.NT.top1).toEqual([32.1, 0.27]);
     const report = fs.readFileSync(path.join(out, 'report.md'), 'utf8');
     expect(report).toMatch(/demonstration, not a reproduction/);
-    expect(report).toMatch(/\| NT \| [\d.]+ ± [\d.]+ \| [\d.]+ ± [\d.]+ \| [\d.]+ ± [\d.]+ \| [\d.]+ \| 32\.10 ± 0\.27 \| 53\.80 ± 0\.18 \| 64\.21 ± 0\.32 \|/);
+    expect(report).toMatch(/\| NT \| [\d.]+ ± [\d.]+ \| [\d.]+ ± [\d.]+ \| [\d.]+ ± [\d.]+ \| [\d.]+ \| [\d.]+ \| 32\.10 ± 0\.27 \| 53\.80 ± 0\.18 \| 64\.21 ± 0\.32 \|/);
     expect(report).toMatch(/subject-level split/);
     const study = JSON.parse(fs.readFileSync(path.join(out, 'study.json'), 'utf8'));
     expect(Object.keys(study.phases)).toEqual(['BT-s0', 'NT-s0', 'NT+BT+BrainFuse-s0', 'NT+RawBrainFuse+ConsistencyReg-s0']);
