@@ -176,6 +176,16 @@ export class WebGpuBackend implements Backend {
     return new WebGpuBackend(device, report, options, [gpu, adapter]);
   }
 
+  /**
+   * Dawn's instance and adapter behind this device, for code that brings its own WebGPU kernels on the
+   * same device (`mf bench --compare tfjs`); null once destroyed.
+   */
+  get dawn(): { gpu: GPU; adapter: GPUAdapter } | null {
+    const gpu = this.keepAlive.find((h): h is GPU => 'requestAdapter' in h);
+    const adapter = this.keepAlive.find((h): h is GPUAdapter => 'requestDevice' in h);
+    return gpu && adapter ? { gpu, adapter } : null;
+  }
+
   describe(): string {
     const a = this.adapter;
     return `webgpu: ${a.description} (${a.backend}${a.isSoftware ? ', software' : ''})`;

@@ -35,17 +35,21 @@ export interface TrainResult {
   profile?: FamilyTime[];
 }
 
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+export const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-function rand(shape: number[], seed: number): Tensor {
-  const n = shape.reduce((a, b) => a * b, 1);
+/** `n` seeded pseudo-random values in [-0.1, 0.1). */
+export function randData(n: number, seed: number): Float32Array {
   const data = new Float32Array(n);
   let s = seed * 2654435761;
   for (let i = 0; i < n; i++) {
     s = (s * 1103515245 + 12345) >>> 0;
     data[i] = (s / 4294967296 - 0.5) * 0.2;
   }
-  return Tensor.from(data, shape);
+  return data;
+}
+
+function rand(shape: number[], seed: number): Tensor {
+  return Tensor.from(randData(shape.reduce((a, b) => a * b, 1), seed), shape);
 }
 
 /** Median ms per call of `fn`, each sample timing `reps` calls with one sync at the end. */
@@ -197,7 +201,7 @@ export async function benchTrain(backend: Backend, quick: boolean, profile = fal
   return out;
 }
 
-function printTable(rows: object[]): void {
+export function printTable(rows: object[]): void {
   if (rows.length === 0) return;
   const keys = Object.keys(rows[0]);
   const cells = rows.map((r) => keys.map((k) => String((r as Record<string, unknown>)[k] ?? '-')));
@@ -207,7 +211,13 @@ function printTable(rows: object[]): void {
   for (const c of cells) console.log(c.map((v, i) => v.padEnd(width[i])).join('  '));
 }
 
-export async function benchCommand(what: string, opts: { json?: boolean; quick?: boolean; profile?: boolean; only?: string; backend: string }): Promise<void> {
+export async function benchCommand(what: string, opts: { json?: boolean; quick?: boolean; profile?: boolean; only?: string; compare?: string; backend: string }): Promise<void> {
+  if (opts.compare !== undefined) {
+    if (opts.compare !== 'tfjs') throw new MfError(`unknown --compare "${opts.compare}"`, 'the only one is `--compare tfjs`');
+    if (what !== 'kernels') throw new MfError('--compare tfjs applies to `mf bench kernels`');
+    if (opts.backend === 'cpu') throw new MfError('--compare tfjs needs the WebGPU backend, not --backend cpu');
+    return compareCommand(opts);
+  }
   const backend = await initEngine({ backend: opts.backend as 'auto' | 'webgpu' | 'cpu' });
   let rows: object[];
   if (what === 'kernels') rows = await benchKernels(backend, !!opts.quick);
@@ -225,5 +235,34 @@ export async function benchCommand(what: string, opts: { json?: boolean; quick?:
       console.log(`\nprofile: ${r.model} ${r.dims} batch ${r.batch} (each kernel replayed alone; ${r.dispatches} dispatches per step)`);
       printTable(r.profile);
     }
+  }
+}
+
+/** `mf bench kernels --compare tfjs`: our matmul and tfjs-backend-webgpu's on the same device. */
+async function compareCommand(opts: { json?: boolean; quick?: boolean }): Promise<void> {
+  const { compareTfjs, loadTfjs, AGREE_TOL } = await import('./compare_tfjs.ts');
+  await loadTfjs(); // before any device exists, so that a missing dev dependency is the only line printed
+  const backend = await initEngine({ backend: 'webgpu' });
+  const report = await compareTfjs(backend, !!opts.quick);
+  if (opts.json) console.log(JSON.stringify(report.results, null, 2));
+  else {
+    console.log(`ours: ${report.adapter}`);
+    console.log(`tfjs: ${report.tfjsVersion}; adapter ${report.tfjsAdapter}`);
+    printTable(
+      report.results.map((r) => ({
+        shape: r.shape,
+        'ours ms': r.ours_ms,
+        'ours GFLOP/s': r.ours_gflops,
+        'tfjs ms': r.tfjs_ms,
+        'tfjs GFLOP/s': r.tfjs_gflops,
+        'speed-up (tfjs ms / ours ms)': `${r.speedup}x`,
+        'max rel err': r.max_rel_err,
+      })),
+    );
+  }
+  for (const r of report.results) {
+    if (r.agree) continue;
+    process.stderr.write(`FAIL: matmul ${r.shape}: ours and tfjs disagree: max |ours - tfjs| / max |tfjs| = ${r.max_rel_err} > ${AGREE_TOL}\n`);
+    process.exitCode = 1;
   }
 }
