@@ -141,7 +141,7 @@ export async function benchKernels(backend: Backend, quick: boolean): Promise<Ke
 }
 
 /** One full Medformer training step (forward, backward, AdamW) for the thesis configurations. */
-export async function benchTrain(backend: Backend, quick: boolean, profile = false, only?: string): Promise<TrainResult[]> {
+export async function benchTrain(backend: Backend, quick: boolean, profile = false, only?: string, batch?: number): Promise<TrainResult[]> {
   const cases: { preset: PresetName; dim: 2 | 3; batch: number; channels: number }[] = quick
     ? [{ preset: 'small', dim: 2, batch: 4, channels: 1 }]
     : [
@@ -151,7 +151,8 @@ export async function benchTrain(backend: Backend, quick: boolean, profile = fal
       ];
   const out: TrainResult[] = [];
   // --only small-2d / small-3d / large-2d picks one configuration.
-  for (const c of cases.filter((k) => !only || `${k.preset}-${k.dim}d`.includes(only))) {
+  // --batch replaces each configuration's batch size (the memory targets: small at 128, large at 32).
+  for (const c of cases.filter((k) => !only || `${k.preset}-${k.dim}d`.includes(only)).map((k) => ({ ...k, batch: batch ?? k.batch }))) {
     const config = resolveModelConfig(c.preset);
     const store = new ParameterStore(0);
     const model = new Medformer(store, {
@@ -211,17 +212,20 @@ export function printTable(rows: object[]): void {
   for (const c of cells) console.log(c.map((v, i) => v.padEnd(width[i])).join('  '));
 }
 
-export async function benchCommand(what: string, opts: { json?: boolean; quick?: boolean; profile?: boolean; only?: string; compare?: string; backend: string }): Promise<void> {
+export async function benchCommand(what: string, opts: { json?: boolean; quick?: boolean; profile?: boolean; only?: string; batch?: string; compare?: string; backend: string }): Promise<void> {
   if (opts.compare !== undefined) {
     if (opts.compare !== 'tfjs') throw new MfError(`unknown --compare "${opts.compare}"`, 'the only one is `--compare tfjs`');
     if (what !== 'kernels') throw new MfError('--compare tfjs applies to `mf bench kernels`');
     if (opts.backend === 'cpu') throw new MfError('--compare tfjs needs the WebGPU backend, not --backend cpu');
     return compareCommand(opts);
   }
+  const batch = opts.batch === undefined ? undefined : Number(opts.batch);
+  if (batch !== undefined && (!Number.isInteger(batch) || batch < 1)) throw new MfError(`--batch ${opts.batch} is not a positive integer`);
+  if (batch !== undefined && what !== 'train') throw new MfError('--batch applies to `mf bench train`');
   const backend = await initEngine({ backend: opts.backend as 'auto' | 'webgpu' | 'cpu' });
   let rows: object[];
   if (what === 'kernels') rows = await benchKernels(backend, !!opts.quick);
-  else if (what === 'train') rows = await benchTrain(backend, !!opts.quick, !!opts.profile, opts.only);
+  else if (what === 'train') rows = await benchTrain(backend, !!opts.quick, !!opts.profile, opts.only, batch);
   else throw new MfError(`unknown benchmark "${what}"`, 'use `mf bench kernels` or `mf bench train`');
   if (opts.json) {
     // Every record names the adapter, so results from several machines can be concatenated.

@@ -26,9 +26,10 @@ program
   .option('--quick', 'fewer repetitions and smaller shapes (for smoke tests)')
   .option('--profile', 'time per kernel family (train)')
   .option('--only <config>', 'train: one configuration (small-2d, small-3d, large-2d)')
+  .option('--batch <n>', 'train: batch size instead of each configuration\'s own')
   .option('--compare <library>', 'kernels: our matmul side by side with another library on the same device (tfjs; needs the dev dependencies)')
   .addOption(backendOption())
-  .action(async (what: string, opts: { json?: boolean; quick?: boolean; profile?: boolean; only?: string; compare?: string; backend: string }) => {
+  .action(async (what: string, opts: { json?: boolean; quick?: boolean; profile?: boolean; only?: string; batch?: string; compare?: string; backend: string }) => {
     const { benchCommand } = await import('./bench.ts');
     await benchCommand(what, opts);
   });

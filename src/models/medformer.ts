@@ -16,7 +16,7 @@ import { add, expand, mean, reshape } from '../ops/index.ts';
 import { gatherRows } from '../ops/indexing.ts';
 import { patchEmbed } from '../ops/patch_embed.ts';
 import { Tensor } from '../tensor/tensor.ts';
-import { Block, CrossBlock, LayerNorm, Linear, TRUNC02, type ParamHandle, type ParamSource } from '../nn/layers.ts';
+import { Block, CrossBlock, FAN_IN, LayerNorm, Linear, TRUNC02, type ParamHandle, type ParamSource } from '../nn/layers.ts';
 import { ConfigError, ShapeError } from '../errors.ts';
 
 export interface InputKind {
@@ -74,7 +74,7 @@ export class InputAdaptformer {
       const fanIn = k.channels * patch ** k.dim;
       const key = kindKey(k);
       this.paths.set(key, {
-        weight: ps.param(`input.patch_${key}.weight`, [fanIn, c.hidden_dim], TRUNC02),
+        weight: ps.param(`input.patch_${key}.weight`, [fanIn, c.hidden_dim], FAN_IN),
         bias: ps.param(`input.patch_${key}.bias`, [c.hidden_dim], { kind: 'zeros' }),
         pos: ps.param(`input.pos_${key}`, [tokens, c.hidden_dim], TRUNC02),
         patch,

@@ -21,7 +21,9 @@ export type ParamInit =
   /** Normal(0, std²) redrawn until within ±2 std (the usual truncated normal; timm's ±2 absolute bound is no cut at std 0.02). */
   | { kind: 'trunc_normal'; std: number }
   /** Uniform(±sqrt(6 / (fan_in + fan_out))); weights are [in, out], so fan_out is the last dim. */
-  | { kind: 'xavier_uniform' };
+  | { kind: 'xavier_uniform' }
+  /** Uniform(±1/sqrt(fan_in)): PyTorch's default for nn.Linear and nn.Conv weights; weights are [in, out]. */
+  | { kind: 'fan_in_uniform' };
 
 export type ParamPredicate = (name: string, shape: Shape) => boolean;
 
@@ -115,6 +117,13 @@ function initValues(p: Param, out: Float32Array, seed: number | string): void {
       const fanOut = s.length >= 2 ? s[s.length - 1] : p.size;
       const fanIn = s.length >= 2 ? p.size / fanOut : p.size;
       const bound = Math.sqrt(6 / (fanIn + fanOut));
+      for (let i = 0; i < out.length; i++) out[i] = rng.uniform(-bound, bound);
+      return;
+    }
+    case 'fan_in_uniform': {
+      const s = p.shape;
+      const fanIn = s.length >= 2 ? p.size / s[s.length - 1] : p.size;
+      const bound = 1 / Math.sqrt(fanIn);
       for (let i = 0; i < out.length; i++) out[i] = rng.uniform(-bound, bound);
       return;
     }

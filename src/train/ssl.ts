@@ -10,7 +10,7 @@ import { writeFileAtomic } from './checkpoint.ts';
 import { runLoop } from './loop.ts';
 import { lineChartSvg } from './report.ts';
 import type { Session } from './session.ts';
-import { batchIndexAt, epochOrder, readLog, series, trainLoaders } from './supervised.ts';
+import { batchIndexAt, epochOrder, loaderPosition, readLog, series, taskBatchCounts, trainLoaders } from './supervised.ts';
 import { vicreg } from './vicreg.ts';
 
 export async function trainSsl(session: Session): Promise<void> {
@@ -28,7 +28,8 @@ export async function trainSsl(session: Session): Promise<void> {
   const opt = new AdamW(store, { lr: t.lr, weightDecay: t.weight_decay, maxGradNorm: t.grad_clip ?? undefined });
   const view1 = trainLoaders(exp, tasks, 'view1');
   const view2 = trainLoaders(exp, tasks, 'view2');
-  const order = epochOrder(view1.map((l) => l.batchesPerEpoch));
+  const counts = taskBatchCounts(view1.map((l) => l.batchesPerEpoch), exp.data.sampling, exp.data.temperature);
+  const order = epochOrder(counts);
   const coeffs = { sim: ssl.sim_coeff, std: ssl.std_coeff, cov: ssl.cov_coeff, cosine: ssl.cosine_coeff };
   const restored = session.restore(store, opt);
 
@@ -40,9 +41,9 @@ export async function trainSsl(session: Session): Promise<void> {
       stepsPerEpoch: order.length,
       step(epoch, position) {
         const ti = order[position];
-        const j = batchIndexAt(order, position);
-        const a = view1[ti].batchAt(epoch, j);
-        const b = view2[ti].batchAt(epoch, j);
+        const at = loaderPosition(epoch, batchIndexAt(order, position), counts[ti], view1[ti].batchesPerEpoch);
+        const a = view1[ti].batchAt(at.epoch, at.index);
+        const b = view2[ti].batchAt(at.epoch, at.index);
         const meta = tasks[ti].meta;
         return tidy(() => {
           const z1 = expander.forward(model.represent(Tensor.from(a.x, a.shape), meta));

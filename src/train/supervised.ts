@@ -10,7 +10,7 @@ import type { ParameterStore } from '../nn/parameters.ts';
 import { Tensor, tidy } from '../tensor/tensor.ts';
 import { AdamW } from './adamw.ts';
 import { writeFileAtomic, writeSafetensors } from './checkpoint.ts';
-import type { AugmentConfig as ExperimentAugment, Experiment } from './config.ts';
+import type { AugmentConfig as ExperimentAugment, Experiment, Sampling } from './config.ts';
 import { better, evaluateSplit } from './evaluate.ts';
 import { runLoop } from './loop.ts';
 import type { Metrics } from './metrics.ts';
@@ -30,6 +30,30 @@ export function epochOrder(batchesPerTask: number[]): Int32Array {
   });
   slots.sort((a, b) => a.key - b.key || a.task - b.task);
   return Int32Array.from(slots.map((s) => s.task));
+}
+
+/**
+ * Batches each task gets per epoch under `data.sampling`. Every rule keeps the epoch's total at the sum of
+ * the tasks' own batch counts. proportional: each task's own count (one pass over its data); uniform: the
+ * same count for every task; temperature τ: counts ∝ size^(1/τ) (τ = 1 is proportional, large τ tends to
+ * uniform). Every task gets at least one batch.
+ */
+export function taskBatchCounts(own: readonly number[], sampling: Sampling, temperature: number | null): number[] {
+  if (sampling === 'proportional' || own.length === 1) return [...own];
+  const total = own.reduce((a, b) => a + b, 0);
+  const weights = sampling === 'uniform' ? own.map(() => 1) : own.map((n) => n ** (1 / (temperature ?? 1)));
+  const wsum = weights.reduce((a, b) => a + b, 0);
+  return weights.map((w) => Math.max(1, Math.round((total * w) / wsum)));
+}
+
+/**
+ * The loader epoch and batch index of a task's k-th batch in training epoch `epoch` when it gets `count`
+ * batches per epoch but its data holds `own`: the task walks through its own epochs continuously, so an
+ * over-sampled task starts its next pass and an under-sampled one resumes where the last epoch stopped.
+ */
+export function loaderPosition(epoch: number, k: number, count: number, own: number): { epoch: number; index: number } {
+  const g = epoch * count + k;
+  return { epoch: Math.floor(g / own), index: g % own };
 }
 
 /** The experiment's augmentation switches mapped onto the sample augmenter, per dimensionality. */
@@ -90,7 +114,8 @@ export async function trainSupervised(session: Session, options: SupervisedOptio
   if (options.init) await options.init(store, model);
   const opt = new AdamW(store, { lr: t.lr, weightDecay: t.weight_decay, maxGradNorm: t.grad_clip ?? undefined });
   const loaders = trainLoaders(exp, tasks);
-  const order = epochOrder(loaders.map((l) => l.batchesPerEpoch));
+  const counts = taskBatchCounts(loaders.map((l) => l.batchesPerEpoch), exp.data.sampling, exp.data.temperature);
+  const order = epochOrder(counts);
 
   const restored = session.restore(store, opt);
   const best: Record<string, BestRecord | null> = (restored?.extra?.best as Record<string, BestRecord | null>) ?? {};
@@ -108,8 +133,10 @@ export async function trainSupervised(session: Session, options: SupervisedOptio
       opt,
       stepsPerEpoch: order.length,
       step(epoch, position) {
-        const task = tasks[order[position]];
-        const batch = loaders[order[position]].batchAt(epoch, batchIndexAt(order, position));
+        const ti = order[position];
+        const task = tasks[ti];
+        const at = loaderPosition(epoch, batchIndexAt(order, position), counts[ti], loaders[ti].batchesPerEpoch);
+        const batch = loaders[ti].batchAt(at.epoch, at.index);
         const loss = tidy(() => {
           const logits = model.forward(Tensor.from(batch.x, batch.shape), task.meta, task.ds.key);
           const l = taskLoss(task.ds, logits, batch.labels);
