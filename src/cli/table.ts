@@ -42,6 +42,8 @@ export interface RunRef {
   name: string;
   /** metrics.json modification time (ISO 8601): the newest run wins a cell. */
   metrics_mtime: string;
+  /** The run's training length from config.json (epochs or max_steps), so shortened runs show as such. */
+  length?: string;
 }
 
 /** This project's test scores for one dataset (accuracy in percent) and where they come from. */
@@ -136,7 +138,7 @@ function readJson(file: string): { value: unknown } | { error: string } {
 }
 
 /** The fields of config.json this command needs, or what is wrong with it. */
-function readConfig(file: string): { name: string; kind: string; preset: string; datasets: string[] } | string {
+function readConfig(file: string): { name: string; kind: string; preset: string; datasets: string[]; length?: string } | string {
   const r = readJson(file);
   if ('error' in r) return r.error;
   const c = r.value;
@@ -147,7 +149,9 @@ function readConfig(file: string): { name: string; kind: string; preset: string;
   if (typeof c.kind !== 'string') return 'has no string "kind"';
   if (typeof model?.preset !== 'string') return 'has no string "model.preset"';
   if (!Array.isArray(data?.datasets) || !data.datasets.every((d: unknown) => typeof d === 'string')) return 'has no list of strings "data.datasets"';
-  return { name: c.name, kind: c.kind, preset: model.preset, datasets: (data.datasets as string[]).map((d) => d.toLowerCase()) };
+  const training = isObj(c.training) ? c.training : undefined;
+  const length = isNum(training?.max_steps) ? `${training.max_steps} steps` : isNum(training?.epochs) ? `${training.epochs} epochs` : undefined;
+  return { name: c.name, kind: c.kind, preset: model.preset, datasets: (data.datasets as string[]).map((d) => d.toLowerCase()), ...(length ? { length } : {}) };
 }
 
 /** Scans the run folders one level under `runsDir`. Unreadable folders become warnings, not errors. */
@@ -203,7 +207,7 @@ function indexRuns(runsDir: string): RunIndex {
     }
     const mtimeMs = fs.statSync(metricsFile).mtimeMs;
     index.runs.push({
-      ref: { dir, name: config.name, metrics_mtime: new Date(mtimeMs).toISOString() },
+      ref: { dir, name: config.name, metrics_mtime: new Date(mtimeMs).toISOString(), ...(config.length ? { length: config.length } : {}) },
       mtimeMs,
       kind: config.kind,
       preset: config.preset,
@@ -354,7 +358,7 @@ function markdownValues(view: ValueView): string {
   const used = view.rows.filter((r): r is ValueRow & { ours: OurScores } => r.ours !== 'missing');
   if (used.length) {
     lines.push('', 'Runs used:', '');
-    for (const r of used) lines.push(`- ${r.dataset}: ${r.ours.run.dir} (${r.ours.run.name}, metrics ${r.ours.run.metrics_mtime})`);
+    for (const r of used) lines.push(`- ${r.dataset}: ${r.ours.run.dir} (${r.ours.run.name}${r.ours.run.length ? `, ${r.ours.run.length}` : ''}, metrics ${r.ours.run.metrics_mtime})`);
   }
   lines.push('', `Thesis: ${view.thesis_source}`, '', `Baseline: ${view.baseline_source}`, ...warningLines(view));
   return lines.join('\n');
