@@ -56,15 +56,18 @@ export async function runLoop(spec: LoopSpec, restored: TrainingState | null): P
   let lastLogTime = Date.now();
   let lastLoss: number | undefined;
 
-  // Wall time of training alone: validation and checkpoint writing are left out of it.
+  // Wall time of training alone: validation and checkpoint writing are left out of it. Steps are only
+  // queued on the device, so the queue is drained first and its work counted as training.
   let pausedMs = 0;
   const paused = async (fn: () => Promise<void>) => {
+    await session.backend.sync();
     const t0 = Date.now();
     await fn();
     pausedMs += Date.now() - t0;
   };
   const validate = (epoch: number, step: number) => paused(async () => spec.validate?.(epoch, step));
   const checkpoint = async () => {
+    await session.backend.sync();
     trainSeconds += (Date.now() - segmentStart - pausedMs) / 1000;
     await session.saveCheckpoint(store, opt, { step, epoch, batch_position: position, rng: {}, extra: { ...spec.extra(), train_seconds: trainSeconds } });
     session.log({ event: 'checkpoint', step });
@@ -140,6 +143,7 @@ export async function runLoop(spec: LoopSpec, restored: TrainingState | null): P
     session.say(`interrupted: checkpoint saved at step ${step} in ${session.outDir}; continue with --resume`);
     process.exitCode = 130;
   }
+  await session.backend.sync();
   trainSeconds += (Date.now() - segmentStart - pausedMs) / 1000;
   return { step, epoch, trainSeconds, interrupted: session.interrupted, restored };
 }
