@@ -52,6 +52,8 @@ export interface Backend {
   /** Submit everything encoded so far and wait for it. */
   sync(): Promise<void>;
   stats(): PoolStats;
+  /** Restart the high-water mark at the current live bytes (per-case peaks in benchmarks). */
+  resetPeak(): void;
   destroy(): void;
 }
 

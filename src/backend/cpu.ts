@@ -67,5 +67,9 @@ export class CpuBackend implements Backend {
     return { ...this.counters };
   }
 
+  resetPeak(): void {
+    this.counters.peakBytes = this.counters.liveBytes;
+  }
+
   destroy(): void {}
 }

@@ -387,6 +387,10 @@ export class WebGpuBackend implements Backend {
     return { ...this.counters };
   }
 
+  resetPeak(): void {
+    this.counters.peakBytes = this.counters.liveBytes;
+  }
+
   /** Drop every pooled buffer (after a model is done, or before measuring memory). */
   trim(): void {
     for (const list of this.pool.values()) list.forEach((b) => b.destroy());

@@ -154,6 +154,8 @@ export async function benchTrain(backend: Backend, quick: boolean, profile = fal
   // --batch replaces each configuration's batch size (the memory targets: small at 128, large at 32).
   for (const c of cases.filter((k) => !only || `${k.preset}-${k.dim}d`.includes(only)).map((k) => ({ ...k, batch: batch ?? k.batch }))) {
     const config = resolveModelConfig(c.preset);
+    // Earlier cases' buffers sit freed in the pool; the peak counts this case's live bytes only.
+    backend.resetPeak();
     const store = new ParameterStore(0);
     const model = new Medformer(store, {
       config,
