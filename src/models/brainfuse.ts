@@ -6,7 +6,7 @@
 // baseline it is compared against. Skips are concatenated (U-Net), downsampling is avg- or max-pooling,
 // upsampling is nearest-neighbour ×2 followed by a 3×3 convolution.
 import { ConfigError, ShapeError } from '../errors.ts';
-import { Conv2d, GroupNorm } from '../nn/conv_layers.ts';
+import { Conv2d, GroupNorm, groupsFor } from '../nn/conv_layers.ts';
 import { ZEROS, type ParamHandle, type ParamSource } from '../nn/layers.ts';
 import { add, affine, avgPool, concat, conv2d, gelu, maxPool, relu, slice, upsample2x } from '../ops/index.ts';
 import { shapeStr, type Tensor } from '../tensor/tensor.ts';
@@ -36,12 +36,6 @@ export function resolveUNetConfig(raw: Partial<SliceUNetConfig> = {}, where = 'u
   if (c.act !== 'gelu' && c.act !== 'relu') throw new ConfigError(`${where}: act "${String(c.act)}" must be "gelu" or "relu"`);
   if (c.down !== 'avg' && c.down !== 'max') throw new ConfigError(`${where}: down "${String(c.down)}" must be "avg" or "max"`);
   return c;
-}
-
-/** Largest divisor of `channels` that is at most `groups`. */
-function groupsFor(channels: number, groups: number): number {
-  for (let g = Math.min(groups, channels); g > 1; g--) if (channels % g === 0) return g;
-  return 1;
 }
 
 class ConvBlock {

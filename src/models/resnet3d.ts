@@ -4,7 +4,7 @@
 // too few for batch statistics), global average pooling and a linear head. `represent` stops before the
 // head, for Barlow Twins pre-training.
 import { ConfigError, ShapeError } from '../errors.ts';
-import { Conv3d, GroupNorm } from '../nn/conv_layers.ts';
+import { Conv3d, GroupNorm, groupsFor } from '../nn/conv_layers.ts';
 import { BatchNorm1d, Linear, type ParamSource } from '../nn/layers.ts';
 import { add, globalAvgPool, maxPool, relu } from '../ops/index.ts';
 import { shapeStr, type Tensor } from '../tensor/tensor.ts';
@@ -27,11 +27,6 @@ export function resolveResNet3dConfig(raw: Partial<ResNet3dConfig> = {}, where =
     throw new ConfigError(`${where}: blocks [${c.blocks.join(', ')}] must be 1 to 5 stages of 1..8 blocks`);
   }
   return c;
-}
-
-function groupsFor(channels: number, groups: number): number {
-  for (let g = Math.min(groups, channels); g > 1; g--) if (channels % g === 0) return g;
-  return 1;
 }
 
 class BasicBlock3d {

@@ -67,6 +67,12 @@ export class Conv3d extends ConvNd {
   }
 }
 
+/** Largest divisor of `channels` that is at most `groups`: a valid group count for GroupNorm. */
+export function groupsFor(channels: number, groups: number): number {
+  for (let g = Math.min(groups, channels); g > 1; g--) if (channels % g === 0) return g;
+  return 1;
+}
+
 /** GroupNorm over [B, C, ...spatial] with a per-channel affine (weight ones, bias zeros). */
 export class GroupNorm {
   readonly gamma: ParamHandle;

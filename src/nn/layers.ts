@@ -4,13 +4,10 @@ import { attention } from '../ops/attention.ts';
 import { add, affine, div, linear, mean, mul, relu, sqrt, square, sub, type Activation } from '../ops/index.ts';
 import { layerNorm } from '../ops/layernorm.ts';
 import type { Tensor } from '../tensor/tensor.ts';
+import type { ParamInit } from './parameters.ts';
 
-export type Init =
-  | { kind: 'zeros' }
-  | { kind: 'ones' }
-  | { kind: 'trunc_normal'; std: number }
-  | { kind: 'xavier_uniform' }
-  | { kind: 'fan_in_uniform' };
+/** How a parameter starts: the parameter store's initialisers. */
+export type Init = ParamInit;
 
 export const ZEROS: Init = { kind: 'zeros' };
 export const ONES: Init = { kind: 'ones' };

@@ -591,6 +591,16 @@ function majorityBaseline(train: readonly Sample[], test: readonly Sample[], bin
   return { top1: acc(1), top3: acc(3), top5: acc(5) };
 }
 
+/** One arm's test results over its seeds: top-k accuracy and MAE as [mean, std], prediction spread. */
+interface ArmSummary {
+  top1: [number, number];
+  top3: [number, number];
+  top5: [number, number];
+  mae: [number, number];
+  spread: number;
+  seeds: number;
+}
+
 export async function trainBrainAge(top: Session): Promise<void> {
   const { exp } = top;
   const cfg = readBrainAgeSettings(exp.brainfuse, exp.source, top.outDir);
@@ -662,7 +672,7 @@ export async function trainBrainAge(top: Session): Promise<void> {
     return;
   }
 
-  const arms: Record<string, { top1: [number, number]; top3: [number, number]; top5: [number, number]; mae: [number, number]; spread: number; seeds: number }> = {};
+  const arms: Record<string, ArmSummary> = {};
   for (const arm of cfg.arms) {
     const rs = results.filter((r) => r.arm === arm.name);
     const pct = (k: 'top1' | 'top3' | 'top5') => meanStd(rs.map((r) => 100 * r[k])).map((x) => +x.toFixed(2)) as [number, number];
@@ -701,7 +711,7 @@ function brainAgeReport(
   top: Session,
   cfg: BrainAgeSettings,
   splitText: string,
-  arms: Record<string, { top1: [number, number]; top3: [number, number]; top5: [number, number]; mae: [number, number]; spread: number; seeds: number }>,
+  arms: Record<string, ArmSummary>,
   majority: Record<'top1' | 'top3' | 'top5', number>,
   fusion: { mode: string; transition: string; proposed: number; kept: number; rejected: number }[],
   nTrain: number,
