@@ -194,6 +194,7 @@ describe('ParameterStore', () => {
       ['tn', [100, 100], { kind: 'trunc_normal', std: 0.02 }],
       ['n', [100, 100], { kind: 'normal', std: 0.5 }],
       ['x', [30, 70], { kind: 'xavier_uniform' }],
+      ['f', [64, 90], { kind: 'fan_in_uniform' }],
     ];
     const a = await build(7, specs).export();
     const b = await build(7, specs).export();
@@ -219,6 +220,12 @@ describe('ParameterStore', () => {
     const bound = Math.sqrt(6 / (30 + 70));
     expect(x.max).toBeLessThanOrEqual(bound);
     expect(x.std).toBeGreaterThan((bound / Math.sqrt(3)) * 0.95);
+    // PyTorch's nn.Linear default: Uniform(±1/sqrt(fan_in)); weights are [in, out], so fan_in = 64.
+    const f = stats(a.get('f')!.data);
+    expect(f.max).toBeLessThanOrEqual(1 / 8);
+    expect(f.max).toBeGreaterThan(0.95 / 8);
+    expect(f.std).toBeGreaterThan((1 / 8 / Math.sqrt(3)) * 0.95);
+    expect(f.std).toBeLessThan((1 / 8 / Math.sqrt(3)) * 1.05);
     // A parameter's values depend on its name and the seed, not on what else is declared.
     const alone = await build(7, [specs[2]]).export();
     expect(alone.get('tn')!.data).toEqual(a.get('tn')!.data);
