@@ -2,7 +2,10 @@
 // The CLI prints `error: <message>` for an MfError and exits non-zero without a stack trace.
 
 export class MfError extends Error {
-  constructor(message: string, readonly hint?: string) {
+  constructor(
+    message: string,
+    readonly hint?: string,
+  ) {
     super(hint ? `${message} (${hint})` : message);
     this.name = new.target.name;
   }

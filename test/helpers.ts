@@ -2,8 +2,8 @@
 import { CpuBackend } from '../src/backend/cpu.ts';
 import type { Backend } from '../src/backend/backend.ts';
 import { WebGpuBackend } from '../src/backend/webgpu.ts';
-import '../src/ops/index.ts';
 import { backend, setBackend, tidy, Tensor, type Shape } from '../src/tensor/tensor.ts';
+import { Rng } from '../src/util/rng.ts';
 import { expect } from 'vitest';
 
 let gpu: WebGpuBackend | null | undefined;
@@ -21,19 +21,10 @@ export function use(b: Backend): void {
   setBackend(b);
 }
 
-/** Deterministic pseudo-random numbers in [lo, hi). */
-export function randn(n: number, seed = 1, lo = -1, hi = 1): Float32Array {
-  // mulberry32: small seeds still give well-spread, uncorrelated streams.
-  let s = (seed * 0x9e3779b9) >>> 0;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    out[i] = lo + (((t ^ (t >>> 14)) >>> 0) / 4294967296) * (hi - lo);
-  }
-  return out;
+/** `n` deterministic values, uniform in [lo, hi), from the project's Rng seeded with `seed`. */
+export function uniform(n: number, seed = 1, lo = -1, hi = 1): Float32Array {
+  const rng = new Rng(seed);
+  return Float32Array.from({ length: n }, () => rng.uniform(lo, hi));
 }
 
 export function expectClose(actual: Float32Array, expected: Float32Array, tol = 1e-4, what = 'values'): void {
@@ -68,7 +59,7 @@ export async function evaluate(c: Case): Promise<{ out: Float32Array; grads: (Fl
   const { out, loss } = tidy(() => {
     const out = c.fn(...xs);
     if (!out.requiresGrad) return { out, loss: null };
-    const w = Tensor.from(randn(out.size, 99), out.shape);
+    const w = Tensor.from(uniform(out.size, 99), out.shape);
     const loss = sum(mul(out, w));
     loss.backward();
     return { out, loss };
@@ -92,7 +83,7 @@ export async function numericGrad(c: Case, k: number, eps = 1e-2): Promise<Float
     const loss = tidy(() => {
       const xs = c.inputs.map((i, j) => Tensor.from(j === k ? data : i.data, i.shape, i.dtype ?? 'f32'));
       const out = c.fn(...xs);
-      const w = Tensor.from(randn(out.size, 99), out.shape);
+      const w = Tensor.from(uniform(out.size, 99), out.shape);
       return sum(mul(out, w));
     });
     const v = await loss.item();

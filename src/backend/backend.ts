@@ -19,17 +19,18 @@ export interface KernelCall {
   entry: string;
   consts: Consts;
   fconsts?: FConsts;
-  /** Binding i of group 0 is buffers[i]; read-only inputs first, then outputs, as the WGSL declares. */
+  /**
+   * Binding i of group 0 is buffers[i]; null where the entry point has no binding i. Built from named
+   * buffers and checked against the entry's declaration by `bindCall` (src/backend/bind.ts).
+   */
   buffers: (DeviceBuffer | null)[];
   /** Values that change from call to call (learning rate, step): group 1 binding 0, an array of f32. */
-  uniforms?: number[];
+  uniforms?: readonly number[];
 }
 
 export interface PoolStats {
   /** Bytes held by live tensors and arenas. */
   liveBytes: number;
-  /** Bytes sitting in the free pool, ready for reuse. */
-  pooledBytes: number;
   /** Highest liveBytes seen. */
   peakBytes: number;
   /** Buffers created on the device since start (a flat count in a loop means the pool works). */

@@ -18,7 +18,7 @@ class CpuBuffer implements DeviceBuffer {
 
 export class CpuBackend implements Backend {
   readonly name = 'cpu' as const;
-  private counters: PoolStats = { liveBytes: 0, pooledBytes: 0, peakBytes: 0, created: 0, dispatches: 0 };
+  private counters: PoolStats = { liveBytes: 0, peakBytes: 0, created: 0, dispatches: 0 };
 
   describe(): string {
     return 'cpu: plain TypeScript reference kernels (slow; no WebGPU adapter in use)';
@@ -56,8 +56,13 @@ export class CpuBackend implements Backend {
   }
 
   run(call: KernelCall): void {
-    const views = call.buffers.map((b) => (b ? (b as CpuBuffer).f32() : new Float32Array(0)));
-    kernelEntry(call.kernel, call.entry).reference(call.consts, call.fconsts ?? {}, views, call.uniforms ?? []);
+    const e = kernelEntry(call.kernel, call.entry);
+    const views: Record<string, Float32Array> = {};
+    for (const s of e.slots) {
+      const b = call.buffers[s.binding];
+      views[s.name] = b ? (b as CpuBuffer).f32() : new Float32Array(0);
+    }
+    e.reference(call.consts, call.fconsts ?? {}, views, call.uniforms ?? []);
     this.counters.dispatches++;
   }
 

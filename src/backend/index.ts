@@ -25,7 +25,10 @@ export async function initEngine(options: EngineOptions = {}): Promise<Backend> 
     if (!b && choice === 'webgpu') {
       throw new MfError('no WebGPU adapter found', 'run scripts/setup.sh to install the Vulkan driver, or pass --backend cpu');
     }
-    if (!b) (options.warn ?? ((l) => process.stderr.write(`${l}\n`)))('warning: no WebGPU adapter found; using the slow CPU reference backend (run scripts/setup.sh)');
+    if (!b)
+      (options.warn ?? ((l) => process.stderr.write(`${l}\n`)))(
+        'warning: no WebGPU adapter found; using the slow CPU reference backend (run scripts/setup.sh)',
+      );
   }
   if (!b) b = new CpuBackend();
   active?.destroy();

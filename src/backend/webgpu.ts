@@ -36,14 +36,10 @@ export interface WebGpuOptions {
   backend?: string;
   /** Substring of the adapter description to pick (Dawn's `adapter=` option). */
   adapter?: string;
-  powerPreference?: GPUPowerPreference;
-  /** Dispatches encoded before an automatic submit, so the device works while the CPU encodes. */
-  dispatchesPerSubmit?: number;
-  /** Optional device features to request when the adapter has them. */
-  features?: GPUFeatureName[];
-  /** Request timestamp queries (for profiling). */
-  timestamps?: boolean;
 }
+
+/** Dispatches encoded before an automatic submit, so the device works while the CPU encodes. */
+const DISPATCHES_PER_SUBMIT = 256;
 
 export interface AdapterReport {
   vendor: string;
@@ -51,9 +47,8 @@ export interface AdapterReport {
   device: string;
   description: string;
   backend: string;
+  /** A CPU rasteriser by its name, or Dawn's fallback-adapter flag. */
   isSoftware: boolean;
-  /** Dawn's fallback-adapter flag (a CPU implementation). */
-  isFallback: boolean;
   features: string[];
   limits: Record<string, number>;
 }
@@ -101,7 +96,6 @@ function reportAdapter(adapter: GPUAdapter, requestedBackend?: string): AdapterR
     description,
     backend: backendType,
     isSoftware: isSoftware || (info as GPUAdapterInfo & { isFallbackAdapter?: boolean }).isFallbackAdapter === true,
-    isFallback: (info as GPUAdapterInfo & { isFallbackAdapter?: boolean }).isFallbackAdapter === true,
     features: [...adapter.features].sort(),
     limits,
   };
@@ -133,24 +127,15 @@ export class WebGpuBackend implements Backend {
   private lostReason: string | null = null;
   private firstError: string | null = null;
   private compileError: string | null = null;
-  private counters: PoolStats = { liveBytes: 0, pooledBytes: 0, peakBytes: 0, created: 0, dispatches: 0 };
-  private readonly dispatchesPerSubmit: number;
-  /** Milliseconds spent compiling pipelines (lavapipe compiles WGSL through LLVM: not free). */
-  compileMs = 0;
-
-  get pipelineCount(): number {
-    return this.pipelines.size;
-  }
+  private counters: PoolStats = { liveBytes: 0, peakBytes: 0, created: 0, dispatches: 0 };
 
   private constructor(
     readonly device: GPUDevice,
     readonly adapter: AdapterReport,
-    options: WebGpuOptions,
     // Held so the garbage collector cannot free Dawn's instance or adapter under a live device
     // (that crashes the process in a futex call).
     private readonly keepAlive: (GPU | GPUAdapter)[],
   ) {
-    this.dispatchesPerSubmit = options.dispatchesPerSubmit ?? 256;
     device.lost.then((info) => {
       if (info.reason !== 'destroyed' || this.lostReason === null) this.lostReason = info.message || info.reason;
     });
@@ -161,19 +146,22 @@ export class WebGpuBackend implements Backend {
 
   static async create(options: WebGpuOptions = {}): Promise<WebGpuBackend | null> {
     const gpu = dawn(options);
-    const adapter = await gpu.requestAdapter({ powerPreference: options.powerPreference ?? 'high-performance' });
+    const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
     if (!adapter) return null;
     const report = reportAdapter(adapter, options.backend);
-    const want = ['maxBufferSize', 'maxStorageBufferBindingSize', 'maxComputeWorkgroupStorageSize', 'maxComputeInvocationsPerWorkgroup', 'maxStorageBuffersPerShaderStage'] as const;
+    const want = [
+      'maxBufferSize',
+      'maxStorageBufferBindingSize',
+      'maxComputeWorkgroupStorageSize',
+      'maxComputeInvocationsPerWorkgroup',
+      'maxStorageBuffersPerShaderStage',
+    ] as const;
     const requiredLimits: Record<string, number> = {};
     for (const k of want) requiredLimits[k] = adapter.limits[k];
-    // Optional features are opt-in: with any of timestamp-query, subgroups or shader-f16 enabled, Dawn on
+    // No optional features: with any of timestamp-query, subgroups or shader-f16 enabled, Dawn on
     // lavapipe (Mesa 25.0.7) aborts in a mutex assertion at the first dispatch.
-    const wanted: GPUFeatureName[] = [...(options.features ?? [])];
-    if (options.timestamps) wanted.push('timestamp-query');
-    const requiredFeatures = wanted.filter((f) => adapter.features.has(f));
-    const device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
-    return new WebGpuBackend(device, report, options, [gpu, adapter]);
+    const device = await adapter.requestDevice({ requiredLimits, requiredFeatures: [] });
+    return new WebGpuBackend(device, report, [gpu, adapter]);
   }
 
   /**
@@ -208,9 +196,7 @@ export class WebGpuBackend implements Backend {
     }
     const free = this.pool.get(cls);
     let buffer = free?.pop();
-    if (buffer) {
-      this.counters.pooledBytes -= cls;
-    } else {
+    if (!buffer) {
       buffer = this.device.createBuffer({
         size: cls,
         usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
@@ -233,11 +219,10 @@ export class WebGpuBackend implements Backend {
     const b = buffer as GpuBuffer;
     if (b.sizeClass < 0) return;
     // Commands already encoded run before anything encoded later, so the buffer may be reused at once.
-    let list = this.pool.get(b.sizeClass);
-    if (!list) this.pool.set(b.sizeClass, (list = []));
+    const list = this.pool.get(b.sizeClass) ?? [];
+    this.pool.set(b.sizeClass, list);
     list.push(b.buffer);
     this.counters.liveBytes -= b.sizeClass;
-    this.counters.pooledBytes += b.sizeClass;
   }
 
   write(buffer: DeviceBuffer, data: ArrayBufferView): void {
@@ -280,7 +265,6 @@ export class WebGpuBackend implements Backend {
         if (err) this.firstError ??= `kernel ${key}: ${err.message}`;
       });
       this.pipelines.set(key, p);
-      this.compileMs += performance.now() - t0;
       if (process.env.MF_TRACE_COMPILE) process.stderr.write(`compile ${(performance.now() - t0).toFixed(0)}ms ${key}\n`);
     }
     return p;
@@ -306,7 +290,10 @@ export class WebGpuBackend implements Backend {
       new Float32Array(ub.getMappedRange()).set(call.uniforms);
       ub.unmap();
       this.afterSubmit.push(ub);
-      uniformGroup = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(1), entries: [{ binding: 0, resource: { buffer: ub } }] });
+      uniformGroup = this.device.createBindGroup({
+        layout: pipeline.getBindGroupLayout(1),
+        entries: [{ binding: 0, resource: { buffer: ub } }],
+      });
     }
     if (!this.pass) {
       this.encoder = this.device.createCommandEncoder();
@@ -318,7 +305,7 @@ export class WebGpuBackend implements Backend {
     this.pass.dispatchWorkgroups(x, y, z);
     this.encoded++;
     this.counters.dispatches++;
-    if (this.encoded >= this.dispatchesPerSubmit) this.submit();
+    if (this.encoded >= DISPATCHES_PER_SUBMIT) this.submit();
   }
 
   private submit(extra?: (enc: GPUCommandEncoder) => void): void {
@@ -356,7 +343,7 @@ export class WebGpuBackend implements Backend {
     this.check();
     const b = buffer as GpuBuffer;
     const size = Math.ceil(b.byteSize / 4) * 4;
-    let stage = this.staging.findIndex((s) => s.size >= size && s.size <= size * 4);
+    const stage = this.staging.findIndex((s) => s.size >= size && s.size <= size * 4);
     const staging =
       stage >= 0
         ? this.staging.splice(stage, 1)[0]
@@ -389,13 +376,6 @@ export class WebGpuBackend implements Backend {
 
   resetPeak(): void {
     this.counters.peakBytes = this.counters.liveBytes;
-  }
-
-  /** Drop every pooled buffer (after a model is done, or before measuring memory). */
-  trim(): void {
-    for (const list of this.pool.values()) list.forEach((b) => b.destroy());
-    this.pool.clear();
-    this.counters.pooledBytes = 0;
   }
 
   /** Ends the device so that the process can exit promptly; a test uses it to force a device loss. */

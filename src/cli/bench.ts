@@ -11,9 +11,10 @@ import { layerNorm } from '../ops/layernorm.ts';
 import { crossEntropy } from '../ops/losses.ts';
 import { patchEmbed } from '../ops/patch_embed.ts';
 import { AdamW } from '../train/adamw.ts';
-import { resolveModelConfig, type PresetName } from '../train/config.ts';
+import { type PresetName, resolveModelConfig } from '../models/medformer_config.ts';
 import { noGrad, Tensor, tidy } from '../tensor/tensor.ts';
 import { recordCalls, replayProfile, type FamilyTime } from '../backend/profile.ts';
+import { Rng } from '../util/rng.ts';
 
 export interface KernelResult {
   kernel: string;
@@ -37,19 +38,13 @@ export interface TrainResult {
 
 export const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-/** `n` seeded pseudo-random values in [-0.1, 0.1). */
-export function randData(n: number, seed: number): Float32Array {
-  const data = new Float32Array(n);
-  let s = seed * 2654435761;
-  for (let i = 0; i < n; i++) {
-    s = (s * 1103515245 + 12345) >>> 0;
-    data[i] = (s / 4294967296 - 0.5) * 0.2;
-  }
-  return data;
-}
-
+/** A tensor of seeded pseudo-random values, uniform in [-0.1, 0.1) (the project's Rng). */
 function rand(shape: number[], seed: number): Tensor {
-  return Tensor.from(randData(shape.reduce((a, b) => a * b, 1), seed), shape);
+  const rng = new Rng(seed);
+  return Tensor.from(
+    Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => rng.uniform(-0.1, 0.1)),
+    shape,
+  );
 }
 
 /** Median ms per call of `fn`, each sample timing `reps` calls with one sync at the end. */
@@ -72,7 +67,13 @@ export async function benchKernels(backend: Backend, quick: boolean): Promise<Ke
   const samples = quick ? 1 : 5;
   const run = async (kernel: string, shape: string, flops: number | null, bytes: number | null, fn: () => void) => {
     const ms = await time(backend, () => tidy(() => noGrad(fn)), reps, samples);
-    results.push({ kernel, shape, ms: +ms.toFixed(3), gflops: flops === null ? null : +(flops / ms / 1e6).toFixed(2), gbps: bytes === null ? null : +(bytes / ms / 1e6).toFixed(2) });
+    results.push({
+      kernel,
+      shape,
+      ms: +ms.toFixed(3),
+      gflops: flops === null ? null : +(flops / ms / 1e6).toFixed(2),
+      gbps: bytes === null ? null : +(bytes / ms / 1e6).toFixed(2),
+    });
   };
 
   for (const n of quick ? [64, 128] : [256, 512, 1024]) {
@@ -96,11 +97,22 @@ export async function benchKernels(backend: Backend, quick: boolean): Promise<Ke
     const k = rand([B, Lk, H * Dh], 4);
     const v = rand([B, Lk, H * Dh], 5);
     const flops = 4 * B * H * Lq * Lk * Dh;
-    await run(`attention ${name}`, `B${B} Lq${Lq} Lk${Lk} H${H} Dh${Dh}`, flops, 4 * (2 * B * Lq + 2 * B * Lk) * H * Dh, () => void attention(q, k, v, H));
+    await run(
+      `attention ${name}`,
+      `B${B} Lq${Lq} Lk${Lk} H${H} Dh${Dh}`,
+      flops,
+      4 * (2 * B * Lq + 2 * B * Lk) * H * Dh,
+      () => void attention(q, k, v, H),
+    );
     [q, k, v].forEach((t) => t.dispose());
   }
 
-  for (const [rows, d] of quick ? [[98, 128]] : [[64 * 49, 128], [8 * 512, 512]]) {
+  for (const [rows, d] of quick
+    ? [[98, 128]]
+    : [
+        [64 * 49, 128],
+        [8 * 512, 512],
+      ]) {
     const x = rand([rows, d], 6);
     const g = rand([d], 7);
     const b = rand([d], 8);
@@ -123,7 +135,13 @@ export async function benchKernels(backend: Backend, quick: boolean): Promise<Ke
     const w = rand([fanIn, e], 10);
     const bias = rand([e], 11);
     const pos = rand([tokens, e], 12);
-    await run(`patch_embed ${name}`, shape.join('x') + ` p${p} E${e}`, 2 * shape[0] * tokens * fanIn * e, 4 * (x.size + w.size + shape[0] * tokens * e), () => void patchEmbed(x, w, bias, pos, p));
+    await run(
+      `patch_embed ${name}`,
+      `${shape.join('x')} p${p} E${e}`,
+      2 * shape[0] * tokens * fanIn * e,
+      4 * (x.size + w.size + shape[0] * tokens * e),
+      () => void patchEmbed(x, w, bias, pos, p),
+    );
     [x, w, bias, pos].forEach((t) => t.dispose());
   }
 
@@ -134,7 +152,13 @@ export async function benchKernels(backend: Backend, quick: boolean): Promise<Ke
     store.finalize();
     const opt = new AdamW(store, { lr: 1e-3, weightDecay: 1e-2, maxGradNorm: 1 });
     const ms = await time(backend, () => opt.step(1e-3), reps, samples);
-    results.push({ kernel: 'adamw+clip', shape: `${n} params`, ms: +ms.toFixed(3), gflops: null, gbps: +((4 * 4 * n * 2) / ms / 1e6).toFixed(2) });
+    results.push({
+      kernel: 'adamw+clip',
+      shape: `${n} params`,
+      ms: +ms.toFixed(3),
+      gflops: null,
+      gbps: +((4 * 4 * n * 2) / ms / 1e6).toFixed(2),
+    });
     store.dispose();
   }
   return results;
@@ -169,7 +193,11 @@ export async function benchTrain(backend: Backend, quick: boolean, profile = fal
     const size = c.dim === 2 ? config.image_size_2d : config.image_size_3d;
     const shape = [c.batch, c.channels, ...Array(c.dim).fill(size)];
     const x = rand(shape, 1);
-    const labels = Tensor.from(Int32Array.from({ length: c.batch }, (_, i) => i % 10), [c.batch], 'i32');
+    const labels = Tensor.from(
+      Int32Array.from({ length: c.batch }, (_, i) => i % 10),
+      [c.batch],
+      'i32',
+    );
     const meta: BatchMeta = { dim: c.dim, channels: c.channels, modality: 0, bodyPart: 0 };
     const step = () => {
       store.zeroGrad();
@@ -214,7 +242,10 @@ export function printTable(rows: object[]): void {
   for (const c of cells) console.log(c.map((v, i) => v.padEnd(width[i])).join('  '));
 }
 
-export async function benchCommand(what: string, opts: { json?: boolean; quick?: boolean; profile?: boolean; only?: string; batch?: string; compare?: string; backend: string }): Promise<void> {
+export async function benchCommand(
+  what: string,
+  opts: { json?: boolean; quick?: boolean; profile?: boolean; only?: string; batch?: string; compare?: string; backend: string },
+): Promise<void> {
   if (opts.compare !== undefined) {
     if (opts.compare !== 'tfjs') throw new MfError(`unknown --compare "${opts.compare}"`, 'the only one is `--compare tfjs`');
     if (what !== 'kernels') throw new MfError('--compare tfjs applies to `mf bench kernels`');
@@ -232,7 +263,13 @@ export async function benchCommand(what: string, opts: { json?: boolean; quick?:
   if (opts.json) {
     // Every record names the adapter, so results from several machines can be concatenated.
     const adapter = backend.describe();
-    console.log(JSON.stringify(rows.map((r) => ({ ...r, adapter })), null, 2));
+    console.log(
+      JSON.stringify(
+        rows.map((r) => ({ ...r, adapter })),
+        null,
+        2,
+      ),
+    );
   } else {
     console.log(backend.describe());
     printTable((rows as TrainResult[]).map(({ profile: _p, ...r }) => r));
@@ -268,7 +305,9 @@ async function compareCommand(opts: { json?: boolean; quick?: boolean }): Promis
   }
   for (const r of report.results) {
     if (r.agree) continue;
-    process.stderr.write(`FAIL: matmul ${r.shape}: ours and tfjs disagree: max |ours - tfjs| / max |tfjs| = ${r.max_rel_err} > ${AGREE_TOL}\n`);
+    process.stderr.write(
+      `FAIL: matmul ${r.shape}: ours and tfjs disagree: max |ours - tfjs| / max |tfjs| = ${r.max_rel_err} > ${AGREE_TOL}\n`,
+    );
     process.exitCode = 1;
   }
 }

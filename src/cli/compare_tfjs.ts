@@ -8,7 +8,7 @@ import { WebGpuBackend } from '../backend/webgpu.ts';
 import { MfError } from '../errors.ts';
 import { matmul } from '../ops/index.ts';
 import { noGrad, Tensor, tidy } from '../tensor/tensor.ts';
-import { median, randData } from './bench.ts';
+import { Rng } from '../util/rng.ts';
 
 export interface CompareResult {
   shape: string;
@@ -34,6 +34,14 @@ export interface CompareReport {
 /** Results agree when the largest difference is this small relative to the largest output value. */
 export const AGREE_TOL = 1e-4;
 
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+/** `n` seeded values, uniform in [-0.1, 0.1): the same inputs for both sides. */
+function randData(n: number, seed: number): Float32Array {
+  const rng = new Rng(seed);
+  return Float32Array.from({ length: n }, () => rng.uniform(-0.1, 0.1));
+}
+
 type Tf = typeof import('@tensorflow/tfjs-core');
 type TfWebGpu = typeof import('@tensorflow/tfjs-backend-webgpu');
 type TfBackend = InstanceType<TfWebGpu['WebGPUBackend']>;
@@ -47,7 +55,9 @@ export async function loadTfjs(): Promise<{ tf: Tf; webgpu: TfWebGpu }> {
   } catch (e) {
     const code = (e as { code?: unknown }).code;
     if (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') {
-      throw new MfError('--compare tfjs needs @tensorflow/tfjs-core and @tensorflow/tfjs-backend-webgpu: install dev dependencies (npm ci)');
+      throw new MfError(
+        '--compare tfjs needs @tensorflow/tfjs-core and @tensorflow/tfjs-backend-webgpu: install dev dependencies (npm ci)',
+      );
     }
     throw e;
   }
@@ -84,7 +94,10 @@ function installNavigator(gpu: GPU): () => void {
 
 export async function compareTfjs(backend: Backend, quick: boolean, sizes?: number[]): Promise<CompareReport> {
   if (!(backend instanceof WebGpuBackend)) {
-    throw new MfError('--compare tfjs needs the WebGPU backend', 'run scripts/setup.sh to install the Vulkan driver; --backend cpu cannot be compared');
+    throw new MfError(
+      '--compare tfjs needs the WebGPU backend',
+      'run scripts/setup.sh to install the Vulkan driver; --backend cpu cannot be compared',
+    );
   }
   const handles = backend.dawn;
   if (!handles) throw new MfError('the WebGPU device was already destroyed');

@@ -29,7 +29,11 @@ const isFile = (p: string): boolean => existsSync(p) && statSync(p).isFile();
 
 function table(header: string[], rows: string[][]): string {
   const w = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (r: string[]) => r.map((c, i) => c.padEnd(w[i]!)).join('  ').trimEnd();
+  const line = (r: string[]) =>
+    r
+      .map((c, i) => c.padEnd(w[i]!))
+      .join('  ')
+      .trimEnd();
   return [line(header), line(w.map((n) => '-'.repeat(n))), ...rows.map(line)].join('\n');
 }
 
@@ -42,13 +46,24 @@ export function dataList(root: string): { rows: DataListRow[]; text: string } {
       sizes[s] = f ? (isFile(join(root, f.file)) ? 'present' : 'missing') : 'n/a';
     }
     return {
-      key: ds.key, name: ds.name, dim: ds.dim, task: ds.task, outputs: numOutputs(ds),
-      splits: `${ds.splits.train}/${ds.splits.val}/${ds.splits.test}`, synthetic: ds.synthetic, sizes,
+      key: ds.key,
+      name: ds.name,
+      dim: ds.dim,
+      task: ds.task,
+      outputs: numOutputs(ds),
+      splits: `${ds.splits.train}/${ds.splits.val}/${ds.splits.test}`,
+      synthetic: ds.synthetic,
+      sizes,
     };
   });
   const cell = (p: Presence, synthetic: boolean) => (p === 'present' ? 'yes' : p === 'n/a' ? '' : synthetic ? 'gen' : '-');
   const body = rows.map((r) => [
-    r.key, `${r.dim}D`, r.task, String(r.outputs), r.splits, ...ALL_SIZES.map((s) => cell(r.sizes[s]!, r.synthetic)),
+    r.key,
+    `${r.dim}D`,
+    r.task,
+    String(r.outputs),
+    r.splits,
+    ...ALL_SIZES.map((s) => cell(r.sizes[s]!, r.synthetic)),
   ]);
   const n = rows.reduce((a, r) => a + Object.values(r.sizes).filter((p) => p === 'present').length, 0);
   const text = [
@@ -77,14 +92,21 @@ export interface VerifyRow {
  * files are all missing is reported as an error.
  */
 export async function dataVerify(root: string, keys?: readonly string[]): Promise<{ rows: VerifyRow[]; ok: boolean; text: string }> {
-  const chosen: DatasetInfo[] = keys && keys.length ? keys.map(getDataset) : [...DATASETS];
+  const chosen: DatasetInfo[] = keys?.length ? keys.map(getDataset) : [...DATASETS];
   const rows: VerifyRow[] = [];
   for (const ds of chosen) {
     const present = ds.files.filter((f) => isFile(join(root, f.file)));
     if (present.length === 0 && keys && keys.length) {
       const f = ds.files[0]!;
-      rows.push({ key: ds.key, size: f.size, file: f.file, ok: false, md5: null, counts: null,
-        error: `missing from ${root}${ds.synthetic ? '' : ` (mf data download ${ds.key})`}` });
+      rows.push({
+        key: ds.key,
+        size: f.size,
+        file: f.file,
+        ok: false,
+        md5: null,
+        counts: null,
+        error: `missing from ${root}${ds.synthetic ? '' : ` (mf data download ${ds.key})`}`,
+      });
     }
     for (const f of present) {
       const row: VerifyRow = { key: ds.key, size: f.size, file: f.file, ok: false, md5: null, counts: null, error: null };
@@ -108,10 +130,13 @@ export async function dataVerify(root: string, keys?: readonly string[]): Promis
   }
   const ok = rows.every((r) => r.ok);
   const body = rows.map((r) => [r.file, r.ok ? 'ok' : 'FAIL', r.counts ?? '', r.error ?? '']);
-  const text = rows.length === 0
-    ? `no dataset files in ${root}; download with \`mf data download <key>\` or copy the .npz files there`
-    : [table(['file', 'status', 'train/val/test', 'problem'], body),
-      ok ? `all ${rows.length} file(s) ok` : `${rows.filter((r) => !r.ok).length} of ${rows.length} file(s) failed`].join('\n');
+  const text =
+    rows.length === 0
+      ? `no dataset files in ${root}; download with \`mf data download <key>\` or copy the .npz files there`
+      : [
+          table(['file', 'status', 'train/val/test', 'problem'], body),
+          ok ? `all ${rows.length} file(s) ok` : `${rows.filter((r) => !r.ok).length} of ${rows.length} file(s) failed`,
+        ].join('\n');
   return { rows, ok, text };
 }
 
@@ -151,7 +176,10 @@ export async function dataDownload(key: string, root: string, size = 28, opts: D
   try {
     mkdirSync(root, { recursive: true });
   } catch (e) {
-    throw new MfError(`cannot create data root ${root} (${(e as NodeJS.ErrnoException).code ?? String(e)})`, 'pass a writable --data-root or set MEDMNIST_ROOT');
+    throw new MfError(
+      `cannot create data root ${root} (${(e as NodeJS.ErrnoException).code ?? String(e)})`,
+      'pass a writable --data-root or set MEDMNIST_ROOT',
+    );
   }
   const tmp = join(root, `.${rec.file}.${process.pid}.${randomBytes(4).toString('hex')}.part`);
   // If the process exits mid-download (an error elsewhere, process.exit), drop the temp file too.
@@ -190,7 +218,10 @@ export async function dataDownload(key: string, root: string, size = 28, opts: D
     }
     const md5 = hash.digest('hex');
     if (md5 !== rec.md5) {
-      throw new FileFormatError(`${rec.url}: downloaded ${bytes} bytes with MD5 ${md5}, expected ${rec.md5}`, `the download was damaged or the file changed upstream; retry, or ${manual}`);
+      throw new FileFormatError(
+        `${rec.url}: downloaded ${bytes} bytes with MD5 ${md5}, expected ${rec.md5}`,
+        `the download was damaged or the file changed upstream; retry, or ${manual}`,
+      );
     }
     renameSync(tmp, dest);
     return { path: dest, md5, downloaded: true };

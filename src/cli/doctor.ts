@@ -21,10 +21,20 @@ export async function doctorChecks(opts: { dataDir?: string; runs?: string; md5?
     const adapters = await listAdapters();
     const hw = adapters.find((a) => !a.isSoftware);
     if (adapters.length === 0) {
-      checks.push({ what: 'webgpu adapter', ok: false, detail: 'none found', fix: 'run scripts/setup.sh (installs Mesa lavapipe on Debian 12), or use --backend cpu' });
+      checks.push({
+        what: 'webgpu adapter',
+        ok: false,
+        detail: 'none found',
+        fix: 'run scripts/setup.sh (installs Mesa lavapipe on Debian 12), or use --backend cpu',
+      });
     } else {
       const a = hw ?? adapters[0];
-      checks.push({ what: 'webgpu adapter', ok: hw ? true : 'warn', detail: `${a.description} (${a.backend}${a.isSoftware ? ', software: slow' : ''})`, fix: hw ? undefined : 'a real GPU driver makes training far faster' });
+      checks.push({
+        what: 'webgpu adapter',
+        ok: hw ? true : 'warn',
+        detail: `${a.description} (${a.backend}${a.isSoftware ? ', software: slow' : ''})`,
+        fix: hw ? undefined : 'a real GPU driver makes training far faster',
+      });
     }
   } catch (e) {
     checks.push({ what: 'webgpu adapter', ok: false, detail: (e as Error).message, fix: 'reinstall with npm ci; run scripts/setup.sh' });
@@ -32,7 +42,12 @@ export async function doctorChecks(opts: { dataDir?: string; runs?: string; md5?
 
   const root = resolveDataRoot(opts.dataDir);
   const rootExists = fs.existsSync(root);
-  checks.push({ what: 'data root', ok: rootExists ? true : 'warn', detail: root, fix: rootExists ? undefined : `create it and copy MedMNIST .npz files there, or pass --data-dir (synthetic data works without it)` });
+  checks.push({
+    what: 'data root',
+    ok: rootExists ? true : 'warn',
+    detail: root,
+    fix: rootExists ? undefined : `create it and copy MedMNIST .npz files there, or pass --data-dir (synthetic data works without it)`,
+  });
   if (rootExists) {
     for (const ds of DATASETS) {
       if (ds.synthetic) continue;
@@ -45,7 +60,12 @@ export async function doctorChecks(opts: { dataDir?: string; runs?: string; md5?
           continue;
         }
         const md5 = await md5File(p);
-        checks.push({ what: `data ${f.file}`, ok: md5 === f.md5, detail: md5 === f.md5 ? 'md5 ok' : `md5 ${md5}, expected ${f.md5}`, fix: `replace it with the official file (mf data download ${ds.key} --size ${size})` });
+        checks.push({
+          what: `data ${f.file}`,
+          ok: md5 === f.md5,
+          detail: md5 === f.md5 ? 'md5 ok' : `md5 ${md5}, expected ${f.md5}`,
+          fix: `replace it with the official file (mf data download ${ds.key} --size ${size})`,
+        });
       }
     }
   }
@@ -58,7 +78,12 @@ export async function doctorChecks(opts: { dataDir?: string; runs?: string; md5?
     fs.rmSync(probe);
     checks.push({ what: 'runs folder', ok: true, detail: `${runs} is writable` });
   } catch (e) {
-    checks.push({ what: 'runs folder', ok: false, detail: `${runs}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, fix: 'fix its permissions or run from another directory' });
+    checks.push({
+      what: 'runs folder',
+      ok: false,
+      detail: `${runs}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+      fix: 'fix its permissions or run from another directory',
+    });
   }
   return checks;
 }

@@ -6,13 +6,16 @@
 // keeping those that pass the filter. Writes NIfTI, a JSON sidecar with the label, and a PNG montage.
 import fs from 'node:fs';
 import path from 'node:path';
-import { findIxiVolumes, ixiId, loadIxiSubjects, preprocessBrain } from '../data/brain.ts';
-import { midSliceMontagePng, transitionSmoothness, type FusableVolume, type FusedVolume } from '../data/fuse.ts';
-import { readNifti, writeNifti, type Vec3 } from '../data/nifti.ts';
 import { initEngine } from '../backend/index.ts';
+import { fusePair, type TransitionMaker } from '../brain/fusion.ts';
+import { loadInterpolator, type LoadedInterpolator } from '../brain/interpolator.ts';
+import { defaultBrainCache, defaultBrainDataDir } from '../brain/settings.ts';
+import { preprocessBrain } from '../data/brain.ts';
+import { midSliceMontagePng, transitionSmoothness, type FusableVolume, type FusedVolume } from '../data/fuse.ts';
+import { findIxiVolumes, ixiId, loadIxiSubjects } from '../data/ixi.ts';
+import { readNifti, writeNifti, type Vec3 } from '../data/nifti.ts';
 import { ConfigError, MfError } from '../errors.ts';
-import { defaultBrainCache, fusePair, loadInterpolator, type LoadedInterpolator, type TransitionMaker } from '../train/brainfuse.ts';
-import { writeFileAtomic } from '../train/checkpoint.ts';
+import { writeJsonAtomic } from '../util/files.ts';
 import { hashSeed, Rng } from '../util/rng.ts';
 
 export interface FuseFlags {
@@ -74,7 +77,7 @@ function num(name: string, v: string | undefined, def: number): number {
   return x;
 }
 
-const sidecarOf = (file: string) => file.replace(/\.nii(\.gz)?$/i, '') + '.json';
+const sidecarOf = (file: string) => `${file.replace(/\.nii(\.gz)?$/i, '')}.json`;
 
 /** Ages by IXI id from the data folder's CSV (when there is one). */
 function agesFrom(dataDir: string): Map<string, number> {
@@ -91,18 +94,30 @@ export function sourceShares(n: number, ks: readonly number[], transition: numbe
 }
 
 /** Fuse `sources` in order along `axis` with seams `ks` (each source's kept slices end at its k). */
-export async function fuseChain(sources: readonly Source[], axis: 0 | 1 | 2, ks: readonly number[], transition: number, maker: TransitionMaker, maxGeneration: number): Promise<FusedVolume> {
+export async function fuseChain(
+  sources: readonly Source[],
+  axis: 0 | 1 | 2,
+  ks: readonly number[],
+  transition: number,
+  maker: TransitionMaker,
+  maxGeneration: number,
+): Promise<FusedVolume> {
   const n = sources[0]!.vol.shape[axis]!;
   const t = maker.kind === 'raw' ? 0 : transition;
   for (let i = 0; i < ks.length; i++) {
     const lo = i === 0 ? 1 : ks[i - 1]! + t + 1;
     if (!Number.isInteger(ks[i]) || ks[i]! < lo || ks[i]! + t > n - 1) {
-      throw new ConfigError(`seam ${i + 1} at k ${ks[i]} must leave at least one slice of every volume: k in ${lo}..${n - 1 - t} along axis ${axis} (${n} slices, transition ${t})`);
+      throw new ConfigError(
+        `seam ${i + 1} at k ${ks[i]} must leave at least one slice of every volume: k in ${lo}..${n - 1 - t} along axis ${axis} (${n} slices, transition ${t})`,
+      );
     }
   }
   const gen = Math.max(...sources.map((s) => s.vol.generation ?? 0));
   if (gen > maxGeneration) {
-    throw new ConfigError(`refusing to fuse a generation-${gen} volume (--max-generation ${maxGeneration}): re-fusing fused volumes compounds seams and blurs the age label`, 'fuse real scans, or raise --max-generation deliberately');
+    throw new ConfigError(
+      `refusing to fuse a generation-${gen} volume (--max-generation ${maxGeneration}): re-fusing fused volumes compounds seams and blurs the age label`,
+      'fuse real scans, or raise --max-generation deliberately',
+    );
   }
   let f: FusableVolume = { ...sources[0]!.vol, generation: gen };
   let out: FusedVolume | null = null;
@@ -118,7 +133,8 @@ export async function fuseChain(sources: readonly Source[], axis: 0 | 1 | 2, ks:
 function loadSources(inputs: readonly string[], flags: FuseFlags, dataDir: string, shape: number, cacheDir: string): Source[] {
   const ages = agesFrom(dataDir);
   const extraAges = flags.ages ? flags.ages.split(',').map((a) => Number(a)) : [];
-  if (extraAges.some((a) => !Number.isFinite(a) || a < 0)) throw new ConfigError(`--ages ${flags.ages} must be comma-separated numbers of years`);
+  if (extraAges.some((a) => !Number.isFinite(a) || a < 0))
+    throw new ConfigError(`--ages ${flags.ages} must be comma-separated numbers of years`);
   let found: Map<string, string> | null = null;
   return inputs.map((input, i) => {
     let file: string;
@@ -126,7 +142,11 @@ function loadSources(inputs: readonly string[], flags: FuseFlags, dataDir: strin
     else {
       const id = ixiId(input);
       if (!id) throw new ConfigError(`${input}: no such file, and not an IXI subject id`);
-      if (!fs.existsSync(dataDir)) throw new ConfigError(`${input}: subject ids need the IXI folder, and ${dataDir} does not exist`, 'pass --data-dir or set $IXI_ROOT');
+      if (!fs.existsSync(dataDir))
+        throw new ConfigError(
+          `${input}: subject ids need the IXI folder, and ${dataDir} does not exist`,
+          'pass --data-dir or set $IXI_ROOT',
+        );
       found ??= findIxiVolumes(dataDir);
       const f = found.get(id);
       if (!f) throw new ConfigError(`${input}: no volume of ${id} under ${dataDir}`);
@@ -145,13 +165,18 @@ function loadSources(inputs: readonly string[], flags: FuseFlags, dataDir: strin
   });
 }
 
-async function transitionMaker(flags: FuseFlags): Promise<{ maker: TransitionMaker; interp: LoadedInterpolator | null; mode: FuseOutcome['mode'] }> {
+async function transitionMaker(
+  flags: FuseFlags,
+): Promise<{ maker: TransitionMaker; interp: LoadedInterpolator | null; mode: FuseOutcome['mode'] }> {
   if (flags.raw && flags.linear) throw new ConfigError('--raw and --linear exclude each other');
   if (flags.raw) return { maker: { kind: 'raw' }, interp: null, mode: 'RawBrainFuse' };
   if (flags.linear) return { maker: { kind: 'linear' }, interp: null, mode: 'BrainFuse-linear' };
   const where = flags.checkpoint ?? 'runs/brainfuse-interp';
   if (!fs.existsSync(where)) {
-    throw new MfError(`no interpolation checkpoint at ${where}`, 'train one with `mf run experiments/brainfuse-interp.json`, pass --checkpoint, or use --raw (RawBrainFuse) / --linear');
+    throw new MfError(
+      `no interpolation checkpoint at ${where}`,
+      'train one with `mf run experiments/brainfuse-interp.json`, pass --checkpoint, or use --raw (RawBrainFuse) / --linear',
+    );
   }
   await initEngine({ backend: (flags.backend ?? 'auto') as 'auto' | 'webgpu' | 'cpu' });
   const interp = loadInterpolator(where);
@@ -160,8 +185,12 @@ async function transitionMaker(flags: FuseFlags): Promise<{ maker: TransitionMak
 
 function writeOutcome(file: string, fused: FusedVolume, first: Source, outcome: FuseOutcome): void {
   fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
-  writeNifti(file, { shape: fused.shape, data: fused.data, spacing: first.vol.spacing, affine: first.vol.affine }, { description: `${outcome.mode} gen ${outcome.generation}` });
-  writeFileAtomic(sidecarOf(file), new TextEncoder().encode(JSON.stringify(outcome, null, 2) + '\n'));
+  writeNifti(
+    file,
+    { shape: fused.shape, data: fused.data, spacing: first.vol.spacing, affine: first.vol.affine },
+    { description: `${outcome.mode} gen ${outcome.generation}` },
+  );
+  writeJsonAtomic(sidecarOf(file), outcome);
 }
 
 function seamScores(fused: FusedVolume, axis: 0 | 1 | 2, ks: readonly number[], t: number): number[] {
@@ -176,11 +205,12 @@ export async function fuseCommand(inputs: string[], flags: FuseFlags): Promise<v
   const threshold = num('threshold', flags.threshold, 3);
   const shape = int('shape', flags.shape, 64, 8);
   const maxGeneration = int('max-generation', flags.maxGeneration, 0);
-  const dataDir = path.resolve(flags.dataDir ?? (process.env.IXI_ROOT || 'data/brain'));
+  const dataDir = path.resolve(flags.dataDir ?? defaultBrainDataDir());
   const cacheDir = flags.cacheDir ? path.resolve(flags.cacheDir) : defaultBrainCache();
   const count = flags.count === undefined ? null : int('count', flags.count, 1, 1);
   if (count === null && inputs.length < 2) throw new ConfigError('mf fuse needs two or more volumes (paths or IXI ids), or --count N');
-  if (count !== null && inputs.length > 0 && inputs.length < 2) throw new ConfigError('--count draws pairs: give no volumes (all subjects of --data-dir) or at least two');
+  if (count !== null && inputs.length > 0 && inputs.length < 2)
+    throw new ConfigError('--count draws pairs: give no volumes (all subjects of --data-dir) or at least two');
   const { maker, interp, mode } = await transitionMaker(flags);
   const t = maker.kind === 'raw' ? 0 : transition;
   const say = (line: string) => {
@@ -191,12 +221,16 @@ export async function fuseCommand(inputs: string[], flags: FuseFlags): Promise<v
       const sources = loadSources(inputs, flags, dataDir, shape, cacheDir);
       const n = sources[0]!.vol.shape[ax]!;
       if (sources.some((s) => s.vol.shape.some((d, i) => d !== sources[0]!.vol.shape[i]))) {
-        throw new ConfigError(`the volumes have different shapes (${sources.map((s) => `[${s.vol.shape.join(', ')}]`).join(', ')})`, 'drop --as-is to preprocess them onto one grid');
+        throw new ConfigError(
+          `the volumes have different shapes (${sources.map((s) => `[${s.vol.shape.join(', ')}]`).join(', ')})`,
+          'drop --as-is to preprocess them onto one grid',
+        );
       }
       const ks = flags.k
         ? flags.k.split(',').map((x) => Number(x))
         : Array.from({ length: sources.length - 1 }, (_, i) => Math.round(((i + 1) * n) / sources.length - t / 2));
-      if (ks.length !== sources.length - 1) throw new ConfigError(`--k needs ${sources.length - 1} seam position(s) for ${sources.length} volumes, got ${ks.length}`);
+      if (ks.length !== sources.length - 1)
+        throw new ConfigError(`--k needs ${sources.length - 1} seam position(s) for ${sources.length} volumes, got ${ks.length}`);
       const fused = await fuseChain(sources, ax, ks, transition, maker, maxGeneration);
       const shares = sourceShares(n, ks, t);
       const ages = sources.map((s) => s.age);
@@ -206,7 +240,10 @@ export async function fuseCommand(inputs: string[], flags: FuseFlags): Promise<v
       const outcome: FuseOutcome = {
         file: out,
         sources: sources.map((s, i) => ({ name: s.name, file: path.resolve(s.file), age: s.age, share: +(shares[i]! / n).toFixed(4) })),
-        axis, k: ks, transition: t, mode,
+        axis,
+        k: ks,
+        transition: t,
+        mode,
         age: age === null ? null : +age.toFixed(3),
         generation: fused.generation,
         smoothness,
@@ -214,10 +251,12 @@ export async function fuseCommand(inputs: string[], flags: FuseFlags): Promise<v
         threshold,
       };
       writeOutcome(out, fused, sources[0]!, outcome);
-      const png = flags.png === false ? null : path.resolve(flags.png ?? out.replace(/\.nii(\.gz)?$/i, '') + '.png');
+      const png = flags.png === false ? null : path.resolve(flags.png ?? `${out.replace(/\.nii(\.gz)?$/i, '')}.png`);
       if (png) midSliceMontagePng([...sources.map((s) => s.vol), fused], png);
       if (flags.json) console.log(JSON.stringify(outcome, null, 2));
-      say(`${mode}: ${out} (age ${outcome.age === null ? 'unknown' : outcome.age.toFixed(1)}; seam smoothness ${smoothness.join(', ')}; ${outcome.plausible ? 'plausible' : `NOT plausible (threshold ${threshold})`})${png ? `; montage ${png}` : ''}`);
+      say(
+        `${mode}: ${out} (age ${outcome.age === null ? 'unknown' : outcome.age.toFixed(1)}; seam smoothness ${smoothness.join(', ')}; ${outcome.plausible ? 'plausible' : `NOT plausible (threshold ${threshold})`})${png ? `; montage ${png}` : ''}`,
+      );
       return;
     }
 
@@ -225,7 +264,8 @@ export async function fuseCommand(inputs: string[], flags: FuseFlags): Promise<v
     const seed = int('seed', flags.seed, 0);
     let names = inputs;
     if (names.length === 0) {
-      if (!fs.existsSync(dataDir)) throw new ConfigError(`--count needs the IXI folder, and ${dataDir} does not exist`, 'pass --data-dir or set $IXI_ROOT');
+      if (!fs.existsSync(dataDir))
+        throw new ConfigError(`--count needs the IXI folder, and ${dataDir} does not exist`, 'pass --data-dir or set $IXI_ROOT');
       names = [...findIxiVolumes(dataDir).values()];
     }
     if (names.length < 2) throw new ConfigError(`--count needs at least two volumes, found ${names.length} in ${dataDir}`);
@@ -254,8 +294,16 @@ export async function fuseCommand(inputs: string[], flags: FuseFlags): Promise<v
       const age = pair[0]!.age !== null && pair[1]!.age !== null ? (pair[0]!.age * shares[0]! + pair[1]!.age * shares[1]!) / n : null;
       const outcome: FuseOutcome = {
         file,
-        sources: pair.map((s, i) => ({ name: s.id ?? s.name, file: path.resolve(s.file), age: s.age, share: +(shares[i]! / n).toFixed(4) })),
-        axis, k: [k], transition: t, mode,
+        sources: pair.map((s, i) => ({
+          name: s.id ?? s.name,
+          file: path.resolve(s.file),
+          age: s.age,
+          share: +(shares[i]! / n).toFixed(4),
+        })),
+        axis,
+        k: [k],
+        transition: t,
+        mode,
         age: age === null ? null : +age.toFixed(3),
         generation: fused.generation,
         smoothness,
@@ -266,12 +314,37 @@ export async function fuseCommand(inputs: string[], flags: FuseFlags): Promise<v
       kept.push({ outcome, fused });
     }
     const png = flags.png === false ? null : path.resolve(flags.png ?? path.join(outDir, 'montage.png'));
-    if (png && kept.length) midSliceMontagePng(kept.slice(0, 8).map((x) => x.fused), png);
-    const summary = { mode, seed, axis, transition: t, threshold, proposed, kept: kept.length, rejected, files: kept.map((x) => ({ file: x.outcome.file, age: x.outcome.age, sources: x.outcome.sources.map((s) => s.name), k: x.outcome.k[0], smoothness: x.outcome.smoothness[0] })) };
-    writeFileAtomic(path.join(outDir, 'summary.json'), new TextEncoder().encode(JSON.stringify(summary, null, 2) + '\n'));
+    if (png && kept.length)
+      midSliceMontagePng(
+        kept.slice(0, 8).map((x) => x.fused),
+        png,
+      );
+    const summary = {
+      mode,
+      seed,
+      axis,
+      transition: t,
+      threshold,
+      proposed,
+      kept: kept.length,
+      rejected,
+      files: kept.map((x) => ({
+        file: x.outcome.file,
+        age: x.outcome.age,
+        sources: x.outcome.sources.map((s) => s.name),
+        k: x.outcome.k[0],
+        smoothness: x.outcome.smoothness[0],
+      })),
+    };
+    writeJsonAtomic(path.join(outDir, 'summary.json'), summary);
     if (flags.json) console.log(JSON.stringify(summary, null, 2));
-    say(`${mode}: ${kept.length} fusions kept, ${rejected} rejected by the plausibility filter (threshold ${threshold}), ${proposed} proposed -> ${outDir}${png && kept.length ? ` (montage ${png})` : ''}`);
-    if (kept.length < count) process.stderr.write(`warning: only ${kept.length} of ${count} fusions passed the filter in ${proposed} proposals; raise --threshold or add a transition\n`);
+    say(
+      `${mode}: ${kept.length} fusions kept, ${rejected} rejected by the plausibility filter (threshold ${threshold}), ${proposed} proposed -> ${outDir}${png && kept.length ? ` (montage ${png})` : ''}`,
+    );
+    if (kept.length < count)
+      process.stderr.write(
+        `warning: only ${kept.length} of ${count} fusions passed the filter in ${proposed} proposals; raise --threshold or add a transition\n`,
+      );
   } finally {
     interp?.dispose();
   }

@@ -1,13 +1,12 @@
 // `mf`: the command line. Each command lives in its own module, loaded only when used.
 import { Command, Option } from 'commander';
-import { MfError } from '../errors.ts';
+import { ConfigError, MfError } from '../errors.ts';
 import { shutdownEngine } from '../backend/index.ts';
 
 const program = new Command();
 program.name('mf').description('Medformer and BrainFuse experiments on a WebGPU autograd engine').showHelpAfterError();
 
-const backendOption = () =>
-  new Option('--backend <name>', 'compute backend').choices(['auto', 'webgpu', 'cpu']).default('auto');
+const backendOption = () => new Option('--backend <name>', 'compute backend').choices(['auto', 'webgpu', 'cpu']).default('auto');
 
 program
   .command('devices')
@@ -26,13 +25,21 @@ program
   .option('--quick', 'fewer repetitions and smaller shapes (for smoke tests)')
   .option('--profile', 'time per kernel family (train)')
   .option('--only <config>', 'train: one configuration (small-2d, small-3d, large-2d)')
-  .option('--batch <n>', 'train: batch size instead of each configuration\'s own')
-  .option('--compare <library>', 'kernels: our matmul side by side with another library on the same device (tfjs; needs the dev dependencies)')
+  .option('--batch <n>', "train: batch size instead of each configuration's own")
+  .option(
+    '--compare <library>',
+    'kernels: our matmul side by side with another library on the same device (tfjs; needs the dev dependencies)',
+  )
   .addOption(backendOption())
-  .action(async (what: string, opts: { json?: boolean; quick?: boolean; profile?: boolean; only?: string; batch?: string; compare?: string; backend: string }) => {
-    const { benchCommand } = await import('./bench.ts');
-    await benchCommand(what, opts);
-  });
+  .action(
+    async (
+      what: string,
+      opts: { json?: boolean; quick?: boolean; profile?: boolean; only?: string; batch?: string; compare?: string; backend: string },
+    ) => {
+      const { benchCommand } = await import('./bench.ts');
+      await benchCommand(what, opts);
+    },
+  );
 
 const data = program.command('data').description('MedMNIST files: list, verify, download');
 data
@@ -73,12 +80,13 @@ data
 
 program
   .command('run')
-  .description('run an experiment file (experiments/*.json)')
+  .description('run an experiment file (experiments/*.json); its "kind" picks the run kind, `mf schema` lists them')
   .argument('<experiment>', 'path to the experiment JSON')
   .option('--epochs <n>', 'override training.epochs', Number)
   .option('--max-steps <n>', 'override training.max_steps', Number)
   .option('--batch-size <n>', 'override training.batch_size', Number)
   .option('--seed <n>', 'override training.seed', Number)
+  .option('--seeds <list>', 'run once per seed (e.g. 0,1,2) into <out>/seed-<s>/ and write mean ± std (overrides training.seeds)')
   .option('--data-dir <dir>', 'data root (default: experiment data.root, $MEDMNIST_ROOT, ~/.medmnist)')
   .option('--out <dir>', 'output folder (default runs/<name>)')
   .option('--resume', 'continue from the checkpoint in the output folder')
@@ -87,6 +95,17 @@ program
   .action(async (file: string, opts: Record<string, unknown>) => {
     const { runCommand } = await import('../train/run.ts');
     await runCommand(file, opts);
+  });
+
+program
+  .command('schema')
+  .description('print the JSON Schema of experiment files (all kinds; point your editor at it)')
+  .option('--kind <kind>', 'one kind only')
+  .action(async (opts: { kind?: string }) => {
+    const { ExperimentSchema, getKind } = await import('../kinds/index.ts');
+    const kind = opts.kind === undefined ? null : getKind(opts.kind);
+    if (kind === undefined) throw new ConfigError(`--kind ${opts.kind}: no such kind`, 'see mf run --help for the list');
+    console.log(JSON.stringify(kind ? kind.schema : ExperimentSchema, null, 2));
   });
 
 program
@@ -109,7 +128,7 @@ program
   .option('--count <n>', 'make N random fusions of pairs from --data-dir (or from the given volumes)')
   .option('--seed <n>', 'seed for --count', '0')
   .option('--threshold <x>', 'plausibility filter: largest seam step over the median slice step', '3')
-  .option('--ages <list>', 'ages of the given volumes, comma-separated (default: from the data folder\'s ixi_subjects.csv)')
+  .option('--ages <list>', "ages of the given volumes, comma-separated (default: from the data folder's ixi_subjects.csv)")
   .option('--max-generation <n>', 'highest source generation that may be fused (0: real scans only)', '0')
   .option('--json', 'machine-readable output')
   .addOption(backendOption())
@@ -120,7 +139,7 @@ program
 
 program
   .command('table')
-  .description('print a thesis table (4.2 to 4.11) next to this project\'s runs')
+  .description("print a thesis table (4.2 to 4.11) next to this project's runs")
   .argument('<id>', 'table id, e.g. 4.2')
   .option('--runs <dir>', 'runs folder', 'runs')
   .option('--csv', 'CSV output')
@@ -132,7 +151,7 @@ program
 
 program
   .command('doctor')
-  .description('check Node, the WebGPU adapter, the data root and each file\'s MD5, and write access to runs/')
+  .description("check Node, the WebGPU adapter, the data root and each file's MD5, and write access to runs/")
   .option('--data-dir <dir>', 'data root')
   .option('--runs <dir>', 'runs folder', 'runs')
   .option('--json', 'machine-readable output')

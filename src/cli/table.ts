@@ -1,8 +1,7 @@
 // `mf table <id>`: a thesis table (4.2-4.11) side by side with this project's runs and the MedMNIST v2
 // baseline. Runs are the folders one level under the runs folder that hold config.json and metrics.json; a
 // cell takes the newest qualifying run (by metrics.json mtime). A cell without a run says "missing", never 0.
-import fs from 'node:fs';
-import path from 'node:path';
+// Finding and reading the runs is in table-runs.ts; here the views are built and rendered.
 import { ConfigError } from '../errors.ts';
 import {
   DELTA_KEYS,
@@ -11,7 +10,6 @@ import {
   datasetKey,
   decimals,
   medmnistBaseline,
-  percent,
   round6,
   thesisFlags,
   thesisSource,
@@ -24,8 +22,9 @@ import {
   type Scores,
   type TableId,
 } from '../report/thesis.ts';
+import { indexRuns, pendingWarnings, pick, type Cell, type OurScores, type RunKind, type RunRef } from './table-runs.ts';
 
-type RunKind = 'supervised' | 'multitask' | 'finetune';
+export type { Cell, OurScores, RunKind, RunRef } from './table-runs.ts';
 
 /** Which runs fill a regime's cells. */
 const KIND_OF: Readonly<Record<Exclude<Regime, 'deltas'>, RunKind>> = {
@@ -33,27 +32,6 @@ const KIND_OF: Readonly<Record<Exclude<Regime, 'deltas'>, RunKind>> = {
   'multi-task': 'multitask',
   'ssl-finetune': 'finetune',
 };
-
-/** The run a cell was taken from. */
-export interface RunRef {
-  /** The run folder, as runsDir/<folder>. */
-  dir: string;
-  /** config.json `name`. */
-  name: string;
-  /** metrics.json modification time (ISO 8601): the newest run wins a cell. */
-  metrics_mtime: string;
-  /** The run's training length from config.json (epochs or max_steps), so shortened runs show as such. */
-  length?: string;
-}
-
-/** This project's test scores for one dataset (accuracy in percent) and where they come from. */
-export interface OurScores extends Scores {
-  run: RunRef;
-  /** Fine-tuning only: the first step whose validation AUC reached the single-task baseline; null: never reached. */
-  ssl_steps?: number | null;
-}
-
-export type Cell = OurScores | 'missing';
 
 export interface ValueRow {
   dataset: string;
@@ -102,140 +80,6 @@ export interface DeltaView extends ViewBase {
 export type TableView = ValueView | DeltaView;
 
 // ---------------------------------------------------------------------------------------------------------------
-// Runs
-
-interface DatasetResult {
-  auc: number;
-  /** percent */
-  acc: number;
-  ssl_steps?: number | null;
-}
-
-interface Run {
-  ref: RunRef;
-  mtimeMs: number;
-  kind: string;
-  preset: string;
-  results: ReadonlyMap<string, DatasetResult>;
-}
-
-interface RunIndex {
-  runs: Run[];
-  /** Folders with a config.json but no metrics.json yet: kind, preset, datasets and where. */
-  pending: { dir: string; name: string; kind: string; preset: string; datasets: string[] }[];
-  warnings: string[];
-}
-
-const isObj = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
-const isNum = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
-
-function readJson(file: string): { value: unknown } | { error: string } {
-  try {
-    return { value: JSON.parse(fs.readFileSync(file, 'utf8').replace(/^\uFEFF/, '')) };
-  } catch (e) {
-    return { error: e instanceof SyntaxError ? `not valid JSON (${e.message})` : `cannot read (${(e as NodeJS.ErrnoException).code ?? String(e)})` };
-  }
-}
-
-/** The fields of config.json this command needs, or what is wrong with it. */
-function readConfig(file: string): { name: string; kind: string; preset: string; datasets: string[]; length?: string } | string {
-  const r = readJson(file);
-  if ('error' in r) return r.error;
-  const c = r.value;
-  if (!isObj(c)) return 'not a JSON object';
-  const model = isObj(c.model) ? c.model : undefined;
-  const data = isObj(c.data) ? c.data : undefined;
-  if (typeof c.name !== 'string') return 'has no string "name"';
-  if (typeof c.kind !== 'string') return 'has no string "kind"';
-  if (typeof model?.preset !== 'string') return 'has no string "model.preset"';
-  if (!Array.isArray(data?.datasets) || !data.datasets.every((d: unknown) => typeof d === 'string')) return 'has no list of strings "data.datasets"';
-  const training = isObj(c.training) ? c.training : undefined;
-  const length = isNum(training?.max_steps) ? `${training.max_steps} steps` : isNum(training?.epochs) ? `${training.epochs} epochs` : undefined;
-  return { name: c.name, kind: c.kind, preset: model.preset, datasets: (data.datasets as string[]).map((d) => d.toLowerCase()), ...(length ? { length } : {}) };
-}
-
-/** Scans the run folders one level under `runsDir`. Unreadable folders become warnings, not errors. */
-function indexRuns(runsDir: string): RunIndex {
-  const index: RunIndex = { runs: [], pending: [], warnings: [] };
-  let entries: fs.Dirent[];
-  try {
-    entries = fs.readdirSync(runsDir, { withFileTypes: true });
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    index.warnings.push(code === 'ENOENT' ? `${runsDir}: no such runs folder; every cell is missing` : `${runsDir}: cannot read (${code ?? String(e)})`);
-    return index;
-  }
-  for (const entry of entries.sort((a, b) => a.name.localeCompare(b.name))) {
-    if (!entry.isDirectory()) continue;
-    const dir = path.join(runsDir, entry.name);
-    const configFile = path.join(dir, 'config.json');
-    const metricsFile = path.join(dir, 'metrics.json');
-    if (!fs.existsSync(configFile)) continue;
-    const config = readConfig(configFile);
-    if (typeof config === 'string') {
-      index.warnings.push(`${configFile}: ${config}; run skipped`);
-      continue;
-    }
-    if (!fs.existsSync(metricsFile)) {
-      index.pending.push({ dir, ...config });
-      continue;
-    }
-    const m = readJson(metricsFile);
-    if ('error' in m || !isObj(m.value)) {
-      index.warnings.push(`${metricsFile}: ${'error' in m ? m.error : 'not a JSON object'}; run skipped`);
-      continue;
-    }
-    const results = new Map<string, DatasetResult>();
-    for (const key of config.datasets) {
-      const entryValue = m.value[key];
-      if (entryValue === undefined) continue;
-      const test = isObj(entryValue) ? entryValue.test : undefined;
-      if (!isObj(test) || !isNum(test.auc) || !isNum(test.acc)) {
-        index.warnings.push(`${metricsFile}: ${key}.test has no numeric auc and acc; ${key} skipped`);
-        continue;
-      }
-      if (test.acc < 0 || test.acc > 1) {
-        index.warnings.push(`${metricsFile}: ${key}.test.acc ${test.acc} is not a fraction in [0, 1]; ${key} skipped`);
-        continue;
-      }
-      const steps = isObj(entryValue) ? entryValue.ssl_steps : undefined;
-      results.set(key, {
-        auc: test.auc,
-        acc: percent(test.acc),
-        ...(steps === null || isNum(steps) ? { ssl_steps: steps } : {}),
-      });
-    }
-    const mtimeMs = fs.statSync(metricsFile).mtimeMs;
-    index.runs.push({
-      ref: { dir, name: config.name, metrics_mtime: new Date(mtimeMs).toISOString(), ...(config.length ? { length: config.length } : {}) },
-      mtimeMs,
-      kind: config.kind,
-      preset: config.preset,
-      results,
-    });
-  }
-  return index;
-}
-
-/** The newest run of a kind and model size with a test result for `key`. */
-function pick(index: RunIndex, kind: RunKind, model: ModelSize, key: string): Cell {
-  const candidates = index.runs
-    .filter((r) => r.kind === kind && r.preset === model && r.results.has(key))
-    .sort((a, b) => b.mtimeMs - a.mtimeMs || a.ref.dir.localeCompare(b.ref.dir));
-  const run = candidates[0];
-  if (!run) return 'missing';
-  const res = run.results.get(key) as DatasetResult;
-  return { auc: res.auc, acc: res.acc, run: run.ref, ...('ssl_steps' in res ? { ssl_steps: res.ssl_steps } : {}) };
-}
-
-/** Warnings for runs that would fill a cell of this table but have not written metrics.json yet. */
-function pendingWarnings(index: RunIndex, kinds: readonly RunKind[], model: ModelSize, keys: readonly string[]): string[] {
-  return index.pending
-    .filter((p) => (kinds as readonly string[]).includes(p.kind) && p.preset === model && p.datasets.some((d) => keys.includes(d)))
-    .map((p) => `${p.dir}: ${p.name} has no metrics.json yet (unfinished run?); not counted`);
-}
-
-// ---------------------------------------------------------------------------------------------------------------
 // Building
 
 const diffOf = (ours: Scores, thesis: Scores): Scores => ({ auc: round6(ours.auc - thesis.auc), acc: round6(ours.acc - thesis.acc) });
@@ -256,8 +100,17 @@ export function buildTable(id: string, runsDir: string): TableView {
       const key = datasetKey(r.dataset);
       const ours = pick(index, kind, table.model, key);
       const thesis = { auc: r.auc, acc: r.acc };
-      const diff = ours === 'missing' ? null : { auc: r.auc >= 0 && r.auc <= 1 ? diffOf(ours, thesis).auc : null, acc: diffOf(ours, thesis).acc };
-      return { dataset: r.dataset, key, thesis, flags: thesisFlags(table.id, r.dataset), ours, diff, baseline: medmnistBaseline(r.dataset) ?? null };
+      const diff =
+        ours === 'missing' ? null : { auc: r.auc >= 0 && r.auc <= 1 ? diffOf(ours, thesis).auc : null, acc: diffOf(ours, thesis).acc };
+      return {
+        dataset: r.dataset,
+        key,
+        thesis,
+        flags: thesisFlags(table.id, r.dataset),
+        ours,
+        diff,
+        baseline: medmnistBaseline(r.dataset) ?? null,
+      };
     });
     const warnings = [...index.warnings, ...pendingWarnings(index, [kind], table.model, keys)];
     return { ...base, regime: table.regime, run_kind: kind, baseline_source: baselineSource(), rows, warnings };
@@ -303,11 +156,20 @@ function fmtAcc(x: number): string {
 /** A measured figure: AUC to 3 decimals, accuracy (percent) to 1. */
 const fmtOurAuc = (x: number) => x.toFixed(3);
 const fmtOurAcc = (x: number) => x.toFixed(1);
+const AT_MAJORITY = '§';
+/** Our AUC and ACC cells: mean ± std over seeds where there are several; ACC marked when not above the majority class. */
+function ourCells(o: OurScores): [string, string] {
+  const n = o.seeds > 1 ? ` (n = ${o.seeds})` : '';
+  const auc = o.std ? `${fmtOurAuc(o.auc)} ± ${fmtOurAuc(o.std.auc)}${n}` : fmtOurAuc(o.auc);
+  const acc = o.std ? `${fmtOurAcc(o.acc)} ± ${fmtOurAcc(o.std.acc)}` : fmtOurAcc(o.acc);
+  return [auc, o.majority_acc !== undefined && o.acc <= o.majority_acc ? `${acc}${AT_MAJORITY}` : acc];
+}
 /** A difference with its sign (a true minus sign); zero as printed has none. */
 const signed = (s: string) => (Number(s) === 0 ? s.replace(/^-/, '') : s.startsWith('-') ? `−${s.slice(1)}` : `+${s}`);
 const fmtDiffAuc = (x: number) => signed(x.toFixed(3));
 const fmtDiffAcc = (x: number) => signed(x.toFixed(1));
-const mark = (text: string, flags: readonly Flag[], field: string) => (flags.some((f) => f.fields.includes(field)) ? `${text}${DAGGER}` : text);
+const mark = (text: string, flags: readonly Flag[], field: string) =>
+  flags.some((f) => f.fields.includes(field)) ? `${text}${DAGGER}` : text;
 
 function fieldNames(fields: readonly string[]): string {
   return fields
@@ -341,8 +203,10 @@ function markdownValues(view: ValueView): string {
     '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
   let otherBaseline = false;
+  let atMajority = false;
   for (const r of view.rows) {
-    const ours = r.ours === 'missing' ? [MISSING, MISSING] : [fmtOurAuc(r.ours.auc), fmtOurAcc(r.ours.acc)];
+    const ours = r.ours === 'missing' ? [MISSING, MISSING] : ourCells(r.ours);
+    atMajority ||= r.ours !== 'missing' && r.ours.majority_acc !== undefined && r.ours.acc <= r.ours.majority_acc;
     const diff = r.diff === null ? ['–', '–'] : [r.diff.auc === null ? 'n/a' : fmtDiffAuc(r.diff.auc), fmtDiffAcc(r.diff.acc)];
     let baseline = ['–', '–'];
     if (r.baseline) {
@@ -354,11 +218,21 @@ function markdownValues(view: ValueView): string {
     lines.push(`| ${r.dataset} | ${[...thesis, ...ours, ...diff, ...baseline].join(' | ')} |`);
   }
   lines.push(...footnotes(view.rows));
+  if (atMajority)
+    lines.push(
+      '',
+      `${AT_MAJORITY} Not above the majority class: always answering the training split's most common class scores this ACC (or more) on the test split.`,
+    );
+  if (view.rows.some((r) => r.ours !== 'missing' && r.ours.seeds > 1))
+    lines.push('', 'Ours: mean ± standard deviation over the seeds given as (n = seeds).');
   if (otherBaseline) lines.push('', '‡ MedMNIST v2 has no ResNet-18 (28) row for 3D sets; the figure is its ResNet-18 + 3D (28×28×28).');
   const used = view.rows.filter((r): r is ValueRow & { ours: OurScores } => r.ours !== 'missing');
   if (used.length) {
     lines.push('', 'Runs used:', '');
-    for (const r of used) lines.push(`- ${r.dataset}: ${r.ours.run.dir} (${r.ours.run.name}${r.ours.run.length ? `, ${r.ours.run.length}` : ''}, metrics ${r.ours.run.metrics_mtime})`);
+    for (const r of used)
+      lines.push(
+        `- ${r.dataset}: ${r.ours.run.dir} (${r.ours.run.name}${r.ours.run.length ? `, ${r.ours.run.length}` : ''}, metrics ${r.ours.run.metrics_mtime})`,
+      );
   }
   lines.push('', `Thesis: ${view.thesis_source}`, '', `Baseline: ${view.baseline_source}`, ...warningLines(view));
   return lines.join('\n');
@@ -408,7 +282,22 @@ export function renderCsv(view: TableView): string {
   const flagsOf = (flags: readonly Flag[]) => flags.map((f) => f.rule).join(';');
   if (view.regime !== 'deltas') {
     const lines = [
-      csvLine(['table', 'dataset', 'key', 'thesis_auc', 'thesis_acc', 'ours_auc', 'ours_acc', 'diff_auc', 'diff_acc', 'baseline_model', 'baseline_auc', 'baseline_acc', 'thesis_flags', 'run']),
+      csvLine([
+        'table',
+        'dataset',
+        'key',
+        'thesis_auc',
+        'thesis_acc',
+        'ours_auc',
+        'ours_acc',
+        'diff_auc',
+        'diff_acc',
+        'baseline_model',
+        'baseline_auc',
+        'baseline_acc',
+        'thesis_flags',
+        'run',
+      ]),
     ];
     for (const r of view.rows) {
       const o = r.ours;

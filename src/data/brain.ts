@@ -1,4 +1,5 @@
-// IXI brain MRI for the BrainFuse brain-age experiments: preprocessing, subjects, age bins and splits.
+// IXI brain MRI for the BrainFuse experiments: preprocessing. Subjects, their CSV and the subject-level split
+// are in ixi.ts, age bins in age_bins.ts.
 //
 // Preprocessing (preprocessBrain), in this order:
 //   1. reorient to RAS+: permute/flip voxel axes so axis 0 runs Left→Right, 1 Posterior→Anterior,
@@ -22,16 +23,19 @@
 // and mtime, and the options, so a second run reads a small file instead of redoing the work.
 
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
-import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { closeSync, existsSync, mkdirSync, openSync, readSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { ConfigError, FileFormatError, MfError } from '../errors.ts';
-import { hashSeed, Rng } from '../util/rng.ts';
 import { readNifti, writeNifti, type Vec3, type Volume } from './nifti.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Orientation
 
-const AXIS_CODES = [['L', 'R'], ['P', 'A'], ['I', 'S']] as const;
+const AXIS_CODES = [
+  ['L', 'R'],
+  ['P', 'A'],
+  ['I', 'S'],
+] as const;
 
 /** For each voxel axis, the world axis (0=x R, 1=y A, 2=z S) it runs along most, and whether it runs backwards. */
 export function axisMapping(affine: readonly number[]): { world: Vec3; flip: [boolean, boolean, boolean] } {
@@ -309,7 +313,13 @@ function resolveOptions(o: PreprocessOptions): Required<Omit<PreprocessOptions, 
   if (!(foregroundThreshold >= 0 && foregroundThreshold < 1)) {
     throw new ConfigError(`brain preprocessing foregroundThreshold ${foregroundThreshold} must be in [0, 1)`);
   }
-  return { shape: [shape[0], shape[1], shape[2]], spacingMm, clipPercentiles: [clip[0], clip[1]], foregroundThreshold, antialias: o.antialias ?? true };
+  return {
+    shape: [shape[0], shape[1], shape[2]],
+    spacingMm,
+    clipPercentiles: [clip[0], clip[1]],
+    foregroundThreshold,
+    antialias: o.antialias ?? true,
+  };
 }
 
 /** Steps 1–3 above on a volume already in memory. */
@@ -339,7 +349,7 @@ export function preprocessVolume(vol: Volume, options: PreprocessOptions = {}, n
 /** The cache file for (file, options); its name changes when the file or any option changes. */
 export function cachePath(file: string, options: PreprocessOptions, cacheDir: string): string {
   const abs = resolve(file);
-  let st;
+  let st: ReturnType<typeof statSync>;
   try {
     st = statSync(abs);
   } catch {
@@ -358,7 +368,15 @@ export function preprocessBrain(file: string, options: PreprocessOptions = {}): 
       const c = readNifti(cache);
       if (c.shape.every((s, i) => s === o.shape[i])) {
         const orient = /orient=([A-Z]{3})/.exec(readHeaderDescrip(cache))?.[1] ?? '?';
-        return { shape: c.shape, data: c.data, spacing: c.spacing, affine: c.affine, source: file, cached: true, sourceOrientation: orient };
+        return {
+          shape: c.shape,
+          data: c.data,
+          spacing: c.spacing,
+          affine: c.affine,
+          source: file,
+          cached: true,
+          sourceOrientation: orient,
+        };
       }
     } catch (e) {
       // A damaged cache entry is not the user's data: recompute and overwrite it.
@@ -385,216 +403,4 @@ function readHeaderDescrip(file: string): string {
   }
   const end = b.indexOf(0);
   return String.fromCharCode(...b.subarray(0, end < 0 ? b.length : end));
-}
-
-// ---------------------------------------------------------------------------------------------
-// Subjects
-
-export interface IxiSubject {
-  /** 'IXI057': the IXI id, zero-padded to 3 digits as in the file names. */
-  id: string;
-  /** Age in years at the scan. */
-  age: number;
-  sex?: 'M' | 'F';
-  /** Absolute path of the subject's volume, when the CSV names one that exists. */
-  file?: string;
-}
-
-/** 'IXI57', '57', 'IXI057-Guys-...' → 'IXI057'; null when there is no id. */
-export function ixiId(s: string): string | null {
-  const m = /^(?:.*?IXI)?0*(\d{1,4})(?:\D|$)/i.exec(s.trim());
-  return m ? `IXI${m[1]!.padStart(3, '0')}` : null;
-}
-
-function parseCsv(text: string): string[][] {
-  // RFC 4180 enough for a spreadsheet export: quoted fields with "" escapes, CRLF or LF.
-  const rows: string[][] = [];
-  let row: string[] = [];
-  let f = '';
-  let q = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i]!;
-    if (q) {
-      if (c === '"' && text[i + 1] === '"') (f += '"'), i++;
-      else if (c === '"') q = false;
-      else f += c;
-    } else if (c === '"') q = true;
-    else if (c === ',') row.push(f), (f = '');
-    else if (c === '\n' || c === '\r') {
-      if (c === '\r' && text[i + 1] === '\n') i++;
-      row.push(f), rows.push(row), (row = []), (f = '');
-    } else f += c;
-  }
-  if (f !== '' || row.length > 0) row.push(f), rows.push(row);
-  return rows.filter((r) => r.some((x) => x.trim() !== ''));
-}
-
-/**
- * Subjects with an age from an IXI demographics CSV: this project's `ixi_subjects.csv` (ixi_id, sex,
- * age_years, file) or a CSV export of the official IXI sheet (IXI_ID, SEX_ID 1=M 2=F, AGE). Rows without an
- * age are skipped (brain age needs one); the same id twice must agree on the age. A `file` column is resolved
- * against `dataRoot`, then the CSV's folder, then its parent (the shared layout), and kept where it exists.
- */
-export function loadIxiSubjects(csvPath: string, opts: { dataRoot?: string } = {}): IxiSubject[] {
-  let text: string;
-  try {
-    text = readFileSync(csvPath, 'utf8');
-  } catch {
-    throw new FileFormatError(`${csvPath}: cannot read the IXI subjects CSV`, 'check the path');
-  }
-  const rows = parseCsv(text.replace(/^\uFEFF/, ''));
-  const head = (rows[0] ?? []).map((h) => h.trim().toLowerCase());
-  const col = (...names: string[]) => head.findIndex((h) => names.includes(h));
-  const iId = col('ixi_id', 'id', 'subject_id');
-  const iAge = col('age_years', 'age');
-  const iSex = col('sex', 'sex_id');
-  const iFile = col('file', 'path');
-  if (iId < 0 || iAge < 0) {
-    throw new FileFormatError(`${csvPath}: needs an id column (ixi_id) and an age column (age_years or AGE); found ${head.join(', ') || 'no header'}`);
-  }
-  const roots = [opts.dataRoot, dirname(csvPath), dirname(dirname(csvPath))].filter((r): r is string => !!r);
-  const byId = new Map<string, IxiSubject>();
-  rows.slice(1).forEach((r, k) => {
-    const line = k + 2;
-    const id = ixiId(r[iId] ?? '');
-    if (!id) throw new FileFormatError(`${csvPath}:${line}: '${r[iId]}' is not an IXI id`);
-    const ageText = (r[iAge] ?? '').trim();
-    if (ageText === '') return;
-    const age = Number(ageText);
-    if (!Number.isFinite(age) || age < 0 || age > 130) throw new FileFormatError(`${csvPath}:${line}: age '${ageText}' is not a number of years`);
-    const sexText = iSex >= 0 ? (r[iSex] ?? '').trim().toUpperCase() : '';
-    const sex = sexText === 'M' || sexText === '1' ? 'M' : sexText === 'F' || sexText === '2' ? 'F' : undefined;
-    const rel = iFile >= 0 ? (r[iFile] ?? '').trim() : '';
-    const file = rel === '' ? undefined : isAbsolute(rel) ? rel : roots.map((root) => resolve(root, rel)).find((p) => existsSync(p));
-    const prev = byId.get(id);
-    if (prev) {
-      // IXI.xls repeats some ids; repeats are harmless when they agree.
-      if (Math.abs(prev.age - age) > 1e-6) throw new FileFormatError(`${csvPath}:${line}: ${id} appears twice with ages ${prev.age} and ${age}`, 'remove the wrong row');
-      return;
-    }
-    byId.set(id, { id, age, ...(sex ? { sex } : {}), ...(file ? { file } : {}) });
-  });
-  return [...byId.values()];
-}
-
-/** Every NIfTI file under `dir` (recursively) whose name holds an IXI id, as id → path. */
-export function findIxiVolumes(dir: string): Map<string, string> {
-  const found = new Map<string, string>();
-  const walk = (d: string) => {
-    let entries;
-    try {
-      entries = readdirSync(d, { withFileTypes: true });
-    } catch {
-      throw new ConfigError(`cannot list ${d}`, 'give the folder holding the IXI .nii.gz files');
-    }
-    for (const e of entries.sort((a, b) => (a.name < b.name ? -1 : 1))) {
-      const p = join(d, e.name);
-      if (e.isDirectory()) walk(p);
-      else if (/^IXI\d+.*\.(nii|nii\.gz|hdr)$/i.test(e.name)) {
-        const id = ixiId(e.name)!;
-        const prev = found.get(id);
-        if (prev) throw new ConfigError(`${id} has two volumes: ${prev} and ${p}`, 'point at one processing folder (e.g. ixi_t1_skullstripped) or remove one');
-        found.set(id, p);
-      }
-    }
-  };
-  walk(dir);
-  return found;
-}
-
-/** Pairs subjects with volumes by IXI id: those with a file, and the ids of those without. */
-export function matchSubjects(subjects: readonly IxiSubject[], volumes: ReadonlyMap<string, string>): { matched: (IxiSubject & { file: string })[]; missing: string[] } {
-  const matched: (IxiSubject & { file: string })[] = [];
-  const missing: string[] = [];
-  for (const s of subjects) {
-    const file = volumes.get(s.id);
-    if (file) matched.push({ ...s, file });
-    else missing.push(s.id);
-  }
-  return { matched, missing };
-}
-
-// ---------------------------------------------------------------------------------------------
-// Age bins
-
-export interface AgeBins {
-  /** Bin b holds ages in [edges[b], edges[b+1]); the last bin also holds its upper edge. */
-  edges: number[];
-  count: number;
-  /** The bin of an age; ages outside the edges go to the first/last bin (a test subject may be older than all training ones). */
-  index(age: number): number;
-  centre(bin: number): number;
-}
-
-/**
- * Age classification bins. The thesis treats brain age as classification over age bins (reporting top-1/3/5
- * accuracy) with smoothed bin labels; default: 5-year bins from 20 to 90 (14 bins), which cover IXI (20–86).
- */
-export function ageBins(spec: readonly number[] | { min: number; max: number; width: number } = { min: 20, max: 90, width: 5 }): AgeBins {
-  let edges: number[];
-  if (Array.isArray(spec)) edges = [...(spec as readonly number[])];
-  else {
-    const { min, max, width } = spec as { min: number; max: number; width: number };
-    if (!(width > 0) || !(max > min) || !Number.isFinite(min) || !Number.isFinite(max)) {
-      throw new ConfigError(`age bins {min: ${min}, max: ${max}, width: ${width}} need min < max and width > 0`);
-    }
-    const n = Math.ceil((max - min) / width - 1e-9);
-    edges = Array.from({ length: n + 1 }, (_, i) => Math.min(max, min + i * width));
-  }
-  if (edges.length < 2 || !edges.every((e, i) => Number.isFinite(e) && (i === 0 || e > edges[i - 1]!))) {
-    throw new ConfigError(`age bin edges [${edges.join(', ')}] must be at least 2 increasing numbers`);
-  }
-  const count = edges.length - 1;
-  return {
-    edges,
-    count,
-    index(age: number): number {
-      if (!Number.isFinite(age)) throw new ConfigError(`age ${age} is not a number`);
-      let b = 0;
-      while (b < count - 1 && age >= edges[b + 1]!) b++;
-      return b;
-    },
-    centre: (bin: number) => (edges[bin]! + edges[bin + 1]!) / 2,
-  };
-}
-
-/**
- * A soft target for bin `bin`: a Gaussian over bin indices with std `sigma` bins, summing to 1, so a
- * prediction one bin off is penalised less than one five bins off. sigma 0 gives one-hot. Default sigma 1.
- */
-export function smoothBinLabels(bin: number, numBins: number, sigma = 1): Float32Array {
-  if (!Number.isInteger(numBins) || numBins < 1 || !Number.isInteger(bin) || bin < 0 || bin >= numBins) {
-    throw new ConfigError(`bin ${bin} is not one of ${numBins} bins`);
-  }
-  if (!(sigma >= 0)) throw new ConfigError(`label smoothing sigma ${sigma} must be >= 0`);
-  const out = new Float32Array(numBins);
-  if (sigma === 0) {
-    out[bin] = 1;
-    return out;
-  }
-  let sum = 0;
-  for (let i = 0; i < numBins; i++) sum += out[i] = Math.exp(-((i - bin) ** 2) / (2 * sigma * sigma));
-  for (let i = 0; i < numBins; i++) out[i]! /= sum;
-  return out;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Splits
-
-/**
- * A deterministic subject-level split: all entries with one IXI id go to one split, so no subject's scans
- * are in both training and test. The result depends only on the seed and the set of ids, not their order.
- */
-export function subjectSplit<S extends { id: string }>(subjects: readonly S[], opts: { seed: number; test: number; val: number }): { train: S[]; val: S[]; test: S[] } {
-  const ids = [...new Set(subjects.map((s) => s.id))].sort();
-  const { test, val, seed } = opts;
-  if (!Number.isInteger(test) || !Number.isInteger(val) || test < 0 || val < 0 || test + val >= ids.length) {
-    throw new ConfigError(`cannot split ${ids.length} subjects into test ${test} + val ${val} and a non-empty train set`, 'lower test/val');
-  }
-  new Rng(hashSeed(seed, 'subject-split')).shuffle(ids);
-  const where = new Map<string, 'train' | 'val' | 'test'>();
-  ids.forEach((id, i) => where.set(id, i < test ? 'test' : i < test + val ? 'val' : 'train'));
-  const out = { train: [] as S[], val: [] as S[], test: [] as S[] };
-  for (const s of subjects) out[where.get(s.id)!].push(s);
-  return out;
 }

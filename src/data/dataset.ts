@@ -86,8 +86,7 @@ export function loadSplit(dsOrKey: DatasetInfo | string, split: Split, opts: Loa
   if (img.dtype !== '|u1') bad(file, ik, `dtype ${img.dtype}, expected uint8 (|u1)`);
   const n = img.shape[0] ?? 0;
   const C = ds.channels;
-  const expect =
-    ds.dim === 3 ? [n, size, size, size] : C === 3 ? [n, size, size, 3] : [n, size, size];
+  const expect = ds.dim === 3 ? [n, size, size, size] : C === 3 ? [n, size, size, 3] : [n, size, size];
   if (img.shape.length !== expect.length || img.shape.some((d, i) => d !== expect[i])) {
     bad(file, ik, `shape ${fmt(img.shape)}, expected ${fmt(expect)} for ${ds.name} at ${size}px`);
   }
@@ -109,7 +108,8 @@ export function loadSplit(dsOrKey: DatasetInfo | string, split: Split, opts: Loa
     const v = labels[i]!;
     if (!(v >= 0 && v < K)) {
       const row = Math.floor(i / cols);
-      const what = ds.task === 'multi-label' ? `flag ${i % cols} is ${v}, expected 0 or 1` : `label ${v}, expected 0..${K - 1} (${ds.task})`;
+      const what =
+        ds.task === 'multi-label' ? `flag ${i % cols} is ${v}, expected 0 or 1` : `label ${v}, expected 0..${K - 1} (${ds.task})`;
       bad(file, lk, `row ${row}: ${what}`);
     }
   }

@@ -9,10 +9,10 @@
 // Kept slices are copied bit for bit. Each fused volume carries a generation (sources 0, fused 1, ...):
 // fusing fused volumes compounds artefacts and blurs the age label, so it is refused past `maxGeneration`.
 
-import { zlibSync } from 'fflate';
 import { ConfigError, ShapeError } from '../errors.ts';
-import { writeFileAtomic } from '../train/checkpoint.ts';
-import { crc32, type Vec3 } from './nifti.ts';
+import { writeFileAtomic } from '../util/files.ts';
+import { encodePng } from '../util/png.ts';
+import type { Vec3 } from './nifti.ts';
 
 export interface FusableVolume {
   shape: Vec3;
@@ -70,7 +70,10 @@ export function getSlice(vol: { shape: Vec3; data: Float32Array }, axis: number,
 
 function setSlice(vol: { shape: Vec3; data: Float32Array }, axis: number, index: number, s: Float32Array): void {
   const [X, Y, Z] = vol.shape;
-  if (axis === 2) return vol.data.set(s, index * X * Y);
+  if (axis === 2) {
+    vol.data.set(s, index * X * Y);
+    return;
+  }
   let o = 0;
   if (axis === 0) for (let z = 0; z < Z; z++) for (let y = 0; y < Y; y++) vol.data[index + X * (y + Y * z)] = s[o++]!;
   else for (let z = 0; z < Z; z++) for (let x = 0; x < X; x++) vol.data[x + X * (index + Y * z)] = s[o++]!;
@@ -79,7 +82,9 @@ function setSlice(vol: { shape: Vec3; data: Float32Array }, axis: number, index:
 function checkSeam(n: number, axis: number, k: number, transition: number, what: string): void {
   if (axis !== 0 && axis !== 1 && axis !== 2) throw new ConfigError(`${what}: axis ${axis} must be 0, 1 or 2`);
   if (!Number.isInteger(k) || !Number.isInteger(transition) || k < 1 || transition < 0 || k + transition > n - 1) {
-    throw new ConfigError(`${what}: k ${k} and transition ${transition} must leave slices from both volumes along axis ${axis} of ${n} (1 <= k, k + transition <= ${n - 1})`);
+    throw new ConfigError(
+      `${what}: k ${k} and transition ${transition} must leave slices from both volumes along axis ${axis} of ${n} (1 <= k, k + transition <= ${n - 1})`,
+    );
   }
 }
 
@@ -89,7 +94,10 @@ function checkSeam(n: number, axis: number, k: number, transition: number, what:
 export function fuseVolumes(a: FusableVolume, b: FusableVolume, opts: FuseOptions): FusedVolume {
   const { axis, k, mode } = opts;
   if (a.shape.some((s, i) => s !== b.shape[i]) || a.data.length !== b.data.length) {
-    throw new ShapeError(`cannot fuse volumes of shapes [${a.shape.join(', ')}] and [${b.shape.join(', ')}]`, 'preprocess both to the same grid');
+    throw new ShapeError(
+      `cannot fuse volumes of shapes [${a.shape.join(', ')}] and [${b.shape.join(', ')}]`,
+      'preprocess both to the same grid',
+    );
   }
   if (mode !== 'raw' && mode !== 'interp') throw new ConfigError(`fusion mode '${String(mode)}' must be 'raw' or 'interp'`);
   const transition = mode === 'raw' ? 0 : opts.transition;
@@ -98,10 +106,18 @@ export function fuseVolumes(a: FusableVolume, b: FusableVolume, opts: FuseOption
   const gen = Math.max(a.generation ?? 0, b.generation ?? 0);
   const maxGeneration = opts.maxGeneration ?? 0;
   if (gen > maxGeneration) {
-    throw new ConfigError(`refusing to fuse a generation-${gen} volume (maxGeneration ${maxGeneration}): re-fusing fused volumes compounds seams and blurs the age label`, 'fuse real scans, or raise maxGeneration deliberately');
+    throw new ConfigError(
+      `refusing to fuse a generation-${gen} volume (maxGeneration ${maxGeneration}): re-fusing fused volumes compounds seams and blurs the age label`,
+      'fuse real scans, or raise maxGeneration deliberately',
+    );
   }
 
-  const out: FusedVolume = { shape: [...a.shape], data: new Float32Array(a.data.length), generation: gen + 1, fractionA: (k + transition / 2) / n };
+  const out: FusedVolume = {
+    shape: [...a.shape],
+    data: new Float32Array(a.data.length),
+    generation: gen + 1,
+    fractionA: (k + transition / 2) / n,
+  };
   if (a.spacing) out.spacing = [...a.spacing];
   if (a.affine) out.affine = [...a.affine];
   for (let s = 0; s < k; s++) setSlice(out, axis, s, getSlice(a, axis, s));
@@ -110,7 +126,9 @@ export function fuseVolumes(a: FusableVolume, b: FusableVolume, opts: FuseOption
     const after = getSlice(b, axis, k + transition);
     const made = (opts.interpolate ?? linearInterpolate)(before, after, transition);
     if (made.length !== transition || made.some((m) => m.length !== before.length)) {
-      throw new ShapeError(`the transition interpolator returned ${made.length} slices of [${made.map((m) => m.length).join(', ')}] values; expected ${transition} of ${before.length}`);
+      throw new ShapeError(
+        `the transition interpolator returned ${made.length} slices of [${made.map((m) => m.length).join(', ')}] values; expected ${transition} of ${before.length}`,
+      );
     }
     made.forEach((m, i) => setSlice(out, axis, k + i, m));
   }
@@ -159,50 +177,35 @@ export function transitionSmoothness(vol: { shape: Vec3; data: Float32Array }, a
 }
 
 /** Whether the seam is no more abrupt than `threshold` times a typical slice step (default 3). */
-export function plausible(vol: { shape: Vec3; data: Float32Array }, axis: 0 | 1 | 2, k: number, transition: number, threshold = 3): boolean {
+export function plausible(
+  vol: { shape: Vec3; data: Float32Array },
+  axis: 0 | 1 | 2,
+  k: number,
+  transition: number,
+  threshold = 3,
+): boolean {
   return transitionSmoothness(vol, axis, k, transition) <= threshold;
 }
 
 // ---------------------------------------------------------------------------------------------
 // A quick look: mid-slices as a PNG
 
-/** An 8-bit grayscale PNG (no interlace, filter 0 on every row). */
-export function encodePng(gray: Uint8Array, width: number, height: number): Uint8Array {
-  if (gray.length !== width * height) throw new ShapeError(`PNG: ${gray.length} pixels for ${width}×${height}`);
-  const raw = new Uint8Array((width + 1) * height);
-  for (let y = 0; y < height; y++) raw.set(gray.subarray(y * width, (y + 1) * width), y * (width + 1) + 1);
-  const ihdr = new Uint8Array(13);
-  const dv = new DataView(ihdr.buffer);
-  dv.setUint32(0, width);
-  dv.setUint32(4, height);
-  ihdr.set([8, 0, 0, 0, 0], 8); // bit depth 8, grayscale, deflate, filter method 0, no interlace
-  const chunks = [chunk('IHDR', ihdr), chunk('IDAT', zlibSync(raw, { level: 6 })), chunk('IEND', new Uint8Array(0))];
-  const sig = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
-  const out = new Uint8Array(8 + chunks.reduce((s, c) => s + c.length, 0));
-  out.set(sig);
-  let o = 8;
-  for (const c of chunks) out.set(c, o), (o += c.length);
-  return out;
-}
-
-function chunk(type: string, data: Uint8Array): Uint8Array {
-  const c = new Uint8Array(12 + data.length);
-  const dv = new DataView(c.buffer);
-  dv.setUint32(0, data.length);
-  for (let i = 0; i < 4; i++) c[4 + i] = type.charCodeAt(i);
-  c.set(data, 8);
-  dv.setUint32(8 + data.length, crc32(c.subarray(4, 8 + data.length))); // CRC over type + data
-  return c;
-}
-
 /**
  * Writes one row per volume: sagittal, coronal and axial mid-slices (RAS volumes: right, anterior and
  * superior point right/up), each volume windowed to its own min..max. Returns the image size.
  */
-export function midSliceMontagePng(vols: readonly { shape: Vec3; data: Float32Array }[], path: string, opts: { scale?: number } = {}): { width: number; height: number } {
+export function midSliceMontagePng(
+  vols: readonly { shape: Vec3; data: Float32Array }[],
+  path: string,
+  opts: { scale?: number } = {},
+): { width: number; height: number } {
   if (vols.length === 0) throw new ConfigError('midSliceMontagePng: no volumes given');
   // Panel p shows plane (u, v) of axis `axis`: sagittal (y, z), coronal (x, z), axial (x, y).
-  const planes = [{ axis: 0, u: 1, v: 2 }, { axis: 1, u: 0, v: 2 }, { axis: 2, u: 0, v: 1 }];
+  const planes = [
+    { axis: 0, u: 1, v: 2 },
+    { axis: 1, u: 0, v: 2 },
+    { axis: 2, u: 0, v: 1 },
+  ];
   const cw = Math.max(...vols.flatMap((v) => planes.map((p) => v.shape[p.u]!)));
   const ch = Math.max(...vols.flatMap((v) => planes.map((p) => v.shape[p.v]!)));
   const scale = opts.scale ?? Math.max(1, Math.round(128 / Math.max(cw, ch)));

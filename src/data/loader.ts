@@ -62,9 +62,13 @@ export class BatchLoader {
   private pending: { at: LoaderPosition; batch: Promise<Batch> } | null = null;
   private orderCache: { epoch: number; order: Int32Array } | null = null;
 
-  constructor(readonly data: LoadedSplit, opts: BatchLoaderOptions) {
+  constructor(
+    readonly data: LoadedSplit,
+    opts: BatchLoaderOptions,
+  ) {
     const { batchSize } = opts;
-    if (!Number.isInteger(batchSize) || batchSize < 1) throw new ConfigError(`batch size ${batchSize} is invalid`, 'use a positive integer');
+    if (!Number.isInteger(batchSize) || batchSize < 1)
+      throw new ConfigError(`batch size ${batchSize} is invalid`, 'use a positive integer');
     this.batchSize = batchSize;
     this.seed = opts.seed;
     this.augmentSeed = opts.augmentSeed ?? opts.seed;
@@ -75,7 +79,10 @@ export class BatchLoader {
     this.sampleLen = data.shape.reduce((a, b) => a * b, 1);
     this.batchesPerEpoch = opts.dropLast ? Math.floor(data.n / batchSize) : Math.ceil(data.n / batchSize);
     if (this.batchesPerEpoch === 0) {
-      throw new ConfigError(`batch size ${batchSize} is larger than the ${data.n} samples of ${data.ds.key}/${data.split} with dropLast`, 'use a smaller batch size or dropLast: false');
+      throw new ConfigError(
+        `batch size ${batchSize} is larger than the ${data.n} samples of ${data.ds.key}/${data.split} with dropLast`,
+        'use a smaller batch size or dropLast: false',
+      );
     }
   }
 
@@ -87,7 +94,10 @@ export class BatchLoader {
   /** Continue from (epoch, batchIndex): the next batch is exactly that one, as in an uninterrupted run. */
   seek(epoch: number, batchIndex: number): void {
     if (!Number.isInteger(epoch) || epoch < 0 || !Number.isInteger(batchIndex) || batchIndex < 0 || batchIndex > this.batchesPerEpoch) {
-      throw new ConfigError(`cannot seek to epoch ${epoch}, batch ${batchIndex}`, `an epoch has ${this.batchesPerEpoch} batches; the checkpoint may not match this data or batch size`);
+      throw new ConfigError(
+        `cannot seek to epoch ${epoch}, batch ${batchIndex}`,
+        `an epoch has ${this.batchesPerEpoch} batches; the checkpoint may not match this data or batch size`,
+      );
     }
     this.pos = batchIndex === this.batchesPerEpoch ? { epoch: epoch + 1, batchIndex: 0 } : { epoch, batchIndex };
     this.pending = null; // a prefetched batch for the old position is dropped
@@ -126,7 +136,16 @@ export class BatchLoader {
       }
       labels.set(this.data.labels.subarray(idx * nl, (idx + 1) * nl), j * nl);
     }
-    return { x, labels, indices, size: B, shape: [B, ...this.data.shape], epoch, batchIndex, last: batchIndex === this.batchesPerEpoch - 1 };
+    return {
+      x,
+      labels,
+      indices,
+      size: B,
+      shape: [B, ...this.data.shape],
+      epoch,
+      batchIndex,
+      last: batchIndex === this.batchesPerEpoch - 1,
+    };
   }
 
   /** The next batch; crosses into the next epoch after the last one. */
@@ -134,7 +153,10 @@ export class BatchLoader {
     const at = this.pos;
     const p = this.pending && same(this.pending.at, at) ? this.pending.batch : this.later(at);
     this.pending = null;
-    this.pos = at.batchIndex + 1 >= this.batchesPerEpoch ? { epoch: at.epoch + 1, batchIndex: 0 } : { epoch: at.epoch, batchIndex: at.batchIndex + 1 };
+    this.pos =
+      at.batchIndex + 1 >= this.batchesPerEpoch
+        ? { epoch: at.epoch + 1, batchIndex: 0 }
+        : { epoch: at.epoch, batchIndex: at.batchIndex + 1 };
     if (this.prefetch) this.pending = { at: this.pos, batch: this.later(this.pos) };
     return p;
   }

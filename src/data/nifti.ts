@@ -14,7 +14,7 @@ import { crc32 } from '../util/crc32.ts';
 import { readFileSync, existsSync } from 'node:fs';
 import { gunzipSync, gzipSync } from 'fflate';
 import { FileFormatError } from '../errors.ts';
-import { writeFileAtomic } from '../train/checkpoint.ts';
+import { writeFileAtomic } from '../util/files.ts';
 
 export type NiftiDatatype = 'uint8' | 'int8' | 'int16' | 'uint16' | 'int32' | 'uint32' | 'float32' | 'float64';
 
@@ -55,8 +55,15 @@ const DTYPES: Record<number, { name: NiftiDatatype; size: number }> = {
 };
 // Codes that are valid NIfTI but not scalar numbers we can turn into intensities.
 const KNOWN_UNSUPPORTED: Record<number, string> = {
-  1: 'binary', 32: 'complex64', 128: 'rgb24', 1024: 'int64', 1280: 'uint64', 1536: 'float128',
-  1792: 'complex128', 2048: 'complex256', 2304: 'rgba32',
+  1: 'binary',
+  32: 'complex64',
+  128: 'rgb24',
+  1024: 'int64',
+  1280: 'uint64',
+  1536: 'float128',
+  1792: 'complex128',
+  2048: 'complex256',
+  2304: 'rgba32',
 };
 
 const HOST_LE = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
@@ -125,10 +132,15 @@ function parseHeader(bytes: Uint8Array, file: string): Header {
   let le: boolean;
   if (dv.getInt32(0, true) === HDR_SIZE) le = true;
   else if (dv.getInt32(0, false) === HDR_SIZE) le = false;
-  else if (dv.getInt32(0, true) === 540 || dv.getInt32(0, false) === 540) fail(file, 'this is NIfTI-2, only NIfTI-1 is supported', 'convert it with nibabel or `fslchfiletype NIFTI_GZ`');
+  else if (dv.getInt32(0, true) === 540 || dv.getInt32(0, false) === 540)
+    fail(file, 'this is NIfTI-2, only NIfTI-1 is supported', 'convert it with nibabel or `fslchfiletype NIFTI_GZ`');
   else fail(file, `not a NIfTI-1 file: sizeof_hdr is ${dv.getInt32(0, true)}, expected 348`);
   const m = String.fromCharCode(bytes[344]!, bytes[345]!, bytes[346]!, bytes[347]!);
-  if (m !== 'n+1\0' && m !== 'ni1\0') fail(file, `bad NIfTI magic ${JSON.stringify(m)}, expected "n+1\\0" or "ni1\\0" (an ANALYZE 7.5 file has no orientation and is not supported)`);
+  if (m !== 'n+1\0' && m !== 'ni1\0')
+    fail(
+      file,
+      `bad NIfTI magic ${JSON.stringify(m)}, expected "n+1\\0" or "ni1\\0" (an ANALYZE 7.5 file has no orientation and is not supported)`,
+    );
   const i16 = (o: number) => dv.getInt16(o, le);
   const f32 = (o: number) => dv.getFloat32(o, le);
   const dim = Array.from({ length: 8 }, (_, i) => i16(40 + 2 * i));
@@ -192,7 +204,8 @@ export function decodeNifti(bytesIn: Uint8Array, file: string, imgBytes?: Uint8A
   for (let i = 0; i < dims.length; i++) {
     if (dims[i]! < 1) fail(file, `dim[${i + 1}] = ${dims[i]} is not positive`);
   }
-  if (dims.slice(4).some((d) => d > 1)) fail(file, `a ${nd}D image (dims ${dims.join('×')}) is not supported, only up to 4D`, 'extract one 3D volume, e.g. with fslroi');
+  if (dims.slice(4).some((d) => d > 1))
+    fail(file, `a ${nd}D image (dims ${dims.join('×')}) is not supported, only up to 4D`, 'extract one 3D volume, e.g. with fslroi');
   const shape: Vec3 = [dims[0] ?? 1, dims[1] ?? 1, dims[2] ?? 1];
   const nt = dims[3] ?? 1;
   if (nt > 1) notes.push(`${file} is 4D with ${nt} volumes; only the first was read`);
@@ -200,7 +213,11 @@ export function decodeNifti(bytesIn: Uint8Array, file: string, imgBytes?: Uint8A
   const dt = DTYPES[h.datatype];
   if (!dt) {
     const what = KNOWN_UNSUPPORTED[h.datatype];
-    fail(file, `unsupported datatype ${h.datatype}${what ? ` (${what})` : ''}`, 'convert it to int16 or float32, e.g. `fslmaths in out -odt float`');
+    fail(
+      file,
+      `unsupported datatype ${h.datatype}${what ? ` (${what})` : ''}`,
+      'convert it to int16 or float32, e.g. `fslmaths in out -odt float`',
+    );
   }
   if (h.bitpix !== dt.size * 8) fail(file, `bitpix ${h.bitpix} does not match datatype ${dt.name} (${dt.size * 8} bits)`);
 
@@ -237,7 +254,10 @@ export function decodeNifti(bytesIn: Uint8Array, file: string, imgBytes?: Uint8A
   const n = shape[0] * shape[1] * shape[2];
   const need = n * dt.size;
   if (src.length < off + need) {
-    fail(file, `truncated image data: ${shape.join('×')} ${dt.name} needs ${need} bytes from offset ${off}, file has ${Math.max(0, src.length - off)}`);
+    fail(
+      file,
+      `truncated image data: ${shape.join('×')} ${dt.name} needs ${need} bytes from offset ${off}, file has ${Math.max(0, src.length - off)}`,
+    );
   }
 
   // scl_slope 0 (or garbage) means "not scaled", per the standard; the intercept then goes unused too.
@@ -260,26 +280,39 @@ function convert(src: Uint8Array, off: number, n: number, dt: { name: NiftiDatat
   const out = new Float32Array(n);
   if (le === HOST_LE) {
     const view =
-      type === 'uint8' ? raw
-      : type === 'int8' ? new Int8Array(raw.buffer)
-      : type === 'int16' ? new Int16Array(raw.buffer)
-      : type === 'uint16' ? new Uint16Array(raw.buffer)
-      : type === 'int32' ? new Int32Array(raw.buffer)
-      : type === 'uint32' ? new Uint32Array(raw.buffer)
-      : new Float64Array(raw.buffer);
+      type === 'uint8'
+        ? raw
+        : type === 'int8'
+          ? new Int8Array(raw.buffer)
+          : type === 'int16'
+            ? new Int16Array(raw.buffer)
+            : type === 'uint16'
+              ? new Uint16Array(raw.buffer)
+              : type === 'int32'
+                ? new Int32Array(raw.buffer)
+                : type === 'uint32'
+                  ? new Uint32Array(raw.buffer)
+                  : new Float64Array(raw.buffer);
     for (let i = 0; i < n; i++) out[i] = view[i]!;
     return out;
   }
   const dv = new DataView(raw.buffer);
   const get: (o: number) => number =
-    type === 'uint8' ? (o) => dv.getUint8(o)
-    : type === 'int8' ? (o) => dv.getInt8(o)
-    : type === 'int16' ? (o) => dv.getInt16(o, le)
-    : type === 'uint16' ? (o) => dv.getUint16(o, le)
-    : type === 'int32' ? (o) => dv.getInt32(o, le)
-    : type === 'uint32' ? (o) => dv.getUint32(o, le)
-    : type === 'float32' ? (o) => dv.getFloat32(o, le)
-    : (o) => dv.getFloat64(o, le);
+    type === 'uint8'
+      ? (o) => dv.getUint8(o)
+      : type === 'int8'
+        ? (o) => dv.getInt8(o)
+        : type === 'int16'
+          ? (o) => dv.getInt16(o, le)
+          : type === 'uint16'
+            ? (o) => dv.getUint16(o, le)
+            : type === 'int32'
+              ? (o) => dv.getInt32(o, le)
+              : type === 'uint32'
+                ? (o) => dv.getUint32(o, le)
+                : type === 'float32'
+                  ? (o) => dv.getFloat32(o, le)
+                  : (o) => dv.getFloat64(o, le);
   for (let i = 0; i < n; i++) out[i] = get(i * size);
   return out;
 }
@@ -382,7 +415,8 @@ export function encodeNifti(vol: { shape: readonly number[]; data: Float32Array 
   if (vol.data.length !== n) throw new FileFormatError(`cannot write NIfTI: ${vol.data.length} values for shape ${X}×${Y}×${Z}`);
   const spacing = opts.spacing ?? [1, 1, 1];
   const affine = opts.affine ?? [spacing[0], 0, 0, 0, 0, spacing[1], 0, 0, 0, 0, spacing[2], 0, 0, 0, 0, 1];
-  if (affine.length !== 16 || !affine.every(Number.isFinite)) throw new FileFormatError('cannot write NIfTI: the affine must be 16 finite numbers (row-major 4×4)');
+  if (affine.length !== 16 || !affine.every(Number.isFinite))
+    throw new FileFormatError('cannot write NIfTI: the affine must be 16 finite numbers (row-major 4×4)');
 
   const out = new Uint8Array(VOX_OFFSET + n * 4);
   const dv = new DataView(out.buffer);
@@ -439,7 +473,11 @@ export function writeNifti(
   vol: { shape: readonly number[]; data: Float32Array; spacing?: Vec3; affine?: readonly number[] },
   opts: WriteOptions = {},
 ): void {
-  const bytes = encodeNifti(vol, { spacing: opts.spacing ?? vol.spacing, affine: opts.affine ?? vol.affine, description: opts.description });
+  const bytes = encodeNifti(vol, {
+    spacing: opts.spacing ?? vol.spacing,
+    affine: opts.affine ?? vol.affine,
+    description: opts.description,
+  });
   // Level 1: NIfTI floats barely compress better at 9, and 9 is several times slower.
   writeFileAtomic(file, /\.gz$/i.test(file) ? gzipSync(bytes, { level: 1 }) : bytes);
 }

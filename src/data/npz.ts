@@ -93,8 +93,15 @@ function parseHeaderDict(text: string, file: string, key: string): Map<string, P
   };
   const value = (): PyValue => {
     ws();
-    if (text.startsWith('True', i)) return (i += 4), true;
-    if (text.startsWith('False', i)) return (i += 5), false;
+    for (const [word, v] of [
+      ['True', true],
+      ['False', false],
+    ] as const) {
+      if (text.startsWith(word, i)) {
+        i += word.length;
+        return v;
+      }
+    }
     if (text[i] === "'" || text[i] === '"') return str();
     if (text[i] === '(') {
       i++;
@@ -163,7 +170,12 @@ export function parseNpy(bytes: Uint8Array, file: string, key: string): NpyArray
   if (typeof fortran !== 'boolean') return fail(file, "'fortran_order' is not True/False", key);
   if (!Array.isArray(shape)) return fail(file, "'shape' is not a tuple", key);
   if (!isDType(descr)) {
-    return fail(file, `unsupported dtype '${descr}'`, key, `supported: ${Object.keys(DTYPES).join(' ')}; re-save the array with one of them`);
+    return fail(
+      file,
+      `unsupported dtype '${descr}'`,
+      key,
+      `supported: ${Object.keys(DTYPES).join(' ')}; re-save the array with one of them`,
+    );
   }
   if (fortran) fail(file, 'fortran_order=True arrays are not supported', key, 're-save the array with np.ascontiguousarray');
   if (!HOST_LE && DTYPES[descr].size > 1) fail(file, 'multi-byte arrays need a little-endian host', key, 'run on a little-endian machine');
@@ -177,12 +189,10 @@ export function parseNpy(bytes: Uint8Array, file: string, key: string): NpyArray
   }
   const offset = bytes.byteOffset + dataStart;
   // Typed arrays need element alignment; NumPy pads headers to 64 bytes, but the entry itself may sit anywhere.
-  const data =
-    offset % size === 0
-      ? make(bytes.buffer as ArrayBuffer, offset, count)
-      : make(bytes.slice(dataStart).buffer, 0, count);
+  const data = offset % size === 0 ? make(bytes.buffer as ArrayBuffer, offset, count) : make(bytes.slice(dataStart).buffer, 0, count);
   if (descr === '|b1') {
-    for (let j = 0; j < data.length; j++) if ((data as Uint8Array)[j]! > 1) fail(file, `bool array holds value ${(data as Uint8Array)[j]} at ${j}`, key);
+    for (let j = 0; j < data.length; j++)
+      if ((data as Uint8Array)[j]! > 1) fail(file, `bool array holds value ${(data as Uint8Array)[j]} at ${j}`, key);
   }
   return { dtype: descr, shape: [...shape], data };
 }
@@ -192,7 +202,7 @@ function npyHeader(dtype: NpyDType, shape: readonly number[]): Uint8Array {
   let dict = `{'descr': '${dtype}', 'fortran_order': False, 'shape': ${shapeStr}, }`;
   // Pad so the data starts on a 64-byte boundary, as NumPy does (aligned views when read back).
   const total = Math.ceil((10 + dict.length + 1) / 64) * 64;
-  dict = dict.padEnd(total - 10 - 1, ' ') + '\n';
+  dict = `${dict.padEnd(total - 10 - 1, ' ')}\n`;
   if (dict.length > 0xffff) throw new MfError(`npy header too long for shape (${shape.join(', ')})`);
   const out = new Uint8Array(10 + dict.length);
   out.set(NPY_MAGIC, 0);
@@ -370,7 +380,8 @@ class ZipFile {
       data = comp;
     } else if (ent.method === 8) {
       // Deflate expands at most ~1032:1; a bigger claimed size is a corrupt directory, not a reason to allocate it.
-      if (ent.size > ent.compressedSize * 1032 + 1024) fail(p, `claims ${ent.size} bytes from ${ent.compressedSize} compressed (corrupt)`, key);
+      if (ent.size > ent.compressedSize * 1032 + 1024)
+        fail(p, `claims ${ent.size} bytes from ${ent.compressedSize} compressed (corrupt)`, key);
       try {
         data = inflateSync(comp, { out: new Uint8Array(ent.size) });
       } catch (e) {
@@ -416,8 +427,12 @@ export function readNpz(path: string, keys?: readonly string[]): Map<string, Npy
     for (const k of want) {
       const e = byKey.get(k);
       if (!e) {
-        fail(path, `no array '${k}' (has: ${[...byKey.keys()].join(', ') || 'none'})`, undefined,
-          'the file is not an official MedMNIST npz or is damaged; re-download it');
+        fail(
+          path,
+          `no array '${k}' (has: ${[...byKey.keys()].join(', ') || 'none'})`,
+          undefined,
+          'the file is not an official MedMNIST npz or is damaged; re-download it',
+        );
       }
       out.set(k, parseNpy(z.extract(e, k), path, k));
     }
@@ -454,6 +469,9 @@ export function writeNpz(
     renameSync(tmp, path);
   } catch (e) {
     rmSync(tmp, { force: true });
-    throw new MfError(`cannot write ${path} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, 'check that the folder exists and is writable');
+    throw new MfError(
+      `cannot write ${path} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
+      'check that the folder exists and is writable',
+    );
   }
 }

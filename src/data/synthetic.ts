@@ -52,10 +52,17 @@ function draw2d(cls: number, rng: Rng, out: Uint8Array, off: number): void {
       const d = Math.hypot(dx, dy);
       let inside: boolean;
       switch (cls) {
-        case 0: inside = d <= r; break;
-        case 1: inside = Math.abs(dx) <= half && Math.abs(dy) <= half; break;
-        case 2: inside = (Math.abs(dx) <= bar && Math.abs(dy) <= r) || (Math.abs(dy) <= bar && Math.abs(dx) <= r); break;
-        default: inside = d <= r && d >= ringIn;
+        case 0:
+          inside = d <= r;
+          break;
+        case 1:
+          inside = Math.abs(dx) <= half && Math.abs(dy) <= half;
+          break;
+        case 2:
+          inside = (Math.abs(dx) <= bar && Math.abs(dy) <= r) || (Math.abs(dy) <= bar && Math.abs(dx) <= r);
+          break;
+        default:
+          inside = d <= r && d >= ringIn;
       }
       out[off + y * SIDE + x] = toU8((inside ? fg : bg) + sigma * rng.normal());
     }

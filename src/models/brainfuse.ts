@@ -28,7 +28,8 @@ export const DEFAULT_UNET: SliceUNetConfig = { base: 16, depth: 3, groups: 4, ac
 export function resolveUNetConfig(raw: Partial<SliceUNetConfig> = {}, where = 'unet'): SliceUNetConfig {
   const c = { ...DEFAULT_UNET, ...raw };
   const posInt = (k: 'base' | 'depth' | 'groups', max: number) => {
-    if (!Number.isInteger(c[k]) || c[k] < 1 || c[k] > max) throw new ConfigError(`${where}: ${k} ${String(c[k])} must be an integer in 1..${max}`);
+    if (!Number.isInteger(c[k]) || c[k] < 1 || c[k] > max)
+      throw new ConfigError(`${where}: ${k} ${String(c[k])} must be an integer in 1..${max}`);
   };
   posInt('base', 256);
   posInt('depth', 6);
@@ -43,7 +44,14 @@ class ConvBlock {
   readonly norm1: GroupNorm;
   readonly conv2: Conv2d;
   readonly norm2: GroupNorm;
-  constructor(ps: ParamSource, name: string, cin: number, cout: number, groups: number, readonly act: (x: Tensor) => Tensor) {
+  constructor(
+    ps: ParamSource,
+    name: string,
+    cin: number,
+    cout: number,
+    groups: number,
+    readonly act: (x: Tensor) => Tensor,
+  ) {
     // No conv bias before a norm: the norm's shift replaces it.
     this.conv1 = new Conv2d(ps, `${name}.conv1`, cin, cout, 3, { padding: 1, bias: false });
     this.norm1 = new GroupNorm(ps, `${name}.norm1`, groupsFor(cout, groups), cout);
@@ -65,7 +73,11 @@ export class SliceUNet {
   readonly headB: ParamHandle;
   private readonly act: (x: Tensor) => Tensor;
 
-  constructor(ps: ParamSource, readonly config: SliceUNetConfig, readonly prefix = 'unet') {
+  constructor(
+    ps: ParamSource,
+    readonly config: SliceUNetConfig,
+    readonly prefix = 'unet',
+  ) {
     const { base, depth, groups } = config;
     this.act = config.act === 'gelu' ? gelu : relu;
     let cin = 2;

@@ -11,7 +11,7 @@
 // - One patch embedding per (dimensionality, channel count), since 1- and 3-channel sets differ.
 // - The output Adaptformer's cross-attention block is shared by all tasks; each task owns its latents
 //   (num_task_latents, default 4) and its linear head. Task latents are averaged before the head.
-import type { ModelConfig } from '../train/config.ts';
+import type { ModelConfig } from './medformer_config.ts';
 import { add, expand, mean, reshape } from '../ops/index.ts';
 import { gatherRows } from '../ops/indexing.ts';
 import { patchEmbed } from '../ops/patch_embed.ts';
@@ -64,7 +64,10 @@ export class InputAdaptformer {
   readonly cross: CrossBlock;
   readonly toHidden: Linear;
 
-  constructor(ps: ParamSource, readonly spec: MedformerSpec) {
+  constructor(
+    ps: ParamSource,
+    readonly spec: MedformerSpec,
+  ) {
     const c = spec.config;
     for (const k of spec.inputs) {
       const patch = k.dim === 2 ? c.patch_size_2d : c.patch_size_3d;
@@ -92,7 +95,9 @@ export class InputAdaptformer {
   forward(x: Tensor, meta: BatchMeta): Tensor {
     const path = this.paths.get(kindKey(meta));
     if (!path) {
-      throw new ShapeError(`medformer: no ${meta.dim}D input path with ${meta.channels} channel(s); the model was built for ${[...this.paths.keys()].join(', ')}`);
+      throw new ShapeError(
+        `medformer: no ${meta.dim}D input path with ${meta.channels} channel(s); the model was built for ${[...this.paths.keys()].join(', ')}`,
+      );
     }
     const b = x.shape[0];
     const tokens = patchEmbed(x, path.weight.tensor, path.bias.tensor, path.pos.tensor, path.patch);
@@ -128,7 +133,10 @@ export class OutputAdaptformer {
   readonly norm: LayerNorm;
   readonly numTaskLatents: number;
 
-  constructor(ps: ParamSource, readonly spec: MedformerSpec) {
+  constructor(
+    ps: ParamSource,
+    readonly spec: MedformerSpec,
+  ) {
     const c = spec.config;
     this.numTaskLatents = c.num_task_latents ?? 4;
     this.cross = new CrossBlock(ps, 'output.cross', c.hidden_dim, c.hidden_dim, c.num_heads, c.mlp_ratio);
@@ -156,8 +164,12 @@ export class Medformer {
   readonly body: MainBody;
   /** Absent when the model has no tasks (self-supervised pre-training needs no output side). */
   readonly output: OutputAdaptformer | null;
-  constructor(ps: ParamSource, readonly spec: MedformerSpec) {
-    if (spec.config.dropout > 0) throw new ConfigError(`model: dropout ${spec.config.dropout} is not implemented`, 'set model.dropout to 0');
+  constructor(
+    ps: ParamSource,
+    readonly spec: MedformerSpec,
+  ) {
+    if (spec.config.dropout > 0)
+      throw new ConfigError(`model: dropout ${spec.config.dropout} is not implemented`, 'set model.dropout to 0');
     this.input = new InputAdaptformer(ps, spec);
     this.body = new MainBody(ps, spec.config);
     this.output = spec.tasks.length ? new OutputAdaptformer(ps, spec) : null;
@@ -180,7 +192,5 @@ export class Medformer {
   }
 }
 
-/** Parameter names that belong to the task heads (left out of SSL checkpoints). */
-export const isTaskParam = (name: string): boolean => name.startsWith('output.');
 /** Parameter names of the main body (frozen by fine-tuning's freeze_body). */
 export const isBodyParam = (name: string): boolean => name.startsWith('body.');

@@ -21,7 +21,8 @@ export const DEFAULT_RESNET3D: ResNet3dConfig = { width: 8, blocks: [1, 1, 1], g
 
 export function resolveResNet3dConfig(raw: Partial<ResNet3dConfig> = {}, where = 'resnet'): ResNet3dConfig {
   const c = { ...DEFAULT_RESNET3D, ...raw, blocks: [...(raw.blocks ?? DEFAULT_RESNET3D.blocks)] };
-  if (!Number.isInteger(c.width) || c.width < 1 || c.width > 256) throw new ConfigError(`${where}: width ${String(c.width)} must be an integer in 1..256`);
+  if (!Number.isInteger(c.width) || c.width < 1 || c.width > 256)
+    throw new ConfigError(`${where}: width ${String(c.width)} must be an integer in 1..256`);
   if (!Number.isInteger(c.groups) || c.groups < 1) throw new ConfigError(`${where}: groups ${String(c.groups)} must be a positive integer`);
   if (c.blocks.length < 1 || c.blocks.length > 5 || !c.blocks.every((b) => Number.isInteger(b) && b >= 1 && b <= 8)) {
     throw new ConfigError(`${where}: blocks [${c.blocks.join(', ')}] must be 1 to 5 stages of 1..8 blocks`);
@@ -43,7 +44,10 @@ class BasicBlock3d {
     this.norm2 = new GroupNorm(ps, `${name}.norm2`, g, cout);
     this.down =
       stride !== 1 || cin !== cout
-        ? { conv: new Conv3d(ps, `${name}.down`, cin, cout, 1, { stride, bias: false }), norm: new GroupNorm(ps, `${name}.down_norm`, g, cout) }
+        ? {
+            conv: new Conv3d(ps, `${name}.down`, cin, cout, 1, { stride, bias: false }),
+            norm: new GroupNorm(ps, `${name}.down_norm`, g, cout),
+          }
         : null;
   }
   forward(x: Tensor): Tensor {
@@ -61,7 +65,13 @@ export class ResNet3d {
   readonly head: Linear;
   readonly featureDim: number;
 
-  constructor(ps: ParamSource, readonly config: ResNet3dConfig, readonly numClasses: number, readonly prefix = 'backbone', headName = 'head') {
+  constructor(
+    ps: ParamSource,
+    readonly config: ResNet3dConfig,
+    readonly numClasses: number,
+    readonly prefix = 'backbone',
+    headName = 'head',
+  ) {
     const { width, groups } = config;
     this.stem = new Conv3d(ps, `${prefix}.stem`, 1, width, 3, { padding: 1, bias: false });
     this.stemNorm = new GroupNorm(ps, `${prefix}.stem_norm`, groupsFor(width, groups), width);

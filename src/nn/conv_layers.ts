@@ -17,9 +17,19 @@ export function heInit(fanIn: number): Init {
   return { kind: 'trunc_normal', std: Math.sqrt(2 / fanIn) / TRUNC2_STD };
 }
 
+/**
+ * PyTorch's default for nn.Conv weights (kaiming_uniform_ with a = √5): Uniform(±1/√fan_in), fan_in = Cin · k^d.
+ * The store's fan_in_uniform takes fan_in from an [in, out] layout, which conv weights [Cout, Cin, k...] are not.
+ */
+export function torchConvInit(fanIn: number): Init {
+  return { kind: 'uniform', bound: 1 / Math.sqrt(fanIn) };
+}
+
 export interface ConvLayerOptions extends ConvOptions {
   /** Add a learned bias per output channel (default true; false before a norm layer). */
   bias?: boolean;
+  /** How the weight starts, given fan_in = Cin · k^d (default heInit). */
+  weightInit?: (fanIn: number) => Init;
 }
 
 class ConvNd {
@@ -37,7 +47,7 @@ class ConvNd {
     opts: ConvLayerOptions,
   ) {
     const taps = new Array<number>(dims).fill(kernel);
-    this.weight = ps.param(`${name}.weight`, [outChannels, inChannels, ...taps], heInit(inChannels * kernel ** dims));
+    this.weight = ps.param(`${name}.weight`, [outChannels, inChannels, ...taps], (opts.weightInit ?? heInit)(inChannels * kernel ** dims));
     this.bias = opts.bias === false ? null : ps.param(`${name}.bias`, [outChannels], ZEROS);
     this.stride = opts.stride ?? 1;
     this.padding = opts.padding ?? 0;
@@ -77,7 +87,13 @@ export function groupsFor(channels: number, groups: number): number {
 export class GroupNorm {
   readonly gamma: ParamHandle;
   readonly beta: ParamHandle;
-  constructor(ps: ParamSource, name: string, readonly groups: number, readonly channels: number, readonly eps = 1e-5) {
+  constructor(
+    ps: ParamSource,
+    name: string,
+    readonly groups: number,
+    readonly channels: number,
+    readonly eps = 1e-5,
+  ) {
     if (!Number.isInteger(groups) || groups < 1 || channels % groups !== 0) {
       throw new ShapeError(`GroupNorm ${name}: ${groups} groups do not divide ${channels} channels`);
     }

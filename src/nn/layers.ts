@@ -4,7 +4,9 @@ import { attention } from '../ops/attention.ts';
 import { add, affine, div, linear, mean, mul, relu, sqrt, square, sub, type Activation } from '../ops/index.ts';
 import { layerNorm } from '../ops/layernorm.ts';
 import type { Tensor } from '../tensor/tensor.ts';
-import type { ParamInit } from './parameters.ts';
+import type { ParamHandle, ParamInit, ParamSource } from './param.ts';
+
+export type { ParamHandle, ParamSource };
 
 /** How a parameter starts: the parameter store's initialisers. */
 export type Init = ParamInit;
@@ -22,22 +24,16 @@ export const TRUNC02: Init = { kind: 'trunc_normal', std: 0.02 };
  */
 export const FAN_IN: Init = { kind: 'fan_in_uniform' };
 
-export interface ParamHandle {
-  readonly name: string;
-  readonly shape: readonly number[];
-  /** The parameter tensor (a view into the store's arena); valid after the store is finalised. */
-  readonly tensor: Tensor;
-}
-
-/** Where layers declare their parameters. */
-export interface ParamSource {
-  param(name: string, shape: readonly number[], init: Init): ParamHandle;
-}
-
 export class Linear {
   readonly weight: ParamHandle;
   readonly bias: ParamHandle | null;
-  constructor(ps: ParamSource, name: string, readonly inDim: number, readonly outDim: number, withBias = true) {
+  constructor(
+    ps: ParamSource,
+    name: string,
+    readonly inDim: number,
+    readonly outDim: number,
+    withBias = true,
+  ) {
     this.weight = ps.param(`${name}.weight`, [inDim, outDim], FAN_IN);
     this.bias = withBias ? ps.param(`${name}.bias`, [outDim], ZEROS) : null;
   }
@@ -49,7 +45,12 @@ export class Linear {
 export class LayerNorm {
   readonly gamma: ParamHandle;
   readonly beta: ParamHandle;
-  constructor(ps: ParamSource, name: string, dim: number, readonly eps = 1e-5) {
+  constructor(
+    ps: ParamSource,
+    name: string,
+    dim: number,
+    readonly eps = 1e-5,
+  ) {
     this.gamma = ps.param(`${name}.weight`, [dim], ONES);
     this.beta = ps.param(`${name}.bias`, [dim], ZEROS);
   }
@@ -80,7 +81,13 @@ export class Attention {
   readonly k: Linear;
   readonly v: Linear;
   readonly out: Linear;
-  constructor(ps: ParamSource, name: string, dim: number, readonly heads: number, contextDim = dim) {
+  constructor(
+    ps: ParamSource,
+    name: string,
+    dim: number,
+    readonly heads: number,
+    contextDim = dim,
+  ) {
     this.q = new Linear(ps, `${name}.q`, dim, dim);
     this.k = new Linear(ps, `${name}.k`, contextDim, dim);
     this.v = new Linear(ps, `${name}.v`, contextDim, dim);
@@ -141,7 +148,12 @@ export class CrossBlock {
 export class BatchNorm1d {
   readonly gamma: ParamHandle;
   readonly beta: ParamHandle;
-  constructor(ps: ParamSource, name: string, dim: number, readonly eps = 1e-5) {
+  constructor(
+    ps: ParamSource,
+    name: string,
+    dim: number,
+    readonly eps = 1e-5,
+  ) {
     this.gamma = ps.param(`${name}.weight`, [dim], ONES);
     this.beta = ps.param(`${name}.bias`, [dim], ZEROS);
   }

@@ -12,18 +12,9 @@ import { ConfigError, MfError, ShapeError } from '../errors.ts';
 import { launch } from '../ops/launch.ts';
 import { backend, shapeStr, Tensor, type Shape } from '../tensor/tensor.ts';
 import { hashSeed, Rng } from '../util/rng.ts';
-import type { ParamHandle, ParamSource } from './layers.ts';
+import type { ParamHandle, ParamInit, ParamSource } from './param.ts';
 
-export type ParamInit =
-  | { kind: 'zeros' }
-  | { kind: 'ones' }
-  | { kind: 'normal'; std: number }
-  /** Normal(0, std²) redrawn until within ±2 std (the usual truncated normal; timm's ±2 absolute bound is no cut at std 0.02). */
-  | { kind: 'trunc_normal'; std: number }
-  /** Uniform(±sqrt(6 / (fan_in + fan_out))); weights are [in, out], so fan_out is the last dim. */
-  | { kind: 'xavier_uniform' }
-  /** Uniform(±1/sqrt(fan_in)): PyTorch's default for nn.Linear and nn.Conv weights; weights are [in, out]. */
-  | { kind: 'fan_in_uniform' };
+export type { ParamHandle, ParamInit, ParamSource };
 
 export type ParamPredicate = (name: string, shape: Shape) => boolean;
 
@@ -47,6 +38,8 @@ export interface ParamInfo {
   size: number;
   trainable: boolean;
   decay: boolean;
+  /** Non-trainable state declared with `buffer` (BatchNorm running statistics). */
+  buffer: boolean;
 }
 
 /** Floats per alignment unit; also the optimizer's mask block. */
@@ -77,6 +70,8 @@ class Param implements ParamHandle {
     readonly name: string,
     readonly shape: readonly number[],
     readonly init: ParamInit,
+    /** Declared with `buffer`: never trainable, never decayed. */
+    readonly buffer = false,
   ) {
     this.size = shape.reduce((a, b) => a * b, 1);
   }
@@ -127,6 +122,9 @@ function initValues(p: Param, out: Float32Array, seed: number | string): void {
       for (let i = 0; i < out.length; i++) out[i] = rng.uniform(-bound, bound);
       return;
     }
+    case 'uniform':
+      for (let i = 0; i < out.length; i++) out[i] = rng.uniform(-init.bound, init.bound);
+      return;
   }
 }
 
@@ -158,8 +156,18 @@ export class ParameterStore implements ParamSource {
 
   /** Declare a parameter; its tensor is readable once the store is finalised. */
   param(name: string, shape: readonly number[], init: ParamInit): ParamHandle {
+    return this.declare(name, shape, init, false);
+  }
+
+  /** Declare non-trainable state (see ParamSource.buffer): in the arena and in every export, never trained. */
+  buffer(name: string, shape: readonly number[], init: ParamInit): ParamHandle {
+    return this.declare(name, shape, init, true);
+  }
+
+  private declare(name: string, shape: readonly number[], init: ParamInit, buffer: boolean): ParamHandle {
     this.assertUsable('param');
-    if (this.arenas) throw new MfError(`param ${name}: the parameter store is already finalised`, 'declare every parameter before finalize()');
+    if (this.arenas)
+      throw new MfError(`param ${name}: the parameter store is already finalised`, 'declare every parameter before finalize()');
     if (!name) throw new ConfigError('param: a parameter needs a non-empty name');
     if (this.params.has(name)) throw new ConfigError(`param ${name}: declared twice`);
     if (shape.length === 0 || shape.some((d) => !Number.isInteger(d) || d < 1)) {
@@ -168,9 +176,12 @@ export class ParameterStore implements ParamSource {
     if ((init.kind === 'normal' || init.kind === 'trunc_normal') && !(init.std >= 0 && Number.isFinite(init.std))) {
       throw new ConfigError(`param ${name}: ${init.kind} std ${init.std} must be a finite number >= 0`);
     }
-    const p = new Param(name, [...shape], init);
-    p.decay = this.decayRule(name, p.shape);
-    p.trainable = this.trainableRule(name, p.shape);
+    if (init.kind === 'uniform' && !(init.bound >= 0 && Number.isFinite(init.bound))) {
+      throw new ConfigError(`param ${name}: uniform bound ${init.bound} must be a finite number >= 0`);
+    }
+    const p = new Param(name, [...shape], init, buffer);
+    p.decay = !buffer && this.decayRule(name, p.shape);
+    p.trainable = !buffer && this.trainableRule(name, p.shape);
     this.params.set(name, p);
     return p;
   }
@@ -215,7 +226,7 @@ export class ParameterStore implements ParamSource {
 
   info(name: string): ParamInfo {
     const p = this.lookup(name);
-    return { name, shape: p.shape, offset: p.offset, size: p.size, trainable: p.trainable, decay: p.decay };
+    return { name, shape: p.shape, offset: p.offset, size: p.size, trainable: p.trainable, decay: p.decay, buffer: p.buffer };
   }
 
   names(): string[] {
@@ -227,10 +238,17 @@ export class ParameterStore implements ParamSource {
     return [...this.params.values()].map((p) => [p.name, p.tensor]);
   }
 
-  /** Number of scalars over all parameters (padding excluded). */
+  /** Number of scalars over all parameters (padding excluded), buffers included. */
   count(): number {
     let n = 0;
     for (const p of this.params.values()) n += p.size;
+    return n;
+  }
+
+  /** Number of scalars in buffers (non-trainable state such as BatchNorm running statistics). */
+  bufferCount(): number {
+    let n = 0;
+    for (const p of this.params.values()) if (p.buffer) n += p.size;
     return n;
   }
 
@@ -277,23 +295,23 @@ export class ParameterStore implements ParamSource {
 
   /**
    * Which parameters train. Frozen ones get no update and no weight decay, do not count in the
-   * gradient norm, and stop requiring grad (backward skips them).
+   * gradient norm, and stop requiring grad (backward skips them). Buffers stay untrained whatever it says.
    */
   setTrainable(predicate: ParamPredicate): void {
     this.assertUsable('setTrainable');
     this.trainableRule = predicate;
     for (const p of this.params.values()) {
-      p.trainable = predicate(p.name, p.shape);
+      p.trainable = !p.buffer && predicate(p.name, p.shape);
       if (p.view) p.view.requiresGrad = p.trainable;
     }
     if (this.arenas) this.writeMask();
   }
 
-  /** Which parameters get weight decay (replaces the default rule). */
+  /** Which parameters get weight decay (replaces the default rule); never a buffer. */
   setDecay(predicate: ParamPredicate): void {
     this.assertUsable('setDecay');
     this.decayRule = predicate;
-    for (const p of this.params.values()) p.decay = predicate(p.name, p.shape);
+    for (const p of this.params.values()) p.decay = !p.buffer && predicate(p.name, p.shape);
     if (this.arenas) this.writeMask();
   }
 
@@ -404,7 +422,7 @@ export class ParameterStore implements ParamSource {
   }
 
   private fill(buffer: DeviceBuffer, value: number): void {
-    launch('elementwise', 'fill', { N: this.ready('fill').floats }, [null, null, buffer], { VALUE: value });
+    launch('elementwise', 'fill', { N: this.ready('fill').floats }, { out: buffer }, { VALUE: value });
   }
 
   private writeMask(): void {

@@ -3,7 +3,7 @@
 import { ATTENTION_MAX_DH, attentionLaunch } from '../backend/kernels/attention.ts';
 import { MAX_GROUPS } from '../backend/kernel.ts';
 import { ShapeError } from '../errors.ts';
-import { dummyBuffers, isGradEnabled, record, shapeStr, Tensor } from '../tensor/tensor.ts';
+import { isGradEnabled, record, shapeStr, Tensor } from '../tensor/tensor.ts';
 import { fill } from './elementwise.ts';
 import { launch } from './launch.ts';
 
@@ -11,8 +11,7 @@ import { launch } from './launch.ts';
 function repad(x: Tensor, H: number, from: number, to: number): Tensor {
   const rows = x.size / (H * from);
   const out = Tensor.empty([...x.shape.slice(0, -1), H * to]);
-  const buffers: (Tensor | null)[] = new Array<Tensor | null>(13).fill(null);
-  launch('attention', 'repad', { NOUT: rows * H * to, SRC_W: from, DST_W: to }, [...buffers, x, out]);
+  launch('attention', 'repad', { NOUT: rows * H * to, SRC_W: from, DST_W: to }, { src: x, dst: out });
   return out;
 }
 
@@ -57,13 +56,12 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, numHeads: number): Te
   };
   const base = { B, LQ, LK, H, DH: DP };
   const fc = { SCALE: Math.fround(1 / Math.sqrt(DH)) };
-  const d = dummyBuffers();
 
   const needGrad = isGradEnabled() && [q, k, v].some((t) => t.requiresGrad);
   const [qp, kp, vp] = [pad(q), pad(k), pad(v)];
   const outp = Tensor.empty([B, LQ, H * DP]);
   const lse = needGrad ? Tensor.empty([B, H, LQ]) : null;
-  launch(op, 'forward', { ...base, ...attentionLaunch(LQ, DP, false), SAVE_LSE: lse ? 1 : 0 }, [qp, kp, vp, outp, lse ?? d.write], fc);
+  launch(op, 'forward', { ...base, ...attentionLaunch(LQ, DP, false), SAVE_LSE: lse ? 1 : 0 }, { q: qp, k: kp, v: vp, out: outp, lse }, fc);
   if (!lse) {
     if (padded) [qp, kp, vp].forEach((t) => t.dispose());
     return unpad(outp);
@@ -77,15 +75,17 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, numHeads: number): Te
     const dv = v.requiresGrad ? Tensor.empty(vp.shape) : null;
     // D_i = dO_i . O_i, needed by both backward kernels; backward_q writes it (and dQ when wanted).
     const D = Tensor.empty([B, H, LQ]);
-    launch(op, 'backward_q', { ...base, ...attentionLaunch(LQ, DP, true), DQ_ON: dq ? 1 : 0 }, [qp, kp, vp, null, null, outp, lse, gp, dq ?? d.write, D], fc);
+    const qkv = { q: qp, k: kp, v: vp };
+    launch(
+      op,
+      'backward_q',
+      { ...base, ...attentionLaunch(LQ, DP, true), DQ_ON: dq ? 1 : 0 },
+      { ...qkv, outIn: outp, lseIn: lse, dOut: gp, dq, delta: D },
+      fc,
+    );
     if (dk || dv) {
-      launch(
-        op,
-        'backward_kv',
-        { ...base, ...attentionLaunch(LK, DP, true), DK_ON: dk ? 1 : 0, DV_ON: dv ? 1 : 0 },
-        [qp, kp, vp, null, null, null, lse, gp, null, null, D, dk ?? d.write, dv ?? d.write],
-        fc,
-      );
+      const consts = { ...base, ...attentionLaunch(LK, DP, true), DK_ON: dk ? 1 : 0, DV_ON: dv ? 1 : 0 };
+      launch(op, 'backward_kv', consts, { ...qkv, lseIn: lse, dOut: gp, deltaIn: D, dk, dv }, fc);
     }
     D.dispose();
     if (gp !== g) gp.dispose();

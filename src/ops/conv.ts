@@ -3,7 +3,7 @@
 // kernel run on the gradient with mirrored, channel-swapped weights; strided ones gather. dW and dBias
 // each own their outputs (no atomics).
 import { ShapeError } from '../errors.ts';
-import { dummyBuffers, record, shapeStr, Tensor } from '../tensor/tensor.ts';
+import { record, shapeStr, Tensor } from '../tensor/tensor.ts';
 import { CONV_CB, convColumns } from '../backend/kernels/conv.ts';
 import { launch } from './launch.ts';
 import { sum } from './reduce.ts';
@@ -54,7 +54,7 @@ function geometry(op: string, dims: 2 | 3, x: Tensor, w: Tensor, bias: Tensor | 
 
 function forwardRaw(c: Geometry, x: Tensor, w: Tensor, bias: Tensor | null, out: Tensor): void {
   const consts = { ...c, HAS_BIAS: bias ? 1 : 0, PB: convColumns(c.OW, c.K, c.S) };
-  launch('conv', 'forward', consts, [x, w, bias ?? dummyBuffers().read, null, out]);
+  launch('conv', 'forward', consts, { x, weight: w, bias, out });
 }
 
 function convNd(op: string, dims: 2 | 3, x: Tensor, w: Tensor, bias: Tensor | null, opts: ConvOptions): Tensor {
@@ -68,7 +68,7 @@ function convNd(op: string, dims: 2 | 3, x: Tensor, w: Tensor, bias: Tensor | nu
     let db: Tensor | null = null;
     if (bias?.requiresGrad) {
       db = Tensor.empty(bias.shape);
-      launch('conv', 'backward_bias', c, [null, null, null, g, db]);
+      launch('conv', 'backward_bias', c, { g, out: db });
     }
     return [dx, dw, db];
   });
@@ -80,15 +80,28 @@ function inputGrad(c: Geometry, g: Tensor, w: Tensor, x: Tensor): Tensor {
     // dX[ci, i] = sum over co, k of W[co, ci, k] g[co, i + P - k]: a convolution of g with the
     // mirrored kernel, channels swapped, padding K - 1 - P; its output has the input's size.
     const flipped = Tensor.empty([c.CI, c.CO, c.KD, c.K, c.K]);
-    launch('conv', 'flip_weight', c, [null, w, null, null, flipped]);
+    launch('conv', 'flip_weight', c, { weight: w, out: flipped });
     const t: Geometry = {
-      B: c.B, CI: c.CO, CO: c.CI, ID: c.OD, IH: c.OH, IW: c.OW, OD: c.ID, OH: c.IH, OW: c.IW,
-      KD: c.KD, K: c.K, SD: 1, S: 1, PD: c.KD - 1 - c.PD, P: c.K - 1 - c.P,
+      B: c.B,
+      CI: c.CO,
+      CO: c.CI,
+      ID: c.OD,
+      IH: c.OH,
+      IW: c.OW,
+      OD: c.ID,
+      OH: c.IH,
+      OW: c.IW,
+      KD: c.KD,
+      K: c.K,
+      SD: 1,
+      S: 1,
+      PD: c.KD - 1 - c.PD,
+      P: c.K - 1 - c.P,
     };
     forwardRaw(t, g, flipped, null, dx);
     flipped.dispose();
   } else {
-    launch('conv', 'backward_input', c, [null, w, null, g, dx]);
+    launch('conv', 'backward_input', c, { weight: w, g, out: dx });
   }
   return dx;
 }
@@ -99,7 +112,7 @@ function weightGrad(c: Geometry, x: Tensor, g: Tensor, w: Tensor): Tensor {
   const RPS = Math.ceil(rows / Math.min(rows, Math.ceil(DW_MIN_INVOCATIONS / blocks)));
   const NSPLIT = Math.ceil(rows / RPS);
   const partial = Tensor.empty(NSPLIT === 1 ? w.shape : [NSPLIT, ...w.shape]);
-  launch('conv', 'backward_weight', { ...c, NSPLIT, RPS }, [x, null, null, g, partial]);
+  launch('conv', 'backward_weight', { ...c, NSPLIT, RPS }, { x, g, out: partial });
   if (NSPLIT === 1) return partial;
   const dw = sum(partial, 0);
   partial.dispose();

@@ -1,29 +1,25 @@
 // Elementwise ops with broadcasting, each with its backward rule beside it.
-import { BINARY, UNARY, type BinaryOp, type UnaryOp } from '../backend/kernels/elementwise.ts';
+import { binaryConsts, UNARY, type BinaryOp, type UnaryOp } from '../backend/kernels/elementwise.ts';
 import { ShapeError } from '../errors.ts';
-import { dummyBuffers, installGradKernels, record, shapeStr, Tensor, type Shape } from '../tensor/tensor.ts';
+import { dummyBuffers, record, shapeStr, Tensor, type Shape } from '../tensor/tensor.ts';
 import { broadcastShapes, broadcastStrides, launch, pad6, sameShape } from './launch.ts';
-import { sumTo } from './reduce.ts';
+import { sumTo } from './sum_to.ts';
 
 function binaryRaw(op: BinaryOp, a: Tensor, b: Tensor, outShape?: Shape): Tensor {
   const shape = outShape ?? broadcastShapes(op, a.shape, b.shape);
   const out = Tensor.empty(shape);
-  const o = pad6(shape);
-  const sa = broadcastStrides(a.shape, shape);
-  const sb = broadcastStrides(b.shape, shape);
-  const consts: Record<string, number> = { N: out.size, OP: BINARY[op] };
-  for (let d = 0; d < 6; d++) {
-    consts[`O${d}`] = o[d];
-    consts[`SA${d}`] = sa[d];
-    consts[`SB${d}`] = sb[d];
-  }
-  launch('elementwise', 'binary', consts, [a, b, out]);
+  launch(
+    'elementwise',
+    'binary',
+    binaryConsts(op, out.size, pad6(shape), broadcastStrides(a.shape, shape), broadcastStrides(b.shape, shape)),
+    { x: a, y: b, out },
+  );
   return out;
 }
 
 function unaryRaw(op: UnaryOp, x: Tensor, alpha = 1, beta = 0): Tensor {
   const out = Tensor.empty(x.shape);
-  launch('elementwise', 'unary', { N: x.size, OP: UNARY[op] }, [x, null, out], op === 'affine' ? { ALPHA: alpha, BETA: beta } : {});
+  launch('elementwise', 'unary', { N: x.size, OP: UNARY[op] }, { x, out }, op === 'affine' ? { ALPHA: alpha, BETA: beta } : {});
   return out;
 }
 
@@ -131,24 +127,9 @@ export function maximum(a: Tensor, b: Tensor): Tensor {
 
 export function fill(shape: Shape, value: number): Tensor {
   const out = Tensor.empty(shape);
-  launch('elementwise', 'fill', { N: out.size }, [null, null, out], { VALUE: value });
+  launch('elementwise', 'fill', { N: out.size }, { out }, { VALUE: value });
   return out;
 }
 
 export const zeros = (shape: Shape): Tensor => fill(shape, 0);
 export const ones = (shape: Shape): Tensor => fill(shape, 1);
-
-/** In place: target[i] = value (the arena's zero_grad). */
-export function fillInPlace(target: Tensor, value: number): void {
-  launch('elementwise', 'fill', { N: target.size }, [null, null, target], { VALUE: value });
-}
-
-/** In place: target += value (gradient accumulation). */
-export function addInPlace(target: Tensor, value: Tensor): void {
-  if (target.size !== value.size) {
-    throw new ShapeError(`addInPlace: ${shapeStr(value.shape)} into ${shapeStr(target.shape)}`);
-  }
-  launch('elementwise', 'add_inplace', { N: target.size }, [value, null, target]);
-}
-
-installGradKernels({ add: (a, b) => binaryRaw('add', a, b), addInPlace, fill, copy: (a) => unaryRaw('affine', a, 1, 0) });

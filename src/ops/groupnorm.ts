@@ -12,31 +12,33 @@ export function groupNorm(x: Tensor, gamma: Tensor, beta: Tensor, groups: number
     throw new ShapeError(`${op}: ${groups} groups do not divide the ${C} channels of ${shapeStr(x.shape)}`);
   }
   if (gamma.shape.length !== 1 || gamma.size !== C || beta.shape.length !== 1 || beta.size !== C) {
-    throw new ShapeError(`${op}: input ${shapeStr(x.shape)} needs gamma and beta of [${C}], got ${shapeStr(gamma.shape)} and ${shapeStr(beta.shape)}`);
+    throw new ShapeError(
+      `${op}: input ${shapeStr(x.shape)} needs gamma and beta of [${C}], got ${shapeStr(gamma.shape)} and ${shapeStr(beta.shape)}`,
+    );
   }
   const S = x.shape.slice(2).reduce((a, b) => a * b, 1);
   const consts = { B, C, NG: groups, CG: C / groups, S };
   const fc = { EPS: eps };
   const stats = Tensor.empty([2, B * groups]);
   const y = Tensor.empty(x.shape);
-  launch('groupnorm', 'stats', consts, [x, null, null, null, stats], fc);
-  launch('groupnorm', 'apply', consts, [x, gamma, beta, null, stats, null, y], fc);
+  launch('groupnorm', 'stats', consts, { x, stats }, fc);
+  launch('groupnorm', 'apply', consts, { x, gamma, beta, stats, out: y }, fc);
   return record(y, op, [x, gamma, beta], (g) => {
     const sums = Tensor.empty([2, B * C]);
-    launch('groupnorm', 'channel_sums', consts, [x, null, null, g, stats, sums], fc);
+    launch('groupnorm', 'channel_sums', consts, { x, g, stats, sums }, fc);
     let dgamma: Tensor | null = null;
     let dbeta: Tensor | null = null;
     if (gamma.requiresGrad || beta.requiresGrad) {
       dgamma = Tensor.empty(gamma.shape);
       dbeta = Tensor.empty(beta.shape);
-      launch('groupnorm', 'param_grads', consts, [null, null, null, null, null, sums, dgamma, dbeta], fc);
+      launch('groupnorm', 'param_grads', consts, { sums, out: dgamma, coef: dbeta }, fc);
     }
     let dx: Tensor | null = null;
     if (x.requiresGrad) {
       const coef = Tensor.empty([2, B * groups]);
-      launch('groupnorm', 'group_coeffs', consts, [null, gamma, null, null, null, sums, null, coef], fc);
+      launch('groupnorm', 'group_coeffs', consts, { gamma, sums, coef }, fc);
       dx = Tensor.empty(x.shape);
-      launch('groupnorm', 'backward_x', consts, [x, gamma, null, g, stats, null, dx, coef], fc);
+      launch('groupnorm', 'backward_x', consts, { x, gamma, g, stats, out: dx, coef }, fc);
       coef.dispose();
     }
     sums.dispose();

@@ -2,7 +2,7 @@
 // latents), concat, slice and general transpose. Each is one index-mapping kernel; each backward is
 // another (scatter-free, so no atomics).
 import { ShapeError } from '../errors.ts';
-import { dummyBuffers, record, shapeStr, Tensor, type Shape } from '../tensor/tensor.ts';
+import { record, shapeStr, Tensor, type Shape } from '../tensor/tensor.ts';
 import { contiguousStrides, launch, MAX_RANK } from './launch.ts';
 
 /**
@@ -13,15 +13,17 @@ import { contiguousStrides, launch, MAX_RANK } from './launch.ts';
 export function gatherRows(table: Tensor, index: Tensor): Tensor {
   const op = 'gatherRows';
   if (table.shape.length !== 2 || table.shape[0] < 1 || table.dtype !== 'f32' || index.shape.length !== 1 || index.dtype !== 'i32') {
-    throw new ShapeError(`${op}: table must be an f32 [R >= 1, E] and index an i32 [N]; got table ${table.dtype} ${shapeStr(table.shape)} and index ${index.dtype} ${shapeStr(index.shape)}`);
+    throw new ShapeError(
+      `${op}: table must be an f32 [R >= 1, E] and index an i32 [N]; got table ${table.dtype} ${shapeStr(table.shape)} and index ${index.dtype} ${shapeStr(index.shape)}`,
+    );
   }
   const [R, E] = table.shape;
   const N = index.shape[0];
   const out = Tensor.empty([N, E]);
-  launch('indexing', 'gather', { N, R, E }, [table, null, null, null, index, out]);
+  launch('indexing', 'gather', { N, R, E }, { x: table, index, out });
   return record(out, op, [table], (g) => {
     const dt = Tensor.empty(table.shape);
-    launch('indexing', 'gather_backward', { N, R, E }, [g, null, null, null, index, dt]);
+    launch('indexing', 'gather_backward', { N, R, E }, { x: g, index, out: dt });
     return [dt];
   });
 }
@@ -47,7 +49,7 @@ function requireF32(op: string, xs: readonly Tensor[]): void {
 function sliceRaw(x: Tensor, axis: number, start: number, length: number): Tensor {
   const shape = x.shape.map((d, i) => (i === axis ? length : d));
   const out = Tensor.empty(shape);
-  launch('indexing', 'slice', { ...around(x.shape, axis), START: start, L: length }, [x, null, null, null, null, out]);
+  launch('indexing', 'slice', { ...around(x.shape, axis), START: start, L: length }, { x, out });
   return out;
 }
 
@@ -62,7 +64,7 @@ export function slice(x: Tensor, axis: number, start: number, length: number): T
   const out = sliceRaw(x, ax, start, length);
   return record(out, op, [x], (g) => {
     const dx = Tensor.empty(x.shape);
-    launch('indexing', 'pad', { ...around(x.shape, ax), START: start, L: length }, [g, null, null, null, null, dx]);
+    launch('indexing', 'pad', { ...around(x.shape, ax), START: start, L: length }, { x: g, out: dx });
     return [dx];
   });
 }
@@ -81,10 +83,9 @@ export function concat(tensors: readonly Tensor[], axis: number): Tensor {
   const ATOT = lens.reduce((a, b) => a + b, 0);
   const { OUTER, INNER } = around(first, ax);
   const out = Tensor.empty(first.map((d, i) => (i === ax ? ATOT : d)));
-  const consts: Record<string, number> = { OUTER, INNER, ATOT };
-  for (let j = 0; j < 4; j++) consts[`A${j}`] = lens[j] ?? 0;
-  const parts = [0, 1, 2, 3].map((j) => tensors[j] ?? dummyBuffers().read);
-  launch('indexing', 'concat', consts, [...parts, null, out]);
+  const [A0, A1, A2 = 0, A3 = 0] = lens;
+  const [x0, x1, x2, x3] = tensors;
+  launch('indexing', 'concat', { OUTER, INNER, ATOT, A0, A1, A2, A3 }, { x0, x1, x2, x3, out });
   return record(out, op, tensors, (g) => {
     let offset = 0;
     return tensors.map((t, j) => {
@@ -115,12 +116,8 @@ function transposeRaw(x: Tensor, perm: readonly number[]): Tensor {
     }
   }
   while (dims.length < MAX_RANK) dims.unshift([1, 0]);
-  const consts: Record<string, number> = { NOUT: out.size };
-  dims.forEach(([size, stride], d) => {
-    consts[`O${d}`] = size;
-    consts[`S${d}`] = stride;
-  });
-  launch('indexing', 'transpose', consts, [x, null, null, null, null, out]);
+  const [[O0, S0], [O1, S1], [O2, S2], [O3, S3], [O4, S4], [O5, S5]] = dims;
+  launch('indexing', 'transpose', { NOUT: out.size, O0, S0, O1, S1, O2, S2, O3, S3, O4, S4, O5, S5 }, { x, out });
   return out;
 }
 

@@ -8,7 +8,9 @@ export function layerNorm(x: Tensor, gamma: Tensor, beta: Tensor, eps = 1e-5): T
   const D = x.shape.at(-1) ?? 0;
   const vec = (t: Tensor) => t.dtype === 'f32' && t.shape.length === 1 && t.shape[0] === D;
   if (x.dtype !== 'f32' || D === 0 || !vec(gamma) || !vec(beta)) {
-    throw new ShapeError(`layerNorm: input ${x.dtype} ${shapeStr(x.shape)} needs f32 gamma and beta of [${D}] (D >= 1), got ${gamma.dtype} ${shapeStr(gamma.shape)} and ${beta.dtype} ${shapeStr(beta.shape)}`);
+    throw new ShapeError(
+      `layerNorm: input ${x.dtype} ${shapeStr(x.shape)} needs f32 gamma and beta of [${D}] (D >= 1), got ${gamma.dtype} ${shapeStr(gamma.shape)} and ${beta.dtype} ${shapeStr(beta.shape)}`,
+    );
   }
   if (!(eps > 0) || !Number.isFinite(eps)) throw new ShapeError(`layerNorm: eps must be a positive number, got ${eps}`);
   const ROWS = x.size / D;
@@ -18,17 +20,17 @@ export function layerNorm(x: Tensor, gamma: Tensor, beta: Tensor, eps = 1e-5): T
   const w = D % 4 === 0 ? '4' : '';
   const y = Tensor.empty(x.shape);
   const stats = Tensor.empty([2, ROWS]);
-  if (ROWS > 0) launch('layernorm', `forward${w}`, consts, [x, gamma, beta, null, y, stats], fc);
+  if (ROWS > 0) launch('layernorm', `forward${w}`, consts, { x, gamma, beta, out: y, stats }, fc);
   const out = record(y, 'layerNorm', [x, gamma, beta], (g) => {
     let dx: Tensor | null = null;
     if (x.requiresGrad) {
       dx = Tensor.empty(x.shape);
-      if (ROWS > 0) launch('layernorm', `backward_x${w}`, consts, [x, gamma, null, g, dx, stats], fc);
+      if (ROWS > 0) launch('layernorm', `backward_x${w}`, consts, { x, gamma, g, out: dx, statsIn: stats }, fc);
     }
     if (!gamma.requiresGrad && !beta.requiresGrad) return [dx, null, null];
     const dgamma = Tensor.empty(gamma.shape);
     const dbeta = Tensor.empty(beta.shape);
-    launch('layernorm', `backward_params${w}`, consts, [x, null, null, g, dgamma, stats, dbeta], fc);
+    launch('layernorm', `backward_params${w}`, consts, { x, g, out: dgamma, statsIn: stats, out2: dbeta }, fc);
     return [dx, gamma.requiresGrad ? dgamma : (dgamma.dispose(), null), beta.requiresGrad ? dbeta : (dbeta.dispose(), null)];
   });
   if (!out.node) stats.dispose();

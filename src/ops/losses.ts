@@ -9,23 +9,22 @@ import { launch, sameShape } from './launch.ts';
 
 const desc = (t: Tensor): string => `${t.dtype} ${shapeStr(t.shape)}`;
 
-/**
- * Runs forward `entry` over `terms` loss terms (inputs at bindings 0-2, `extra` at binding 6) and
- * returns the mean of the terms as a scalar tensor.
- */
-function fusedMean(entry: string, consts: Record<string, number>, terms: number, inputs: (Tensor | null)[], extra: Tensor | null = null): Tensor {
+/** The mean of `terms` loss terms whose per-workgroup partial sums `forward(part)` writes into part, as a scalar tensor. */
+function fusedMean(terms: number, forward: (part: Tensor) => void): Tensor {
   const NP = lossPartials(terms);
   const part = Tensor.empty([NP]);
-  launch('losses', entry, consts, [...inputs, null, null, part, extra]);
+  forward(part);
   const loss = Tensor.empty([]);
-  launch('losses', 'finish', { NP }, [null, null, null, part, null, loss], { SCALE: 1 / terms });
+  launch('losses', 'finish', { NP }, { aux: part, out: loss }, { SCALE: 1 / terms });
   part.dispose();
   return loss;
 }
 
 function checkPair(op: string, a: Tensor, b: Tensor, names: [string, string]): void {
   if (a.dtype !== 'f32' || b.dtype !== 'f32' || !sameShape(a.shape, b.shape) || a.size === 0) {
-    throw new ShapeError(`${op}: ${names[0]} and ${names[1]} must be non-empty f32 tensors of one shape, got ${names[0]} ${desc(a)} and ${names[1]} ${desc(b)}`);
+    throw new ShapeError(
+      `${op}: ${names[0]} and ${names[1]} must be non-empty f32 tensors of one shape, got ${names[0]} ${desc(a)} and ${names[1]} ${desc(b)}`,
+    );
   }
 }
 
@@ -42,14 +41,17 @@ export function crossEntropy(logits: Tensor, labels: Tensor): Tensor {
     labels.dtype === 'i32' &&
     labels.shape.length === 1 &&
     labels.shape[0] === logits.shape[0];
-  if (!ok) throw new ShapeError(`crossEntropy: logits must be f32 [N, C] with N, C >= 1 and labels i32 [N], got logits ${desc(logits)} and labels ${desc(labels)}`);
+  if (!ok)
+    throw new ShapeError(
+      `crossEntropy: logits must be f32 [N, C] with N, C >= 1 and labels i32 [N], got logits ${desc(logits)} and labels ${desc(labels)}`,
+    );
   const [N, C] = logits.shape;
   // Log-sum-exp per row: the backward rebuilds softmax from it without another pass over the row.
   const lse = Tensor.empty([N]);
-  const loss = fusedMean('ce_forward', { N, C }, N, [logits, labels, null], lse);
+  const loss = fusedMean(N, (part) => launch('losses', 'ce_forward', { N, C }, { x: logits, labels, out: part, out2: lse }));
   const out = record(loss, 'crossEntropy', [logits], (g) => {
     const dx = Tensor.empty(logits.shape);
-    launch('losses', 'ce_backward', { N, C }, [logits, labels, null, lse, g, dx], { SCALE: 1 / N });
+    launch('losses', 'ce_backward', { N, C }, { x: logits, labels, aux: lse, g, out: dx }, { SCALE: 1 / N });
     return [dx];
   });
   if (!out.node) lse.dispose();
@@ -63,10 +65,10 @@ export function crossEntropy(logits: Tensor, labels: Tensor): Tensor {
 export function bceWithLogits(logits: Tensor, targets: Tensor): Tensor {
   checkPair('bceWithLogits', logits, targets, ['logits', 'targets']);
   const NE = logits.size;
-  const loss = fusedMean('bce_forward', { NE }, NE, [logits, null, targets]);
+  const loss = fusedMean(NE, (part) => launch('losses', 'bce_forward', { NE }, { x: logits, t: targets, out: part }));
   return record(loss, 'bceWithLogits', [logits], (g) => {
     const dx = Tensor.empty(logits.shape);
-    launch('losses', 'bce_backward', { NE }, [logits, null, targets, null, g, dx], { SCALE: 1 / NE });
+    launch('losses', 'bce_backward', { NE }, { x: logits, t: targets, g, out: dx }, { SCALE: 1 / NE });
     return [dx];
   });
 }
@@ -75,19 +77,19 @@ export function bceWithLogits(logits: Tensor, targets: Tensor): Tensor {
 export function mseLoss(pred: Tensor, target: Tensor): Tensor {
   checkPair('mseLoss', pred, target, ['pred', 'target']);
   const NE = pred.size;
-  const loss = fusedMean('mse_forward', { NE }, NE, [pred, null, target]);
+  const loss = fusedMean(NE, (part) => launch('losses', 'mse_forward', { NE }, { x: pred, t: target, out: part }));
   return record(loss, 'mseLoss', [pred, target], (g) => {
     const fc = { SCALE: 2 / NE };
     if (pred.requiresGrad && target.requiresGrad) {
       const dp = Tensor.empty(pred.shape);
       const dt = Tensor.empty(target.shape);
-      launch('losses', 'mse_backward2', { NE }, [pred, null, target, null, g, dp, dt], fc);
+      launch('losses', 'mse_backward2', { NE }, { x: pred, t: target, g, out: dp, out2: dt }, fc);
       return [dp, dt];
     }
     // d/dt of (p - t)^2 is d/dp with p and t swapped.
     const [a, b] = pred.requiresGrad ? [pred, target] : [target, pred];
     const d = Tensor.empty(a.shape);
-    launch('losses', 'mse_backward', { NE }, [a, null, b, null, g, d], fc);
+    launch('losses', 'mse_backward', { NE }, { x: a, t: b, g, out: d }, fc);
     return pred.requiresGrad ? [d, null] : [null, d];
   });
 }

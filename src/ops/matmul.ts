@@ -1,10 +1,10 @@
 // Matrix products: batched matmul with transpose flags, and the fused linear layer
 // (matmul + bias + activation in one kernel, the pre-activation saved for backward).
 import { ShapeError } from '../errors.ts';
-import { dummyBuffers, record, shapeStr, Tensor } from '../tensor/tensor.ts';
+import { record, shapeStr, Tensor } from '../tensor/tensor.ts';
 import { launch } from './launch.ts';
 import { sum } from './reduce.ts';
-import { BINARY } from '../backend/kernels/elementwise.ts';
+import { binaryConsts } from '../backend/kernels/elementwise.ts';
 import { matmulVec4Ok } from '../backend/kernels/matmul.ts';
 
 export type Activation = 'none' | 'gelu' | 'relu';
@@ -47,7 +47,6 @@ function matmulRaw({ a, b, transA, transB, bias, act, savePre }: MatmulArgs): { 
   const outShape = a.shape.length === 3 || b.shape.length === 3 ? [batch, M, N] : [M, N];
   const out = Tensor.empty(outShape);
   const pre = savePre && act !== 'none' ? Tensor.empty(outShape) : null;
-  const d = dummyBuffers();
   launch(
     'matmul',
     matmulVec4Ok(M, N, K, transA) ? 'main_vec4' : 'main',
@@ -64,7 +63,7 @@ function matmulRaw({ a, b, transA, transB, bias, act, savePre }: MatmulArgs): { 
       A_BSTRIDE: batchA === 1 ? 0 : M * K,
       B_BSTRIDE: batchB === 1 ? 0 : K * N,
     },
-    [a, b, bias ?? d.read, out, pre ?? d.write],
+    { a, b, bias, out, pre },
   );
   return { out, pre };
 }
@@ -133,12 +132,8 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null, act: Acti
   });
 }
 
+/** The activation's gradient at the saved pre-activation, as one flat binary launch. */
 function launchBinaryGrad(op: 'gelu_grad' | 'relu_grad', pre: Tensor, g: Tensor, out: Tensor): void {
-  const consts: Record<string, number> = { N: out.size, OP: BINARY[op] };
-  for (let d = 0; d < 6; d++) {
-    consts[`O${d}`] = d < 5 ? 1 : out.size;
-    consts[`SA${d}`] = d < 5 ? 0 : 1;
-    consts[`SB${d}`] = d < 5 ? 0 : 1;
-  }
-  launch('elementwise', 'binary', consts, [pre, g, out]);
+  const flat = [0, 0, 0, 0, 0, 1];
+  launch('elementwise', 'binary', binaryConsts(op, out.size, [1, 1, 1, 1, 1, out.size], flat, flat), { x: pre, y: g, out });
 }

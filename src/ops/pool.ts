@@ -17,7 +17,7 @@ function spatial(op: string, x: Tensor): { BC: number; fine: Vec3; is3d: boolean
   return { BC: B * C, fine, is3d };
 }
 
-function consts(BC: number, fine: Vec3, coarse: Vec3, win: Vec3, mean: boolean): Record<string, number> {
+function consts(BC: number, fine: Vec3, coarse: Vec3, win: Vec3, mean: boolean) {
   const [FD, FH, FW] = fine;
   const [CD, CH, CW] = coarse;
   const [KD, KH, KW] = win;
@@ -42,10 +42,10 @@ export function avgPool(x: Tensor, k: number): Tensor {
   const { BC, fine, coarse, win, is3d } = poolGeometry('avgPool', x, k);
   const c = consts(BC, fine, coarse, win, true);
   const out = Tensor.empty(outShape(x, coarse, is3d));
-  launch('pool', 'coarse_sum', c, [x, null, out]);
+  launch('pool', 'coarse_sum', c, { x, out });
   return record(out, 'avgPool', [x], (g) => {
     const dx = Tensor.empty(x.shape);
-    launch('pool', 'fine_spread', c, [g, null, dx]);
+    launch('pool', 'fine_spread', c, { x: g, out: dx });
     return [dx];
   });
 }
@@ -55,10 +55,10 @@ export function maxPool(x: Tensor, k: number): Tensor {
   const { BC, fine, coarse, win, is3d } = poolGeometry('maxPool', x, k);
   const c = consts(BC, fine, coarse, win, false);
   const out = Tensor.empty(outShape(x, coarse, is3d));
-  launch('pool', 'max_forward', c, [x, null, out]);
+  launch('pool', 'max_forward', c, { x, out });
   return record(out, 'maxPool', [x], (g) => {
     const dx = Tensor.empty(x.shape);
-    launch('pool', 'max_backward', c, [x, g, dx]);
+    launch('pool', 'max_backward', c, { x, g, out: dx });
     return [dx];
   });
 }
@@ -68,10 +68,10 @@ export function globalAvgPool(x: Tensor): Tensor {
   const { BC, fine } = spatial('globalAvgPool', x);
   const c = consts(BC, fine, [1, 1, 1], fine, true);
   const out = Tensor.empty([x.shape[0], x.shape[1]]);
-  launch('pool', 'coarse_sum', c, [x, null, out]);
+  launch('pool', 'coarse_sum', c, { x, out });
   return record(out, 'globalAvgPool', [x], (g) => {
     const dx = Tensor.empty(x.shape);
-    launch('pool', 'fine_spread', c, [g, null, dx]);
+    launch('pool', 'fine_spread', c, { x: g, out: dx });
     return [dx];
   });
 }
@@ -83,10 +83,10 @@ export function upsample2x(x: Tensor): Tensor {
   const fine = coarse.map((d, i) => d * win[i]) as Vec3;
   const c = consts(BC, fine, coarse, win, false);
   const out = Tensor.empty([x.shape[0], x.shape[1], ...(is3d ? fine : fine.slice(1))]);
-  launch('pool', 'fine_spread', c, [x, null, out]);
+  launch('pool', 'fine_spread', c, { x, out });
   return record(out, 'upsample2x', [x], (g) => {
     const dx = Tensor.empty(x.shape);
-    launch('pool', 'coarse_sum', c, [g, null, dx]);
+    launch('pool', 'coarse_sum', c, { x: g, out: dx });
     return [dx];
   });
 }

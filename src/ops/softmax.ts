@@ -13,12 +13,12 @@ function rows(op: string, x: Tensor): { ROWS: number; D: number } {
 function normalise(op: 'softmax' | 'logSoftmax', x: Tensor): Tensor {
   const consts = rows(op, x);
   const out = Tensor.empty(x.shape);
-  const [fwd, bwd] = op === 'softmax' ? ['forward', 'backward'] : ['log_forward', 'log_backward'];
-  if (x.size > 0) launch('softmax', fwd, consts, [x, null, out]);
+  const [fwd, bwd] = op === 'softmax' ? (['forward', 'backward'] as const) : (['log_forward', 'log_backward'] as const);
+  if (x.size > 0) launch('softmax', fwd, consts, { x, out });
   // Both backward rules need only the output (and the upstream gradient), not the input.
   return record(out, op, [x], (g) => {
     const dx = Tensor.empty(x.shape);
-    if (x.size > 0) launch('softmax', bwd, consts, [out, g, dx]);
+    if (x.size > 0) launch('softmax', bwd, consts, { x: out, g, out: dx });
     return [dx];
   });
 }

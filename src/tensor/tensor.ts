@@ -1,12 +1,16 @@
 // Tensors and reverse-mode autograd. A Tensor is a shape, a dtype and a device buffer; an op that
 // produces it may attach a tape node holding its inputs and a backward closure written next to the
 // forward (see src/ops). Memory is explicit: `tidy` frees every tensor made inside it except what it
-// returns, so a training step leaves the pool's live bytes where it found them.
+// returns, so a training step leaves the pool's live bytes where it found them. Kernels run through
+// `launch`, by named bindings checked against their declarations (src/backend/bind.ts).
 import type { Backend, DeviceBuffer } from '../backend/backend.ts';
+import { bindCall, type BindingsOf, type ConstsOf, type EntryName, type KernelName, type LaunchExtras } from '../backend/bind.ts';
+import { binaryConsts, UNARY } from '../backend/kernels/elementwise.ts';
 import { MfError, ShapeError } from '../errors.ts';
+import { broadcastShapes, broadcastStrides, numel, pad6, shapeStr, type Shape } from './shape.ts';
 
+export { numel, shapeStr, type Shape };
 export type DType = 'f32' | 'i32';
-export type Shape = readonly number[];
 
 let current: Backend | null = null;
 
@@ -26,9 +30,6 @@ export function dummyBuffers(): { read: DeviceBuffer; write: DeviceBuffer } {
   if (!dummies) dummies = { read: backend().alloc(16), write: backend().alloc(16) };
   return dummies;
 }
-
-export const numel = (shape: Shape): number => shape.reduce((a, b) => a * b, 1);
-export const shapeStr = (shape: Shape): string => `[${shape.join(', ')}]`;
 
 interface TapeNode {
   op: string;
@@ -164,7 +165,7 @@ export function tidy<T>(fn: () => T): T {
 function collectTensors(value: unknown, out: Set<Tensor>): void {
   if (value instanceof Tensor) out.add(value);
   else if (Array.isArray(value)) value.forEach((v) => collectTensors(v, out));
-  else if (value && typeof value === 'object' && !(ArrayBuffer.isView(value))) {
+  else if (value && typeof value === 'object' && !ArrayBuffer.isView(value)) {
     for (const v of Object.values(value)) collectTensors(v, out);
   }
 }
@@ -193,16 +194,58 @@ export function record(out: Tensor, op: string, inputs: readonly Tensor[], backw
   return out;
 }
 
-/** Hooks the ops module installs so the tape can add and seed gradients without an import cycle. */
-export interface GradKernels {
-  add(a: Tensor, b: Tensor): Tensor;
-  addInPlace(target: Tensor, value: Tensor): void;
-  fill(shape: Shape, value: number): Tensor;
-  copy(a: Tensor): Tensor;
+/**
+ * Run `kernel.entry` on named tensors or buffers (`{ x, weight, bias, out }`) with its constants. The
+ * names, constants and buffer sizes are checked against the entry's declaration before anything is
+ * dispatched (see src/backend/bind.ts); optional bindings left out get a placeholder buffer.
+ */
+export function launch<K extends KernelName, E extends EntryName<K>>(
+  kernel: K,
+  entry: E,
+  consts: ConstsOf<K, E>,
+  buffers: BindingsOf<K, E, Tensor | DeviceBuffer>,
+  ...[fconsts, uniforms]: LaunchExtras<K, E>
+): void {
+  const named: Record<string, DeviceBuffer | null | undefined> = {};
+  for (const [name, b] of Object.entries(buffers as Record<string, Tensor | DeviceBuffer | null | undefined>)) {
+    named[name] = b instanceof Tensor ? (b.assertLive(`${kernel}.${entry}`), b.buffer) : b;
+  }
+  backend().run(bindCall(kernel, entry, consts, named, fconsts, uniforms, dummyBuffers));
 }
-let gradKernels: GradKernels | null = null;
-export function installGradKernels(k: GradKernels): void {
-  gradKernels = k;
+
+// The gradient arithmetic of the backward sweep, launched here so that the tape needs no op module
+// (ops import this one): the same kernel calls as `add`, `copy` and `fill` in src/ops/elementwise.ts,
+// and the in-place accumulation into a leaf's gradient.
+function gradAdd(a: Tensor, b: Tensor): Tensor {
+  const shape = broadcastShapes('add', a.shape, b.shape);
+  const out = Tensor.empty(shape);
+  launch(
+    'elementwise',
+    'binary',
+    binaryConsts('add', out.size, pad6(shape), broadcastStrides(a.shape, shape), broadcastStrides(b.shape, shape)),
+    { x: a, y: b, out },
+  );
+  return out;
+}
+
+function gradCopy(x: Tensor): Tensor {
+  const out = Tensor.empty(x.shape);
+  launch('elementwise', 'unary', { N: x.size, OP: UNARY.affine }, { x, out }, { ALPHA: 1, BETA: 0 });
+  return out;
+}
+
+function gradSeed(shape: Shape): Tensor {
+  const out = Tensor.empty(shape);
+  launch('elementwise', 'fill', { N: out.size }, { out }, { VALUE: 1 });
+  return out;
+}
+
+/** target += value in place (a leaf's gradient, possibly a view into the gradient arena). */
+function addInPlace(target: Tensor, value: Tensor): void {
+  if (target.size !== value.size) {
+    throw new ShapeError(`addInPlace: ${shapeStr(value.shape)} into ${shapeStr(target.shape)}`);
+  }
+  launch('elementwise', 'add_inplace', { N: target.size }, { x: value, out: target });
 }
 
 /**
@@ -210,8 +253,6 @@ export function installGradKernels(k: GradKernels): void {
  * their gradient in `.grad`, accumulated if one is already there (in place, so arena views stay put).
  */
 export function backward(root: Tensor, seed?: Tensor): void {
-  const k = gradKernels;
-  if (!k) throw new MfError('gradient kernels not installed: import src/ops before calling backward');
   if (!root.requiresGrad) throw new MfError('backward: the tensor does not depend on anything that requires grad');
   if (!seed && root.size !== 1) throw new ShapeError(`backward: root must be a scalar without a seed, got ${shapeStr(root.shape)}`);
 
@@ -232,7 +273,7 @@ export function backward(root: Tensor, seed?: Tensor): void {
 
   noGrad(() => {
     const grads = new Map<number, Tensor>();
-    grads.set(root.id, seed ?? k.fill(root.shape, 1));
+    grads.set(root.id, seed ?? gradSeed(root.shape));
     for (let i = order.length - 1; i >= 0; i--) {
       const t = order[i];
       const g = grads.get(t.id);
@@ -240,7 +281,7 @@ export function backward(root: Tensor, seed?: Tensor): void {
       grads.delete(t.id);
       if (!t.node) {
         if (t.grad) {
-          k.addInPlace(t.grad, g);
+          addInPlace(t.grad, g);
           g.dispose();
         } else {
           t.grad = g.keep();
@@ -258,14 +299,14 @@ export function backward(root: Tensor, seed?: Tensor): void {
           if (gi && !inputGrads.some((o, m) => o === gi && m !== j && t.node!.inputs[m].requiresGrad)) gi.dispose();
           return;
         }
-        if (used.has(gi)) gi = k.copy(gi);
+        if (used.has(gi)) gi = gradCopy(gi);
         used.add(gi);
         if (gi.size !== inp.size) {
           throw new ShapeError(`${t.node!.op} backward: gradient ${shapeStr(gi.shape)} for input ${shapeStr(inp.shape)}`);
         }
         const prev = grads.get(inp.id);
         if (prev) {
-          grads.set(inp.id, k.add(prev, gi));
+          grads.set(inp.id, gradAdd(prev, gi));
           prev.dispose();
           gi.dispose();
         } else {

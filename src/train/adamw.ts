@@ -6,7 +6,7 @@ import { normPartition } from '../backend/kernels/optimizer.ts';
 import { ConfigError, MfError, ShapeError } from '../errors.ts';
 import type { ParameterStore, TensorData } from '../nn/parameters.ts';
 import { launch } from '../ops/launch.ts';
-import { backend, dummyBuffers } from '../tensor/tensor.ts';
+import { backend } from '../tensor/tensor.ts';
 
 export interface AdamWOptions {
   lr: number;
@@ -37,8 +37,8 @@ export function gradNormSquared(store: ParameterStore, partials: DeviceBuffer, o
   const { grads, mask, floats } = store.buffers();
   const N4 = floats / 4;
   const { CHUNK4, NPART } = normPartition(N4);
-  launch('optimizer', 'norm_partial', { N4, CHUNK4, NPART }, [grads, mask, null, null, null, null, partials]);
-  launch('optimizer', 'norm_final', { N4, CHUNK4, NPART }, [null, null, partials, null, null, null, out]);
+  launch('optimizer', 'norm_partial', { N4, CHUNK4, NPART }, { g: grads, mask, out: partials });
+  launch('optimizer', 'norm_final', { N4, CHUNK4, NPART }, { s: partials, out });
 }
 
 export class AdamW {
@@ -65,7 +65,10 @@ export class AdamW {
     this.weightDecay = opts.weightDecay ?? 0.01;
     this.maxGradNorm = opts.maxGradNorm ?? null;
     checkLr(this.lr);
-    for (const [k, b] of [['beta1', b1], ['beta2', b2]] as const) {
+    for (const [k, b] of [
+      ['beta1', b1],
+      ['beta2', b2],
+    ] as const) {
       if (!(b >= 0 && b < 1)) throw new ConfigError(`AdamW: ${k} ${b} must be in [0, 1)`);
     }
     if (!(this.eps > 0 && Number.isFinite(this.eps))) throw new ConfigError(`AdamW: eps ${this.eps} must be a finite number > 0`);
@@ -93,14 +96,16 @@ export class AdamW {
     this.normOfLastStep = clip;
     const bc1 = 1 - this.beta1 ** this.t;
     const bc2 = 1 - this.beta2 ** this.t;
-    launch(
-      'optimizer',
-      'adamw',
-      { N4: floats / 4 },
-      [grads, mask, clip ? this.norm!.out : dummyBuffers().read, params, m, v, null],
-      undefined,
-      [lr, this.beta1, this.beta2, this.eps, this.weightDecay, bc1, bc2, this.maxGradNorm ?? 0],
-    );
+    launch('optimizer', 'adamw', { N4: floats / 4 }, { g: grads, mask, s: clip ? this.norm!.out : null, params, m, v }, undefined, [
+      lr,
+      this.beta1,
+      this.beta2,
+      this.eps,
+      this.weightDecay,
+      bc1,
+      bc2,
+      this.maxGradNorm ?? 0,
+    ]);
   }
 
   /**
@@ -133,7 +138,10 @@ export class AdamW {
     if (!Number.isInteger(state.step) || state.step < 0) throw new MfError(`AdamW.loadState: invalid step ${state.step}`);
     const { m, v } = this.store.moments();
     this.store.resetMoments();
-    for (const [which, buf, values] of [['m', m, state.m], ['v', v, state.v]] as const) {
+    for (const [which, buf, values] of [
+      ['m', m, state.m],
+      ['v', v, state.v],
+    ] as const) {
       const r = this.store.loadArena(buf, values, { strict: false, what: `AdamW.loadState(${which})` });
       if (r.mismatched.length || r.unexpected.length) {
         throw new ShapeError(

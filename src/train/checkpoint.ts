@@ -10,6 +10,7 @@
 // the live pair), then atomically replaces checkpoint.json, then deletes the old pair. A crash at any point
 // leaves checkpoint.json naming a complete pair: before the pointer moves it names the old one, after it the new
 // one. The pointer also stores each file's SHA-256, so a pair damaged afterwards is refused instead of loaded.
+// The JSON shapes (pointer, training state, lock) are schemas in ./records.ts.
 //
 // All file I/O goes through the default `fs` export (not named imports) so tests can inject failures with spies.
 
@@ -18,103 +19,28 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { FileFormatError, MfError } from '../errors.ts';
+import { writeError, writeFileAtomic, writeJsonAtomic } from '../util/files.ts';
+import {
+  CheckpointPointerSchema,
+  jsonProblem,
+  LockInfoSchema,
+  parseJson,
+  readJsonFile,
+  TrainingStateSchema,
+  type CheckpointPointer,
+  type LockInfo,
+  type TrainingState,
+} from './records.ts';
 import { decodeSafetensors, encodeSafetensors, type SafeTensor, type TensorInput } from './safetensors.ts';
 
-// ---------------------------------------------------------------------------------------------------------------
-// Atomic file writes
-
-/** One line naming the path and the fix, from a Node fs error. */
-function writeError(file: string, e: unknown): MfError {
-  if (e instanceof MfError) return e;
-  const err = e as NodeJS.ErrnoException;
-  switch (err.code) {
-    case 'ENOSPC':
-    case 'EDQUOT':
-      return new MfError(`disk full writing ${file}: free space and rerun with --resume`);
-    case 'EACCES':
-    case 'EPERM':
-      return new MfError(`cannot write ${file}: permission denied; fix the directory's permissions or pick another --out`);
-    case 'EROFS':
-      return new MfError(`cannot write ${file}: the file system is read-only; pick another --out`);
-    case 'ENOENT':
-    case 'ENOTDIR':
-      return new MfError(`cannot write ${file}: ${path.dirname(file)} is not an existing directory; create it or pick another --out`);
-    default:
-      return new MfError(`cannot write ${file}: ${err.code ?? ''} ${err.message ?? String(e)}`.replace(/\s+/g, ' ').trim());
-  }
-}
-
-function fsyncDir(dir: string): void {
-  // Makes the rename itself durable. Some platforms cannot fsync a directory (EISDIR/EINVAL/EPERM on Windows and
-  // some network file systems); only an I/O error is worth failing the save for.
-  let fd: number | undefined;
-  try {
-    fd = fs.openSync(dir, 'r');
-    fs.fsyncSync(fd);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'EIO') throw writeError(dir, e);
-  } finally {
-    if (fd !== undefined) fs.closeSync(fd);
-  }
-}
-
-/**
- * Writes `bytes` to `file` so that readers see either the old contents or the new, never a torn file:
- * temp file in the same directory, fsync, rename over `file`, fsync the directory.
- * On failure the temp file is removed and an MfError names `file`.
- */
-export function writeFileAtomic(file: string, bytes: Uint8Array): void {
-  const tmp = `${file}.tmp-${process.pid}-${crypto.randomBytes(4).toString('hex')}`;
-  let fd: number | undefined;
-  try {
-    fd = fs.openSync(tmp, 'wx', 0o644);
-    let off = 0;
-    while (off < bytes.length) off += fs.writeSync(fd, bytes, off, bytes.length - off);
-    fs.fsyncSync(fd);
-    fs.closeSync(fd);
-    fd = undefined;
-    fs.renameSync(tmp, file);
-  } catch (e) {
-    if (fd !== undefined) {
-      try {
-        fs.closeSync(fd);
-      } catch {
-        // already failing; the original error is the one to report
-      }
-    }
-    fs.rmSync(tmp, { force: true });
-    throw writeError(file, e);
-  }
-  fsyncDir(path.dirname(file));
-}
-
-/** Writes a safetensors file atomically (see writeFileAtomic). */
-export function writeSafetensors(
-  file: string,
-  tensors: ReadonlyMap<string, TensorInput>,
-  metadata: ReadonlyMap<string, string> | Record<string, string> = {},
-): void {
-  writeFileAtomic(file, encodeSafetensors(tensors, metadata));
-}
+// Re-exported for the code that imports them from here; their homes are src/util/files.ts, ./safetensors.ts
+// and ./records.ts.
+export { writeFileAtomic } from '../util/files.ts';
+export { writeSafetensors } from './safetensors.ts';
+export type { LockInfo, TrainingState } from './records.ts';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Checkpoints
-
-/** Everything besides tensors that a resumed run needs to continue bit-for-bit. */
-export interface TrainingState {
-  /** Optimizer steps taken so far. */
-  step: number;
-  /** Epoch in progress (0-based). */
-  epoch: number;
-  /** Batches of `epoch` already consumed, so the loader can seek past them. */
-  batch_position: number;
-  /** State of each named Rng (src/util/rng.ts keeps its whole state in one uint32). */
-  rng: Record<string, number>;
-  /** Hash of the resolved experiment config; a resume under a different config is refused by the caller. */
-  config_hash: string;
-  /** Anything else worth carrying (best metric so far, scheduler position, ...); must be JSON. */
-  extra?: Record<string, unknown>;
-}
 
 export interface CheckpointInput {
   model: ReadonlyMap<string, TensorInput>;
@@ -129,17 +55,6 @@ export interface LoadedCheckpoint {
   state: TrainingState;
   modelPath: string;
   statePath: string;
-}
-
-interface Pointer {
-  format: 'medformer-checkpoint';
-  version: 1;
-  step: number;
-  model: string;
-  state: string;
-  model_sha256: string;
-  state_sha256: string;
-  written: string;
 }
 
 export const POINTER_FILE = 'checkpoint.json';
@@ -166,7 +81,7 @@ export function saveCheckpoint(dir: string, input: CheckpointInput): { pointer: 
   const modelBytes = encodeSafetensors(input.model, { producer: 'medformer', step: String(state.step) });
   const stateBytes = encodeSafetensors(input.optimizer, { producer: 'medformer', training_state: JSON.stringify(state) });
 
-  const pointer: Pointer = {
+  const pointer: CheckpointPointer = {
     format: 'medformer-checkpoint',
     version: 1,
     step: state.step,
@@ -179,7 +94,7 @@ export function saveCheckpoint(dir: string, input: CheckpointInput): { pointer: 
   try {
     writeFileAtomic(path.join(dir, modelName), modelBytes);
     writeFileAtomic(path.join(dir, stateName), stateBytes);
-    writeFileAtomic(path.join(dir, POINTER_FILE), new TextEncoder().encode(JSON.stringify(pointer, null, 2) + '\n'));
+    writeJsonAtomic(path.join(dir, POINTER_FILE), pointer);
   } catch (e) {
     // Normally the pointer still names the previous pair and the new one is garbage. But the pointer's rename may
     // have landed before a later step (the directory fsync) failed, so check before deleting what it names.
@@ -220,37 +135,13 @@ function safeReaddir(dir: string): string[] {
   }
 }
 
-function readPointer(dir: string): Pointer {
+function readPointer(dir: string): CheckpointPointer {
   const file = path.join(dir, POINTER_FILE);
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
-      throw new MfError(`no checkpoint in ${dir}: ${file} does not exist; run without --resume to start fresh`);
-    }
-    throw new MfError(`cannot read ${file}: ${(e as Error).message}`);
-  }
-  const bad = (why: string): FileFormatError =>
-    new FileFormatError(`${file}: ${why}; restore the file or run without --resume to start fresh`);
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch (e) {
-    throw bad(`not valid JSON (${(e as Error).message})`);
-  }
-  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw bad('not a JSON object');
-  const p = raw as Record<string, unknown>;
-  if (p['format'] !== 'medformer-checkpoint' || p['version'] !== 1) throw bad('not a version-1 medformer checkpoint pointer');
-  if (!Number.isSafeInteger(p['step']) || (p['step'] as number) < 0) throw bad('"step" is not a non-negative integer');
-  // The names must be bare pair file names: a pointer saying "../../x" must not make us read outside `dir`.
-  for (const key of ['model', 'state'] as const) {
-    const name = p[key];
-    if (typeof name !== 'string' || !PAIR_FILE.test(name) || !name.startsWith(key)) throw bad(`"${key}" is not a ${key} file name`);
-    const hash = p[`${key}_sha256`];
-    if (typeof hash !== 'string' || !/^[0-9a-f]{64}$/.test(hash)) throw bad(`"${key}_sha256" is not a SHA-256 hex digest`);
-  }
-  return p as unknown as Pointer;
+  return readJsonFile(file, CheckpointPointerSchema, {
+    what: 'the checkpoint pointer',
+    fix: 'restore the file or run without --resume to start fresh',
+    missing: () => new MfError(`no checkpoint in ${dir}: ${file} does not exist; run without --resume to start fresh`),
+  });
 }
 
 function readVerified(dir: string, name: string, expectedSha: string): Uint8Array {
@@ -264,35 +155,20 @@ function readVerified(dir: string, name: string, expectedSha: string): Uint8Arra
     );
   }
   if (sha256(bytes) !== expectedSha) {
-    throw new FileFormatError(`${file}: contents do not match the SHA-256 in ${POINTER_FILE}; the checkpoint is damaged, restore it or run without --resume`);
+    throw new FileFormatError(
+      `${file}: contents do not match the SHA-256 in ${POINTER_FILE}; the checkpoint is damaged, restore it or run without --resume`,
+    );
   }
   return bytes;
 }
 
 function parseTrainingState(raw: string | undefined, file: string, step: number): TrainingState {
-  const bad = (why: string): FileFormatError => new FileFormatError(`${file}: ${why}`);
-  if (raw === undefined) throw bad('__metadata__ has no training_state');
-  let v: unknown;
-  try {
-    v = JSON.parse(raw);
-  } catch (e) {
-    throw bad(`training_state is not JSON (${(e as Error).message})`);
-  }
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw bad('training_state is not an object');
-  const s = v as Record<string, unknown>;
-  for (const k of ['step', 'epoch', 'batch_position'] as const) {
-    if (!Number.isSafeInteger(s[k]) || (s[k] as number) < 0) throw bad(`training_state.${k} is not a non-negative integer`);
-  }
-  if (s['step'] !== step) throw bad(`training_state.step ${String(s['step'])} differs from the pointer's step ${step}`);
-  if (typeof s['config_hash'] !== 'string') throw bad('training_state.config_hash is not a string');
-  const rng = s['rng'];
-  if (rng === null || typeof rng !== 'object' || Array.isArray(rng) || !Object.values(rng).every((x) => Number.isFinite(x))) {
-    throw bad('training_state.rng is not an object of numbers');
-  }
-  if (s['extra'] !== undefined && (s['extra'] === null || typeof s['extra'] !== 'object' || Array.isArray(s['extra']))) {
-    throw bad('training_state.extra is not an object');
-  }
-  return s as unknown as TrainingState;
+  const fix = 'restore the checkpoint or run without --resume to start fresh';
+  if (raw === undefined) throw new FileFormatError(`${file}: __metadata__ has no training_state; ${fix}`);
+  const state = parseJson(raw, TrainingStateSchema, { file, at: 'training_state', fix });
+  if (state.step !== step)
+    throw new FileFormatError(`${file}: training_state/step ${state.step} differs from the pointer's step ${step}; ${fix}`);
+  return state;
 }
 
 /** Loads the pair named by `<dir>/checkpoint.json`, verifying hashes, structure and the training state. */
@@ -308,14 +184,6 @@ export function loadCheckpoint(dir: string): LoadedCheckpoint {
 
 // ---------------------------------------------------------------------------------------------------------------
 // Run lock
-
-export interface LockInfo {
-  pid: number;
-  hostname: string;
-  started: string;
-  /** Random per acquisition, so release() never deletes a lock some other run has since taken. */
-  token: string;
-}
 
 export interface RunLock {
   path: string;
@@ -346,15 +214,13 @@ function readLock(file: string): LockInfo | 'missing' | 'unreadable' {
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'missing' : 'unreadable';
   }
+  let v: unknown;
   try {
-    const v = JSON.parse(text) as Partial<LockInfo> | null;
-    if (v && Number.isSafeInteger(v.pid) && typeof v.hostname === 'string' && typeof v.started === 'string' && typeof v.token === 'string') {
-      return v as LockInfo;
-    }
+    v = JSON.parse(text);
   } catch {
-    // fall through
+    return 'unreadable';
   }
-  return 'unreadable';
+  return jsonProblem(LockInfoSchema, v) === undefined ? (v as LockInfo) : 'unreadable';
 }
 
 /**
@@ -365,10 +231,7 @@ function readLock(file: string): LockInfo | 'missing' | 'unreadable' {
  * Race note: two runs that find the same stale lock in the same instant can both delete it; the O_EXCL create
  * that follows still lets only one of them win in the common case, and the window is milliseconds.
  */
-export function acquireRunLock(
-  dir: string,
-  log: (message: string) => void = (m) => process.stderr.write(`warning: ${m}\n`),
-): RunLock {
+export function acquireRunLock(dir: string, log: (message: string) => void = (m) => process.stderr.write(`warning: ${m}\n`)): RunLock {
   const file = path.join(dir, LOCK_FILE);
   try {
     fs.mkdirSync(dir, { recursive: true });
@@ -396,7 +259,9 @@ export function acquireRunLock(
         if (age < FRESH_LOCK_MS) throw new MfError(`another mf run is starting in ${dir}; wait for it or pick another --out`);
         log(`${file} is unreadable and ${Math.round(age / 1000)} s old; taking it over`);
       } else if (held.hostname !== info.hostname) {
-        throw new MfError(`${file} is held by pid ${held.pid} on host ${held.hostname}; wait for it, pick another --out, or delete the lock if that run is dead`);
+        throw new MfError(
+          `${file} is held by pid ${held.pid} on host ${held.hostname}; wait for it, pick another --out, or delete the lock if that run is dead`,
+        );
       } else if (pidAlive(held.pid)) {
         throw new MfError(`another mf run (pid ${held.pid}) is using ${dir}; wait for it or pick another --out`);
       } else {
@@ -407,7 +272,7 @@ export function acquireRunLock(
       continue;
     }
     try {
-      fs.writeSync(fd, JSON.stringify(info) + '\n');
+      fs.writeSync(fd, `${JSON.stringify(info)}\n`);
       fs.fsyncSync(fd);
     } catch (e) {
       fs.closeSync(fd);

@@ -166,3 +166,43 @@ function evaluateMultiClass(scores: Float32Array, labels: Int32Array, n: number,
   }
   return { auc: aucSum / k, acc: correct / n };
 }
+
+/**
+ * The constant scores (one row of k) of a model that always answers the most common class of `labels` (the
+ * training split's; per label for multi-label, the more common of 0/1). Ties go to the lower class.
+ */
+export function majorityScores(task: TaskType, labels: Int32Array, n: number, k: number): Float32Array {
+  const row = new Float32Array(k);
+  if (task === 'multi-class' || task === 'ordinal') {
+    const counts = new Float64Array(k);
+    for (let i = 0; i < n; i++) counts[labels[i]!]!++;
+    let best = 0;
+    for (let c = 1; c < k; c++) if (counts[c]! > counts[best]!) best = c;
+    row[best] = 1;
+    return row;
+  }
+  // binary (k = 1) and multi-label: a flag per column, 1 where positives are the majority.
+  for (let j = 0; j < k; j++) {
+    let pos = 0;
+    for (let i = 0; i < n; i++) pos += labels[i * k + j]!;
+    row[j] = pos > n - pos ? 1 : 0;
+  }
+  return row;
+}
+
+/**
+ * ACC on a split (`labels`, n rows) of always answering the training split's majority class: the baseline a
+ * classifier's ACC must beat to have learned anything from the images.
+ */
+export function majorityAccuracy(
+  task: TaskType,
+  train: { labels: Int32Array; n: number },
+  labels: Int32Array,
+  n: number,
+  k: number,
+): number {
+  const row = majorityScores(task, train.labels, train.n, k);
+  const scores = new Float32Array(n * k);
+  for (let i = 0; i < n; i++) scores.set(row, i * k);
+  return evaluate(task, scores, labels, n, k).acc;
+}

@@ -1,5 +1,6 @@
 // report.md and its SVG curves: what a researcher opens first after a run.
-import type { Metrics } from './metrics.ts';
+import path from 'node:path';
+import { type DatasetResultJson, type LogRecord, readLogFile } from './records.ts';
 
 export interface Series {
   label: string;
@@ -14,7 +15,8 @@ export function lineChartSvg(title: string, xLabel: string, series: Series[], op
   const H = 320;
   const m = { l: 60, r: 150, t: 30, b: 40 };
   const all = series.flatMap((s) => s.points).filter(([, y]) => Number.isFinite(y) && (!opts.logY || y > 0));
-  if (all.length === 0) return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}"><text x="20" y="40">${title}: no data</text></svg>`;
+  if (all.length === 0)
+    return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}"><text x="20" y="40">${title}: no data</text></svg>`;
   const fy = (y: number) => (opts.logY ? Math.log10(y) : y);
   const xs = all.map(([x]) => x);
   const ys = all.map(([, y]) => fy(y));
@@ -40,41 +42,71 @@ export function lineChartSvg(title: string, xLabel: string, series: Series[], op
   parts.push(`<text x="${m.l}" y="${H - m.b + 14}">${x0}</text><text x="${W - m.r - 20}" y="${H - m.b + 14}">${x1}</text>`);
   series.forEach((s, i) => {
     const c = COLORS[i % COLORS.length];
-    const pts = s.points.filter(([, y]) => Number.isFinite(y) && (!opts.logY || y > 0)).map(([x, y]) => `${px(x).toFixed(1)},${py(y).toFixed(1)}`);
+    const pts = s.points
+      .filter(([, y]) => Number.isFinite(y) && (!opts.logY || y > 0))
+      .map(([x, y]) => `${px(x).toFixed(1)},${py(y).toFixed(1)}`);
     if (pts.length) parts.push(`<polyline fill="none" stroke="${c}" stroke-width="1.5" points="${pts.join(' ')}"/>`);
-    parts.push(`<rect x="${W - m.r + 10}" y="${m.t + i * 16}" width="10" height="10" fill="${c}"/><text x="${W - m.r + 24}" y="${m.t + i * 16 + 9}">${s.label}</text>`);
+    parts.push(
+      `<rect x="${W - m.r + 10}" y="${m.t + i * 16}" width="10" height="10" fill="${c}"/><text x="${W - m.r + 24}" y="${m.t + i * 16 + 9}">${s.label}</text>`,
+    );
   });
   parts.push('</svg>');
   return parts.join('\n');
 }
 
-export interface DatasetResult {
-  test: Metrics;
-  val: Metrics;
-  best_epoch: number;
-  steps: number;
-  wall_s: number;
-  samples_per_s: number;
-  ssl_steps?: number | null;
+/** The first lines of every report.md: the run's name, its description and the device it ran on. */
+export function reportHeader(name: string, description: string, device: string): string[] {
+  return [`# ${name}`, '', description, '', `Device: ${device}`, ''];
 }
 
-export function reportMarkdown(name: string, description: string, adapter: string, results: Record<string, DatasetResult>, charts: string[]): string {
+/** A score as printed, "n/a" where it is undefined (NaN in memory, null in JSON). */
+const fixed = (x: number | null, digits: number): string => (x === null || Number.isNaN(x) ? 'n/a' : x.toFixed(digits));
+const pct = (x: number | null): string => (x === null || Number.isNaN(x) ? 'n/a' : `${(100 * x).toFixed(1)}%`);
+
+export function reportMarkdown(
+  name: string,
+  description: string,
+  adapter: string,
+  results: Record<string, DatasetResultJson>,
+  charts: string[],
+): string {
   const lines = [
-    `# ${name}`,
-    '',
-    description,
-    '',
-    `Device: ${adapter}`,
-    '',
-    '| dataset | test AUC | test ACC | val AUC | val ACC | best epoch | steps | wall (s) | samples/s |',
-    '|---|---|---|---|---|---|---|---|---|',
+    ...reportHeader(name, description, adapter),
+    '| dataset | test AUC | test ACC | majority-class ACC | val AUC | val ACC | best epoch | steps | wall (s) | samples/s |',
+    '|---|---|---|---|---|---|---|---|---|---|',
   ];
   for (const [k, r] of Object.entries(results)) {
     lines.push(
-      `| ${k} | ${r.test.auc.toFixed(3)} | ${(100 * r.test.acc).toFixed(1)}% | ${r.val.auc.toFixed(3)} | ${(100 * r.val.acc).toFixed(1)}% | ${r.best_epoch} | ${r.steps} | ${r.wall_s.toFixed(0)} | ${r.samples_per_s.toFixed(1)} |`,
+      `| ${k} | ${fixed(r.test.auc, 3)} | ${pct(r.test.acc)}${r.beats_majority === false ? ' (not above the majority class)' : ''} | ${r.majority_acc === undefined ? 'n/a' : pct(r.majority_acc)} | ${fixed(r.val.auc, 3)} | ${pct(r.val.acc)} | ${r.best_epoch} | ${r.steps} | ${r.wall_s.toFixed(0)} | ${r.samples_per_s.toFixed(1)} |`,
     );
   }
-  lines.push('', 'AUC and ACC as the official MedMNIST evaluator defines them; the test split is evaluated once, with the checkpoint of the best validation AUC (ties broken by ACC).', '');
+  lines.push(
+    '',
+    "AUC and ACC as the official MedMNIST evaluator defines them; the test split is evaluated once, with the checkpoint of the best validation AUC (ties broken by ACC). The majority-class ACC is what always answering the training split's most common class scores on the test split: an ACC at or below it means the model has learned nothing usable for ACC.",
+    '',
+  );
   for (const c of charts) lines.push(`![${c}](${c})`, '');
   return lines.join('\n');
+}
+
+/** The run's log.jsonl, every record checked against its schema. */
+export function readLog(outDir: string): LogRecord[] {
+  return readLogFile(path.join(outDir, 'log.jsonl'));
+}
+
+export function series(
+  records: readonly Record<string, unknown>[],
+  event: string,
+  field: string,
+  groupBy?: string,
+): { label: string; points: [number, number][] }[] {
+  const groups = new Map<string, Map<number, number>>();
+  for (const r of records) {
+    if (r.event !== event || typeof r[field] !== 'number') continue;
+    const g = groupBy ? String(r[groupBy]) : field;
+    const m = groups.get(g) ?? new Map<number, number>();
+    m.set(r.step as number, r[field] as number);
+    groups.set(g, m);
+  }
+  return [...groups].map(([label, m]) => ({ label, points: [...m].sort((a, b) => a[0] - b[0]) }));
 }

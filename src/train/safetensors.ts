@@ -13,6 +13,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import { FileFormatError, MfError } from '../errors.ts';
+import { writeFileAtomic } from '../util/files.ts';
 
 export type Dtype = 'F32' | 'I32' | 'U8';
 
@@ -107,6 +108,15 @@ export function encodeSafetensors(
   return out;
 }
 
+/** Writes a safetensors file atomically (see writeFileAtomic in src/util/files.ts). */
+export function writeSafetensors(
+  file: string,
+  tensors: ReadonlyMap<string, TensorInput>,
+  metadata: ReadonlyMap<string, string> | Record<string, string> = {},
+): void {
+  writeFileAtomic(file, encodeSafetensors(tensors, metadata));
+}
+
 /** Reads and validates a safetensors file from disk. */
 export function readSafetensors(path: string): SafetensorsFile {
   let bytes: Buffer;
@@ -177,11 +187,7 @@ export function decodeSafetensors(bytes: Uint8Array, file: string): SafetensorsF
       throw bad(`tensor ${q(name)} shape is not a list of non-negative integers`);
     }
     const offsets = entry['data_offsets'];
-    if (
-      !Array.isArray(offsets) ||
-      offsets.length !== 2 ||
-      !offsets.every((o): o is number => Number.isSafeInteger(o) && o >= 0)
-    ) {
+    if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o): o is number => Number.isSafeInteger(o) && o >= 0)) {
       throw bad(`tensor ${q(name)} data_offsets is not [begin, end] with non-negative integers`);
     }
     const [begin, end] = offsets as [number, number];

@@ -99,3 +99,41 @@ export function oneCycle(opts: OneCycleOptions): OneCycle {
     },
   };
 }
+
+// Step decay, as PyTorch's torch.optim.lr_scheduler.MultiStepLR stepped once per epoch (the MedMNIST v2 recipe:
+// milestones at 50% and 75% of the epochs, gamma 0.1): the learning rate is lr · gamma^k during an epoch after k
+// milestones have passed. Given in steps here, so the milestone epoch e starts at step e · steps_per_epoch.
+
+export interface MultiStepOptions {
+  lr: number;
+  /** Steps at which the rate is multiplied by gamma, ascending. */
+  milestones: readonly number[];
+  gamma: number;
+}
+
+export interface MultiStep {
+  readonly milestones: readonly number[];
+  readonly gamma: number;
+  /** Learning rate for optimizer step `step` (0-based). */
+  lr(step: number): number;
+}
+
+export function multiStep(opts: MultiStepOptions): MultiStep {
+  const { lr, gamma } = opts;
+  const milestones = [...opts.milestones];
+  if (!(Number.isFinite(lr) && lr > 0)) throw new ConfigError(`MultiStep: lr ${lr} must be a positive number`);
+  if (!(Number.isFinite(gamma) && gamma > 0)) throw new ConfigError(`MultiStep: gamma ${gamma} must be a positive number`);
+  if (milestones.some((m, i) => !Number.isSafeInteger(m) || m < 1 || (i > 0 && m <= milestones[i - 1]))) {
+    throw new ConfigError(`MultiStep: milestones [${milestones.join(', ')}] must be ascending positive integers`);
+  }
+  return {
+    milestones,
+    gamma,
+    lr(step: number): number {
+      if (!Number.isInteger(step) || step < 0) throw new MfError(`MultiStep: step ${step} must be an integer >= 0`);
+      let k = 0;
+      while (k < milestones.length && step >= milestones[k]) k++;
+      return lr * gamma ** k;
+    },
+  };
+}

@@ -1,17 +1,25 @@
 import { copyFileSync, existsSync, mkdirSync, readdirSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { ageBins, smoothBinLabels } from '../../src/data/age_bins.ts';
 import {
-  ageBins, cachePath, findIxiVolumes, foregroundBox, ixiId, loadIxiSubjects, matchSubjects, nonzeroPercentiles,
-  orientationCode, preprocessBrain, preprocessVolume, reorientToRas, smoothBinLabels, subjectSplit,
+  cachePath,
+  foregroundBox,
+  nonzeroPercentiles,
+  orientationCode,
+  preprocessBrain,
+  preprocessVolume,
+  reorientToRas,
 } from '../../src/data/brain.ts';
+import { findIxiVolumes, ixiId, loadIxiSubjects, matchSubjects, subjectSplit } from '../../src/data/ixi.ts';
 import { writeNifti, type Vec3, type Volume } from '../../src/data/nifti.ts';
 import { ConfigError, FileFormatError } from '../../src/errors.ts';
 import { blobVolume, SHARED_SKIP, sharedData, tempDir } from './helpers.ts';
 
 const dir = tempDir();
 
-const apply = (A: readonly number[], p: readonly number[]) => [0, 1, 2].map((r) => A[4 * r]! * p[0]! + A[4 * r + 1]! * p[1]! + A[4 * r + 2]! * p[2]! + A[4 * r + 3]!);
+const apply = (A: readonly number[], p: readonly number[]) =>
+  [0, 1, 2].map((r) => A[4 * r]! * p[0]! + A[4 * r + 1]! * p[1]! + A[4 * r + 2]! * p[2]! + A[4 * r + 3]!);
 
 /** A PSR volume like IXI's: axis 0 → posterior, axis 1 → superior, axis 2 → right. */
 function psrVolume(): Volume {
@@ -37,7 +45,8 @@ describe('reorientation to RAS', () => {
     expect([r.affine[0], r.affine[5], r.affine[10]]).toEqual([1.2, 0.9, 0.8]);
     const [X, Y] = r.shape;
     const where = new Map<number, number[]>();
-    for (let z = 0; z < r.shape[2]; z++) for (let y = 0; y < Y; y++) for (let x = 0; x < X; x++) where.set(r.data[x + X * (y + Y * z)]!, apply(r.affine, [x, y, z]));
+    for (let z = 0; z < r.shape[2]; z++)
+      for (let y = 0; y < Y; y++) for (let x = 0; x < X; x++) where.set(r.data[x + X * (y + Y * z)]!, apply(r.affine, [x, y, z]));
     for (let k = 0; k < 4; k++) {
       for (let j = 0; j < 5; j++) {
         for (let i = 0; i < 6; i++) {
@@ -50,7 +59,12 @@ describe('reorientation to RAS', () => {
   });
 
   it('an already-RAS volume is unchanged', () => {
-    const v: Volume = { shape: [3, 2, 2], data: new Float32Array(12).map((_, i) => i), spacing: [1, 1, 1], affine: [1, 0, 0, 5, 0, 1, 0, 6, 0, 0, 1, 7, 0, 0, 0, 1] };
+    const v: Volume = {
+      shape: [3, 2, 2],
+      data: new Float32Array(12).map((_, i) => i),
+      spacing: [1, 1, 1],
+      affine: [1, 0, 0, 5, 0, 1, 0, 6, 0, 0, 1, 7, 0, 0, 0, 1],
+    };
     const r = reorientToRas(v);
     expect(r.data).toEqual(v.data);
     expect(r.affine).toEqual(v.affine);
@@ -69,7 +83,10 @@ describe('intensity and resampling', () => {
     const shape: Vec3 = [60, 50, 40];
     const data = blobVolume(shape, [20, 30, 15], [12, 10, 8]); // off-centre on purpose
     data[5] = 1e6; // one hot voxel: the 99.5th percentile clip must absorb it
-    const out = preprocessVolume({ shape, data, spacing: [1, 1, 1], affine: [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1] }, { shape: [32, 32, 32], spacingMm: 1 });
+    const out = preprocessVolume(
+      { shape, data, spacing: [1, 1, 1], affine: [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1] },
+      { shape: [32, 32, 32], spacingMm: 1 },
+    );
     expect(out.shape).toEqual([32, 32, 32]);
     let lo = Infinity;
     let hi = -Infinity;
@@ -98,7 +115,12 @@ describe('intensity and resampling', () => {
 
   it("spacingMm 'fit' fills the grid with the foreground box; the default keeps physical size", () => {
     const shape: Vec3 = [80, 80, 80];
-    const vol: Volume = { shape, data: blobVolume(shape, [40, 40, 40], [30, 20, 10]), spacing: [1, 1, 1], affine: [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1] };
+    const vol: Volume = {
+      shape,
+      data: blobVolume(shape, [40, 40, 40], [30, 20, 10]),
+      spacing: [1, 1, 1],
+      affine: [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1],
+    };
     const fit = preprocessVolume(vol, { shape: [16, 16, 16], spacingMm: 'fit' });
     const box = foregroundBox(fit, 0)!;
     expect(box.max[0] - box.min[0]).toBeGreaterThanOrEqual(14);
@@ -117,7 +139,11 @@ describe('intensity and resampling', () => {
 describe('preprocessBrain cache', () => {
   const shape: Vec3 = [40, 48, 36];
   const src = join(dir, 'IXI999-Test-0000-T1.nii.gz');
-  writeNifti(src, { shape, data: blobVolume(shape, [20, 24, 18], [15, 18, 12]) }, { affine: [0, 0, 1.2, 0, -1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1] });
+  writeNifti(
+    src,
+    { shape, data: blobVolume(shape, [20, 24, 18], [15, 18, 12]) },
+    { affine: [0, 0, 1.2, 0, -1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1] },
+  );
   const cacheDir = join(dir, 'cache');
 
   it('the second call reads the cache and gets the same voxels; other options or a touched file miss it', () => {
@@ -202,7 +228,13 @@ describe(`real IXI preprocessing and subjects${SHARED_SKIP}`, () => {
 
 describe('IXI subjects', () => {
   it('ids are normalised to IXI + 3 digits', () => {
-    expect(['57', 'IXI57', 'IXI057-HH-1342-T1.nii.gz', '  12 ', '57.0'].map(ixiId)).toEqual(['IXI057', 'IXI057', 'IXI057', 'IXI012', 'IXI057']);
+    expect(['57', 'IXI57', 'IXI057-HH-1342-T1.nii.gz', '  12 ', '57.0'].map(ixiId)).toEqual([
+      'IXI057',
+      'IXI057',
+      'IXI057',
+      'IXI012',
+      'IXI057',
+    ]);
     expect(ixiId('abc')).toBeNull();
   });
 
@@ -210,7 +242,10 @@ describe('IXI subjects', () => {
     const f = join(dir, 'IXI.csv');
     writeFileSync(f, '\uFEFFIXI_ID,"SEX_ID",HEIGHT,AGE\r\n2,2,164,35.8\r\n12,1,"1,80",38.78\r\n13,1,,\r\n12,1,180,38.78\r\n');
     const s = loadIxiSubjects(f);
-    expect(s).toEqual([{ id: 'IXI002', age: 35.8, sex: 'F' }, { id: 'IXI012', age: 38.78, sex: 'M' }]);
+    expect(s).toEqual([
+      { id: 'IXI002', age: 35.8, sex: 'F' },
+      { id: 'IXI012', age: 38.78, sex: 'M' },
+    ]);
   });
 
   it('malformed CSVs are FileFormatErrors naming the file and line', () => {
@@ -292,7 +327,11 @@ describe('subject split', () => {
   it('deterministic per seed, independent of input order, different across seeds', () => {
     const a = subjectSplit(subjects, { seed: 7, test: 5, val: 5 });
     const b = subjectSplit([...subjects].reverse(), { seed: 7, test: 5, val: 5 });
-    const key = (x: { test: { id: string }[] }) => x.test.map((s) => s.id).sort().join();
+    const key = (x: { test: { id: string }[] }) =>
+      x.test
+        .map((s) => s.id)
+        .sort()
+        .join();
     expect(key(b)).toBe(key(a));
     expect(key(subjectSplit(subjects, { seed: 8, test: 5, val: 5 }))).not.toBe(key(a));
   });

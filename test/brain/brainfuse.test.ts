@@ -1,5 +1,5 @@
-// BrainFuse: the slice-interpolation U-Net, its curriculum, `mf fuse`, the Barlow Twins loss, and a tiny
-// brain-age study end to end. Synthetic volumes made here; real IXI only with MEDFORMER_SHARED_DATA.
+// BrainFuse: the slice-interpolation U-Net, its curriculum, `mf fuse`, the Barlow Twins loss, and tiny
+// interpolation and brain-age runs end to end. Synthetic volumes made here; real IXI only with MEDFORMER_SHARED_DATA.
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -12,11 +12,15 @@ import { SliceUNet, type SliceUNetConfig } from '../../src/models/brainfuse.ts';
 import { ParameterStore } from '../../src/nn/parameters.ts';
 import { mseLoss } from '../../src/ops/index.ts';
 import { AdamW } from '../../src/train/adamw.ts';
-import { barlowTwins, barlowTwinsReference, downsampleVolume, softCrossEntropy } from '../../src/train/brainage.ts';
-import { foregroundSlices, gapAt, interpLoss, psnr, sampleTriplets, ssim, synthesizeSlices, tripletBatch } from '../../src/train/brainfuse.ts';
+import { synthesizeSlices } from '../../src/brain/interpolator.ts';
+import { psnr, ssim } from '../../src/brain/metrics.ts';
+import { downsampleVolume, foregroundSlices, sampleTriplets, tripletBatch } from '../../src/brain/sampling.ts';
+import { barlowTwins, barlowTwinsReference, softCrossEntropy } from '../../src/kinds/brainage/losses.ts';
+import { gapAt, interpLoss } from '../../src/kinds/brainfuse-interp/loss.ts';
 import { setBackend, Tensor, tidy } from '../../src/tensor/tensor.ts';
+import { readSafetensors } from '../../src/train/safetensors.ts';
 import { Rng } from '../../src/util/rng.ts';
-import { cpu, gpuBackend, randn, releaseGpu } from '../helpers.ts';
+import { cpu, gpuBackend, uniform, releaseGpu } from '../helpers.ts';
 import { SHARED_SKIP, sharedData, tempDir } from './helpers.ts';
 
 afterAll(releaseGpu);
@@ -26,7 +30,14 @@ const MF = path.join(ROOT, 'bin/mf.js');
 
 function mf(args: string[], env: Record<string, string> = {}): { status: number | null; stdout: string; stderr: string } {
   const r = spawnSync(process.execPath, [MF, ...args], { cwd: ROOT, env: { ...process.env, ...env }, encoding: 'utf8', timeout: 600_000 });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr.split('\n').filter((l) => !/artificially reduced/.test(l)).join('\n') };
+  return {
+    status: r.status,
+    stdout: r.stdout,
+    stderr: r.stderr
+      .split('\n')
+      .filter((l) => !/artificially reduced/.test(l))
+      .join('\n'),
+  };
 }
 
 /** A brain-like n³ volume: an ellipsoid of intensity shells in a zero background, ventricles growing with age. */
@@ -65,10 +76,10 @@ describe('slice-interpolation U-Net', () => {
     store.finalize();
     const B = 4;
     const n = 16;
-    const x = randn(B * 2 * n * n, 5, 0, 1);
+    const x = uniform(B * 2 * n * n, 5, 0, 1);
     const { y, loss } = tidy(() => {
       const y = model.forward(Tensor.from(x, [B, 2, n, n]));
-      const loss = mseLoss(y, Tensor.from(randn(B * n * n, 6, 0, 1), [B, 1, n, n]));
+      const loss = mseLoss(y, Tensor.from(uniform(B * n * n, 6, 0, 1), [B, 1, n, n]));
       loss.backward();
       return { y, loss };
     });
@@ -106,7 +117,7 @@ describe('slice-interpolation U-Net', () => {
     const model = new SliceUNet(store, UNET);
     store.finalize();
     const opt = new AdamW(store, { lr: 1e-2, weightDecay: 0 });
-    const schedule = { start: 2, max: 6, everyEpochs: 1 };
+    const schedule = { start: 2, max: 6, every_epochs: 1 };
     expect([0, 1, 2, 3].map((e) => gapAt(schedule, e))).toEqual([2, 4, 6, 6]);
     const B = 4;
     for (let stage = 0; stage < 3; stage++) {
@@ -134,10 +145,20 @@ describe('slice-interpolation U-Net', () => {
         l.dispose();
       }
       expect(losses.every(Number.isFinite)).toBe(true);
-      expect(losses.at(-1)!, `stage ${stage} (gap ≤ ${maxGap}): ${losses.map((v) => v.toFixed(5)).join(' ')}`).toBeLessThan(0.95 * losses[0]!);
+      expect(losses.at(-1)!, `stage ${stage} (gap ≤ ${maxGap}): ${losses.map((v) => v.toFixed(5)).join(' ')}`).toBeLessThan(
+        0.95 * losses[0]!,
+      );
     }
     // Bisection with the network fills any number of transition slices with finite values of the right size.
-    const made = await synthesizeSlices(model, getSlice({ shape: [n, n, n], data: vol }, 2, 4), getSlice({ shape: [n, n, n], data: vol }, 2, 10), 5, n, n, B);
+    const made = await synthesizeSlices(
+      model,
+      getSlice({ shape: [n, n, n], data: vol }, 2, 4),
+      getSlice({ shape: [n, n, n], data: vol }, 2, 10),
+      5,
+      n,
+      n,
+      B,
+    );
     expect(made.length).toBe(5);
     for (const s of made) {
       expect(s.length).toBe(n * n);
@@ -151,7 +172,7 @@ describe('image quality metrics', () => {
   it('PSNR and SSIM: identical images are perfect, noise lowers both, SSIM is symmetric', () => {
     const W = 24;
     const H = 20;
-    const a = randn(W * H, 1, 0, 1);
+    const a = uniform(W * H, 1, 0, 1);
     const noisy = a.map((v, i) => v + 0.1 * Math.sin(i * 7.1));
     expect(ssim(a, a, W, H)).toBeCloseTo(1, 10);
     expect(psnr(a, a)).toBeGreaterThan(100);
@@ -168,8 +189,8 @@ describe('Barlow Twins loss', () => {
   it('matches a plain float64 TypeScript reference, value and gradient', async () => {
     const n = 6;
     const d = 5;
-    const z1 = randn(n * d, 11);
-    const z2 = randn(n * d, 12).map((v, i) => 0.6 * v + 0.5 * z1[i]!);
+    const z1 = uniform(n * d, 11);
+    const z2 = uniform(n * d, 12).map((v, i) => 0.6 * v + 0.5 * z1[i]!);
     for (const lambda of [0.005, 0.7]) {
       const want = barlowTwinsReference(z1, z2, n, d, lambda);
       const t1 = Tensor.from(z1, [n, d]);
@@ -197,11 +218,13 @@ describe('Barlow Twins loss', () => {
       t1.grad = null;
       t1.dispose();
     }
-    expect(() => barlowTwins(Tensor.from(z1, [n, d]), Tensor.from(z2.subarray(0, 5 * 4), [5, 4]), 1)).toThrow(/barlowTwins.*\[6, 5\].*\[5, 4\]/);
+    expect(() => barlowTwins(Tensor.from(z1, [n, d]), Tensor.from(z2.subarray(0, 5 * 4), [5, 4]), 1)).toThrow(
+      /barlowTwins.*\[6, 5\].*\[5, 4\]/,
+    );
   });
 
   it('soft-label cross-entropy equals cross-entropy for one-hot targets', async () => {
-    const logits = randn(3 * 4, 21, -2, 2);
+    const logits = uniform(3 * 4, 21, -2, 2);
     const onehot = new Float32Array(12);
     [1, 3, 0].forEach((c, i) => (onehot[i * 4 + c] = 1));
     const got = await tidy(() => softCrossEntropy(Tensor.from(logits, [3, 4]), Tensor.from(onehot, [3, 4]))).item();
@@ -220,8 +243,8 @@ describe('mf fuse', () => {
   const a = path.join(dir, 'IXI901-A-T1.nii');
   const b = path.join(dir, 'IXI902-B-T1.nii');
   beforeAll(() => {
-    writeNifti(a, { shape, data: Float32Array.from(randn(20 * 24 * 18, 31, 0, 1)) });
-    writeNifti(b, { shape, data: Float32Array.from(randn(20 * 24 * 18, 32, 0, 1)) });
+    writeNifti(a, { shape, data: Float32Array.from(uniform(20 * 24 * 18, 31, 0, 1)) });
+    writeNifti(b, { shape, data: Float32Array.from(uniform(20 * 24 * 18, 32, 0, 1)) });
   });
 
   it('--raw keeps every slice of both sources bit for bit and labels the fusion with the slice-weighted age', () => {
@@ -249,7 +272,26 @@ describe('mf fuse', () => {
 
   it('--count makes random fusions, reports how many the plausibility filter kept and writes each with its label', () => {
     const out = path.join(dir, 'many');
-    const r = mf(['fuse', a, b, '--count', '3', '--linear', '--as-is', '--transition', '3', '--ages', '30,70', '--seed', '4', '--threshold', '100', '--out', out, '--json']);
+    const r = mf([
+      'fuse',
+      a,
+      b,
+      '--count',
+      '3',
+      '--linear',
+      '--as-is',
+      '--transition',
+      '3',
+      '--ages',
+      '30,70',
+      '--seed',
+      '4',
+      '--threshold',
+      '100',
+      '--out',
+      out,
+      '--json',
+    ]);
     expect(r.status, r.stderr).toBe(0);
     const summary = JSON.parse(fs.readFileSync(path.join(out, 'summary.json'), 'utf8'));
     expect(summary.kept).toBe(3);
@@ -270,7 +312,23 @@ describe('mf fuse', () => {
     const data = path.join(sharedData ?? '', 'brain');
     const cache = path.join(dir, 'ixi-cache');
     const out = path.join(dir, 'ixi.nii.gz');
-    const r = mf(['fuse', 'IXI057', 'IXI259', '--raw', '--shape', '32', '--k', '14', '--data-dir', data, '--cache-dir', cache, '--out', out, '--json']);
+    const r = mf([
+      'fuse',
+      'IXI057',
+      'IXI259',
+      '--raw',
+      '--shape',
+      '32',
+      '--k',
+      '14',
+      '--data-dir',
+      data,
+      '--cache-dir',
+      cache,
+      '--out',
+      out,
+      '--json',
+    ]);
     expect(r.status, r.stderr).toBe(0);
     const meta = JSON.parse(r.stdout);
     expect(meta.age).toBeCloseTo((14 / 32) * 28.1588 + (18 / 32) * 59.7837, 2);
@@ -281,39 +339,113 @@ describe('mf fuse', () => {
   });
 });
 
+/** A synthetic IXI folder of 10 brain-like subjects (IXI100..IXI109, ages 22..81) with ixi_subjects.csv; made once. */
+let ixiFolder: string | null = null;
+function syntheticIxi(): string {
+  if (ixiFolder) return ixiFolder;
+  const data = path.join(dir, 'ixi');
+  fs.mkdirSync(data, { recursive: true });
+  const ages = [22, 31, 38, 44, 52, 57, 63, 69, 75, 81];
+  const rows = ['ixi_id,sex,age_years,file'];
+  ages.forEach((age, i) => {
+    const id = `IXI${String(100 + i).padStart(3, '0')}`;
+    const file = `${id}-Synth-T1.nii.gz`;
+    // 32³ at 5 mm: a 160 mm field of view, as the preprocessing expects of a brain.
+    writeNifti(path.join(data, file), { shape: [32, 32, 32], data: brainLike(32, age, i).map((v) => v * 1000), spacing: [5, 5, 5] });
+    rows.push(`${100 + i},${i % 2 ? 'M' : 'F'},${age},${file}`);
+  });
+  fs.writeFileSync(path.join(data, 'ixi_subjects.csv'), `${rows.join('\n')}\n`);
+  ixiFolder = data;
+  return data;
+}
+
+describe('slice-interpolation run', () => {
+  it('a tiny run trains through the curriculum, writes the interpolator, metrics and report; mf fuse uses it for BrainFuse transitions', () => {
+    const data = syntheticIxi();
+    const exp = {
+      name: 'tiny-interp',
+      kind: 'brainfuse-interp',
+      data: { data_dir: data, cache_dir: 'cache', shape: 16, split: { seed: 0, test: 3, val: 1 } },
+      model: { base: 4, depth: 2, groups: 2 },
+      training: { epochs: 2, steps_per_epoch: 3, batch_size: 4, lr: 0.003, weight_decay: 0, warmup_epochs: 0, seed: 0, log_every: 1 },
+      interp: { gap: { start: 2, max: 4, every_epochs: 1 }, eval: { per_axis: 2 } },
+    };
+    const file = path.join(dir, 'tiny-interp.json');
+    fs.writeFileSync(file, JSON.stringify(exp, null, 2));
+    const run = path.join(dir, 'interp');
+    const r = mf(['run', file, '--out', run, '--quiet']);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/subject-level split \(seed 0\): train 6 .*; val 1 .*; test 3/);
+    const metrics = JSON.parse(fs.readFileSync(path.join(run, 'metrics.json'), 'utf8')).interp;
+    expect(metrics.steps).toBe(6);
+    expect(metrics.shape).toBe(16);
+    expect(metrics.split.test).toHaveLength(3);
+    expect(Object.keys(metrics.by_gap)).toEqual(['2', '4']);
+    for (const g of Object.values(metrics.by_gap) as { slices: number; model: { psnr: number; ssim: number }; model_better: number }[]) {
+      expect(g.slices).toBeGreaterThan(0);
+      expect(Number.isFinite(g.model.psnr) && Number.isFinite(g.model.ssim)).toBe(true);
+      expect(g.model_better).toBeGreaterThanOrEqual(0);
+    }
+    const log = fs
+      .readFileSync(path.join(run, 'log.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(log.filter((x) => x.event === 'train').map((x) => x.max_gap)).toEqual([2, 2, 2, 4, 4, 4]);
+    expect(log.filter((x) => x.event === 'val')).toHaveLength(2);
+    const weights = readSafetensors(path.join(run, 'model.safetensors'));
+    expect(weights.metadata.get('format')).toBe('brainfuse-interp');
+    expect(weights.metadata.get('shape')).toBe('16');
+    expect(weights.metadata.get('split')).toBe('{"seed":0,"test":3,"val":1}');
+    for (const f of ['examples.png', 'loss.svg', 'val_psnr.svg']) expect(fs.existsSync(path.join(run, f)), f).toBe(true);
+    expect(fs.readFileSync(path.join(run, 'report.md'), 'utf8')).toMatch(/\| 4 \| \d+ \| [\d.]+ \| [\d.]+ \|/);
+
+    // `mf fuse` with this network: kept slices are the sources' exactly, the transition is the network's.
+    const cache = path.join(run, 'cache');
+    const out = path.join(dir, 'brainfuse.nii.gz');
+    const f = mf([
+      'fuse',
+      'IXI100',
+      'IXI102',
+      '--data-dir',
+      data,
+      '--shape',
+      '16',
+      '--cache-dir',
+      cache,
+      '--checkpoint',
+      run,
+      '--transition',
+      '3',
+      '--k',
+      '6',
+      '--out',
+      out,
+      '--json',
+    ]);
+    expect(f.status, f.stderr).toBe(0);
+    const meta = JSON.parse(f.stdout);
+    expect(meta.mode).toBe('BrainFuse');
+    expect(meta.age).toBeCloseTo((7.5 / 16) * 22 + (8.5 / 16) * 38, 3);
+    const fused = readNifti(out);
+    const A = preprocessBrain(meta.sources[0].file, { shape: [16, 16, 16], cacheDir: cache });
+    const B = preprocessBrain(meta.sources[1].file, { shape: [16, 16, 16], cacheDir: cache });
+    for (let k = 0; k < 16; k++) if (k < 6 || k >= 9) expect(getSlice(fused, 2, k), `slice ${k}`).toEqual(getSlice(k < 6 ? A : B, 2, k));
+  }, 600_000);
+});
+
 describe('brain-age study', () => {
   it('a tiny study (1 seed, 2 epochs) runs end to end and reports top-1/3/5 next to the thesis', () => {
-    const data = path.join(dir, 'ixi');
-    fs.mkdirSync(data, { recursive: true });
-    const ages = [22, 31, 38, 44, 52, 57, 63, 69, 75, 81];
-    const rows = ['ixi_id,sex,age_years,file'];
-    ages.forEach((age, i) => {
-      const id = `IXI${String(100 + i).padStart(3, '0')}`;
-      const file = `${id}-Synth-T1.nii.gz`;
-      // 32³ at 5 mm: a 160 mm field of view, as the preprocessing expects of a brain.
-      writeNifti(path.join(data, file), { shape: [32, 32, 32], data: brainLike(32, age, i).map((v) => v * 1000), spacing: [5, 5, 5] });
-      rows.push(`${100 + i},${i % 2 ? 'M' : 'F'},${age},${file}`);
-    });
-    fs.writeFileSync(path.join(data, 'ixi_subjects.csv'), rows.join('\n') + '\n');
+    const data = syntheticIxi();
     const exp = {
       name: 'tiny-brainage',
       kind: 'brainage',
-      model: { preset: 'small' },
-      data: { datasets: ['ixi'], augment: false },
-      training: { epochs: 2, batch_size: 4, lr: 0.003, weight_decay: 0, warmup_epochs: 0, seed: 0, log_every: 1 },
-      brainfuse: {
-        data_dir: data,
-        cache_dir: 'cache',
-        shape: 16,
-        split: { seed: 0, test: 3, val: 1 },
-        arms: ['NT', 'NT+BT+BrainFuse', 'NT+RawBrainFuse+ConsistencyReg'],
-        seeds: 1,
-        downsample: 1,
-        resnet: { width: 4, blocks: [1, 1], groups: 2 },
-        steps_per_epoch: 2,
-        bt: { steps_per_epoch: 2, dim: 8 },
-        fusion: { interp_run: null, per_subject: 1, transition: 3, threshold: 100 },
-      },
+      data: { data_dir: data, cache_dir: 'cache', shape: 16, split: { seed: 0, test: 3, val: 1 }, downsample: 1 },
+      model: { width: 4, blocks: [1, 1], groups: 2 },
+      training: { epochs: 2, batch_size: 4, lr: 0.003, weight_decay: 0, warmup_epochs: 0, seed: 0, log_every: 1, steps_per_epoch: 2 },
+      study: { arms: ['NT', 'NT+BT+BrainFuse', 'NT+RawBrainFuse+ConsistencyReg'], seeds: 1 },
+      bt: { steps_per_epoch: 2, dim: 8 },
+      fusion: { interp_run: null, per_subject: 1, transition: 3, threshold: 100 },
     };
     const file = path.join(dir, 'tiny-brainage.json');
     fs.writeFileSync(file, JSON.stringify(exp, null, 2));
@@ -333,11 +465,16 @@ describe('brain-age study', () => {
       expect(a.top3![0]).toBeLessThanOrEqual(a.top5![0]!);
     }
     expect(metrics.brainage.split.test).toHaveLength(3);
-    expect(metrics.brainage.fusion.map((f: { mode: string; kept: number }) => [f.mode, f.kept])).toEqual([['BrainFuse', 6], ['RawBrainFuse', 6]]);
+    expect(metrics.brainage.fusion.map((f: { mode: string; kept: number }) => [f.mode, f.kept])).toEqual([
+      ['BrainFuse', 6],
+      ['RawBrainFuse', 6],
+    ]);
     expect(metrics.thesis.table.NT.top1).toEqual([32.1, 0.27]);
     const report = fs.readFileSync(path.join(out, 'report.md'), 'utf8');
     expect(report).toMatch(/demonstration, not a reproduction/);
-    expect(report).toMatch(/\| NT \| [\d.]+ ± [\d.]+ \| [\d.]+ ± [\d.]+ \| [\d.]+ ± [\d.]+ \| [\d.]+ \| [\d.]+ \| 32\.10 ± 0\.27 \| 53\.80 ± 0\.18 \| 64\.21 ± 0\.32 \|/);
+    expect(report).toMatch(
+      /\| NT \| [\d.]+ ± [\d.]+ \| [\d.]+ ± [\d.]+ \| [\d.]+ ± [\d.]+ \| [\d.]+ \| [\d.]+ \| 32\.10 ± 0\.27 \| 53\.80 ± 0\.18 \| 64\.21 ± 0\.32 \|/,
+    );
     expect(report).toMatch(/subject-level split/);
     const study = JSON.parse(fs.readFileSync(path.join(out, 'study.json'), 'utf8'));
     expect(Object.keys(study.phases)).toEqual(['BT-s0', 'NT-s0', 'NT+BT+BrainFuse-s0', 'NT+RawBrainFuse+ConsistencyReg-s0']);

@@ -3,7 +3,14 @@ import { join } from 'node:path';
 import { inflateSync } from 'fflate';
 import { describe, expect, it } from 'vitest';
 import {
-  fusedAge, fuseVolumes, getSlice, linearInterpolate, midSliceMontagePng, plausible, transitionSmoothness, type FusableVolume,
+  fusedAge,
+  fuseVolumes,
+  getSlice,
+  linearInterpolate,
+  midSliceMontagePng,
+  plausible,
+  transitionSmoothness,
+  type FusableVolume,
 } from '../../src/data/fuse.ts';
 import { crc32, type Vec3 } from '../../src/data/nifti.ts';
 import { ConfigError, ShapeError } from '../../src/errors.ts';
@@ -50,7 +57,10 @@ describe('fuseVolumes', () => {
   it('the interpolation callback gets A[k-1], B[k+transition] and the count; its slices are used', () => {
     const calls: [Float32Array, Float32Array, number][] = [];
     const f = fuseVolumes(A, B, {
-      axis: 1, k: 7, transition: 2, mode: 'interp',
+      axis: 1,
+      k: 7,
+      transition: 2,
+      mode: 'interp',
       interpolate: (before, after, count) => {
         calls.push([before, after, count]);
         return Array.from({ length: count }, (_, i) => new Float32Array(before.length).fill(i + 0.5));
@@ -62,7 +72,9 @@ describe('fuseVolumes', () => {
     expect(calls[0]![2]).toBe(2);
     expect(getSlice(f, 1, 7).every((v) => v === 0.5)).toBe(true);
     expect(getSlice(f, 1, 8).every((v) => v === 1.5)).toBe(true);
-    expect(() => fuseVolumes(A, B, { axis: 1, k: 7, transition: 2, mode: 'interp', interpolate: () => [new Float32Array(3)] })).toThrow(ShapeError);
+    expect(() => fuseVolumes(A, B, { axis: 1, k: 7, transition: 2, mode: 'interp', interpolate: () => [new Float32Array(3)] })).toThrow(
+      ShapeError,
+    );
   });
 
   it('refuses mismatched shapes, bad seams, and re-fusing past the generation limit', () => {

@@ -17,7 +17,14 @@ export const SHARED_SKIP = sharedData ? '' : ' (skipped: set MEDFORMER_SHARED_DA
 
 export type DtypeName = 'uint8' | 'int8' | 'int16' | 'uint16' | 'int32' | 'uint32' | 'float32' | 'float64';
 const CODES: Record<DtypeName, [number, number]> = {
-  uint8: [2, 1], int8: [256, 1], int16: [4, 2], uint16: [512, 2], int32: [8, 4], uint32: [768, 4], float32: [16, 4], float64: [64, 8],
+  uint8: [2, 1],
+  int8: [256, 1],
+  int16: [4, 2],
+  uint16: [512, 2],
+  int32: [8, 4],
+  uint32: [768, 4],
+  float32: [16, 4],
+  float64: [64, 8],
 };
 
 export interface HandHeader {
@@ -81,20 +88,33 @@ function writeValues(dv: DataView, off: number, dtype: DtypeName, values: number
   values.forEach((v, i) => {
     const o = off + i * size;
     switch (dtype) {
-      case 'uint8': return dv.setUint8(o, v);
-      case 'int8': return dv.setInt8(o, v);
-      case 'int16': return dv.setInt16(o, v, le);
-      case 'uint16': return dv.setUint16(o, v, le);
-      case 'int32': return dv.setInt32(o, v, le);
-      case 'uint32': return dv.setUint32(o, v, le);
-      case 'float32': return dv.setFloat32(o, v, le);
-      case 'float64': return dv.setFloat64(o, v, le);
+      case 'uint8':
+        return dv.setUint8(o, v);
+      case 'int8':
+        return dv.setInt8(o, v);
+      case 'int16':
+        return dv.setInt16(o, v, le);
+      case 'uint16':
+        return dv.setUint16(o, v, le);
+      case 'int32':
+        return dv.setInt32(o, v, le);
+      case 'uint32':
+        return dv.setUint32(o, v, le);
+      case 'float32':
+        return dv.setFloat32(o, v, le);
+      case 'float64':
+        return dv.setFloat64(o, v, le);
     }
   });
 }
 
 /** A smooth test volume with a bright ellipsoid "brain" in a zero background, x fastest. */
-export function blobVolume(shape: [number, number, number], centre: [number, number, number], radii: [number, number, number], peak = 1000): Float32Array {
+export function blobVolume(
+  shape: [number, number, number],
+  centre: [number, number, number],
+  radii: [number, number, number],
+  peak = 1000,
+): Float32Array {
   const [X, Y, Z] = shape;
   const out = new Float32Array(X * Y * Z);
   let i = 0;

@@ -102,7 +102,15 @@ describe('NIfTI round trip', () => {
   it('big-endian qform and sform are read in the right byte order', () => {
     const quat: [number, number, number] = [0.1, -0.2, 0.3];
     const a = Math.sqrt(1 - 0.01 - 0.04 - 0.09);
-    const q = handNifti({ le: false, dims: [2, 2, 2], pixdim: [-1, 2, 2, 3], qformCode: 1, quatern: quat, qoffset: [10, 20, 30], values: [0, 1, 2, 3, 4, 5, 6, 7] });
+    const q = handNifti({
+      le: false,
+      dims: [2, 2, 2],
+      pixdim: [-1, 2, 2, 3],
+      qformCode: 1,
+      quatern: quat,
+      qoffset: [10, 20, 30],
+      values: [0, 1, 2, 3, 4, 5, 6, 7],
+    });
     const r = decodeNifti(q, 'be-q.nii');
     expect(r.affineSource).toBe('qform');
     const [b, cq, d] = quat;
@@ -112,7 +120,10 @@ describe('NIfTI round trip', () => {
     expect(r.affine[2]).toBeCloseTo(-2 * (b * d + a * cq) * 3, 5);
     expect([r.affine[3], r.affine[7], r.affine[11]]).toEqual([10, 20, 30]);
     const srow = [1, 0, 0, 5, 0, 2, 0, 6, 0, 0, 3, 7];
-    const sf = decodeNifti(handNifti({ le: false, dims: [2, 2, 2], qformCode: 1, quatern: quat, sformCode: 2, srow, values: [0, 1, 2, 3, 4, 5, 6, 7] }), 'be-s.nii');
+    const sf = decodeNifti(
+      handNifti({ le: false, dims: [2, 2, 2], qformCode: 1, quatern: quat, sformCode: 2, srow, values: [0, 1, 2, 3, 4, 5, 6, 7] }),
+      'be-s.nii',
+    );
     expect(sf.affineSource).toBe('sform');
     expect(sf.affine).toEqual([...srow, 0, 0, 0, 1]);
   });
@@ -175,13 +186,22 @@ describe('NIfTI errors: one FileFormatError line naming the file', () => {
     expectFormatError(() => readNifti(f), f, /gzip/);
   });
   it('bad magic', () => {
-    const f = put('bad-magic.nii', mutate((_, b) => b.set([0x6e, 0x2d, 0x31, 0], 344)));
+    const f = put(
+      'bad-magic.nii',
+      mutate((_, b) => b.set([0x6e, 0x2d, 0x31, 0], 344)),
+    );
     expectFormatError(() => readNifti(f), f, /bad NIfTI magic/);
   });
   it('bad sizeof_hdr (not NIfTI-1 in either byte order), and NIfTI-2', () => {
-    const f = put('bad-size.nii', mutate((dv) => dv.setInt32(0, 349, true)));
+    const f = put(
+      'bad-size.nii',
+      mutate((dv) => dv.setInt32(0, 349, true)),
+    );
     expectFormatError(() => readNifti(f), f, /sizeof_hdr/);
-    const f2 = put('nifti2.nii', mutate((dv) => dv.setInt32(0, 540, true)));
+    const f2 = put(
+      'nifti2.nii',
+      mutate((dv) => dv.setInt32(0, 540, true)),
+    );
     expectFormatError(() => readNifti(f2), f2, /NIfTI-2/);
   });
   it('bad gzip: garbage after the gzip magic', () => {
@@ -189,27 +209,109 @@ describe('NIfTI errors: one FileFormatError line naming the file', () => {
     expectFormatError(() => readNifti(f), f, /corrupt gzip/);
   });
   it('bad gzip: one flipped bit in the compressed stream is caught by the CRC', () => {
-    const gz = gzipSync(handNifti({ dims: [16, 16, 16], dtype: 'float32', values: Array.from({ length: 4096 }, (_, i) => Math.sin(i)) }), { level: 0 });
+    const gz = gzipSync(handNifti({ dims: [16, 16, 16], dtype: 'float32', values: Array.from({ length: 4096 }, (_, i) => Math.sin(i)) }), {
+      level: 0,
+    });
     gz[gz.length - 100]! ^= 0x04; // stored block: the stream still parses, only the CRC can tell
     const f = put('flipped.nii.gz', gz);
     expectFormatError(() => readNifti(f), f, /CRC-32/);
   });
   it('zero and negative dims, bad dim[0], 5D', () => {
-    expectFormatError(() => decodeNifti(mutate((dv) => dv.setInt16(44, 0, true)), 'zero.nii'), 'zero.nii', /dim\[2\] = 0 is not positive/);
-    expectFormatError(() => decodeNifti(mutate((dv) => dv.setInt16(42, -4, true)), 'neg.nii'), 'neg.nii', /not positive/);
-    expectFormatError(() => decodeNifti(mutate((dv) => dv.setInt16(40, 9, true)), 'd0.nii'), 'd0.nii', /dim\[0\]/);
+    expectFormatError(
+      () =>
+        decodeNifti(
+          mutate((dv) => dv.setInt16(44, 0, true)),
+          'zero.nii',
+        ),
+      'zero.nii',
+      /dim\[2\] = 0 is not positive/,
+    );
+    expectFormatError(
+      () =>
+        decodeNifti(
+          mutate((dv) => dv.setInt16(42, -4, true)),
+          'neg.nii',
+        ),
+      'neg.nii',
+      /not positive/,
+    );
+    expectFormatError(
+      () =>
+        decodeNifti(
+          mutate((dv) => dv.setInt16(40, 9, true)),
+          'd0.nii',
+        ),
+      'd0.nii',
+      /dim\[0\]/,
+    );
     expectFormatError(() => decodeNifti(handNifti({ dims: [2, 1, 1, 1, 2], values: [1, 2, 3, 4] }), '5d.nii'), '5d.nii', /not supported/);
   });
   it('unsupported datatype and bitpix mismatch', () => {
-    expectFormatError(() => decodeNifti(mutate((dv) => dv.setInt16(70, 128, true)), 'rgb.nii'), 'rgb.nii', /unsupported datatype 128 \(rgb24\)/);
-    expectFormatError(() => decodeNifti(mutate((dv) => dv.setInt16(70, 999, true)), 'dt.nii'), 'dt.nii', /unsupported datatype 999/);
-    expectFormatError(() => decodeNifti(mutate((dv) => dv.setInt16(72, 8, true)), 'bitpix.nii'), 'bitpix.nii', /bitpix/);
+    expectFormatError(
+      () =>
+        decodeNifti(
+          mutate((dv) => dv.setInt16(70, 128, true)),
+          'rgb.nii',
+        ),
+      'rgb.nii',
+      /unsupported datatype 128 \(rgb24\)/,
+    );
+    expectFormatError(
+      () =>
+        decodeNifti(
+          mutate((dv) => dv.setInt16(70, 999, true)),
+          'dt.nii',
+        ),
+      'dt.nii',
+      /unsupported datatype 999/,
+    );
+    expectFormatError(
+      () =>
+        decodeNifti(
+          mutate((dv) => dv.setInt16(72, 8, true)),
+          'bitpix.nii',
+        ),
+      'bitpix.nii',
+      /bitpix/,
+    );
   });
   it('vox_offset inside the header or fractional; NaN sform; zero voxel size', () => {
-    expectFormatError(() => decodeNifti(mutate((dv) => dv.setFloat32(108, 100, true)), 'vo.nii'), 'vo.nii', /vox_offset/);
-    expectFormatError(() => decodeNifti(mutate((dv) => dv.setFloat32(108, 352.5, true)), 'vo2.nii'), 'vo2.nii', /vox_offset/);
-    expectFormatError(() => decodeNifti(mutate((dv) => (dv.setInt16(254, 1, true), dv.setFloat32(284, NaN, true))), 'nan.nii'), 'nan.nii', /sform/);
-    expectFormatError(() => decodeNifti(mutate((dv) => dv.setFloat32(80, 0, true)), 'pix.nii'), 'pix.nii', /pixdim\[1\]/);
+    expectFormatError(
+      () =>
+        decodeNifti(
+          mutate((dv) => dv.setFloat32(108, 100, true)),
+          'vo.nii',
+        ),
+      'vo.nii',
+      /vox_offset/,
+    );
+    expectFormatError(
+      () =>
+        decodeNifti(
+          mutate((dv) => dv.setFloat32(108, 352.5, true)),
+          'vo2.nii',
+        ),
+      'vo2.nii',
+      /vox_offset/,
+    );
+    expectFormatError(
+      () =>
+        decodeNifti(
+          mutate((dv) => (dv.setInt16(254, 1, true), dv.setFloat32(284, NaN, true))),
+          'nan.nii',
+        ),
+      'nan.nii',
+      /sform/,
+    );
+    expectFormatError(
+      () =>
+        decodeNifti(
+          mutate((dv) => dv.setFloat32(80, 0, true)),
+          'pix.nii',
+        ),
+      'pix.nii',
+      /pixdim\[1\]/,
+    );
   });
   it('a .hdr whose .img is missing', () => {
     const f = put('lonely.hdr', handNifti({ dims: [2, 2, 1], split: true, values: [] }));
@@ -220,11 +322,29 @@ describe('NIfTI errors: one FileFormatError line naming the file', () => {
 describe('NIfTI fuzz', () => {
   // Random damage to small valid files must end as a FileFormatError naming the file, or as a volume
   // that is internally consistent: never another exception, a hang, or an inconsistent result.
-  const base = handNifti({ dims: [4, 3, 2], pixdim: [1, 1, 2, 3], slope: 1.5, inter: 2, qformCode: 1, quatern: [0.1, 0.2, 0.3], values: Array.from({ length: 24 }, (_, i) => i * 11 - 50) });
+  const base = handNifti({
+    dims: [4, 3, 2],
+    pixdim: [1, 1, 2, 3],
+    slope: 1.5,
+    inter: 2,
+    qformCode: 1,
+    quatern: [0.1, 0.2, 0.3],
+    values: Array.from({ length: 24 }, (_, i) => i * 11 - 50),
+  });
   const bases = [
     { name: 'fuzz.nii', bytes: base },
     { name: 'fuzz.nii.gz', bytes: gzipSync(base) },
-    { name: 'fuzz-be.nii', bytes: handNifti({ le: false, dtype: 'float64', dims: [3, 3, 3], sformCode: 1, srow: [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0], values: Array.from({ length: 27 }, (_, i) => i / 3) }) },
+    {
+      name: 'fuzz-be.nii',
+      bytes: handNifti({
+        le: false,
+        dtype: 'float64',
+        dims: [3, 3, 3],
+        sformCode: 1,
+        srow: [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0],
+        values: Array.from({ length: 27 }, (_, i) => i / 3),
+      }),
+    },
   ];
 
   it('600 random mutations and truncations: only FileFormatError or a consistent volume', () => {
@@ -235,7 +355,8 @@ describe('NIfTI fuzz', () => {
       const { name, bytes } = bases[t % bases.length]!;
       let b = bytes.slice();
       const kind = rng.int(5);
-      if (kind === 0) b = b.subarray(0, rng.int(b.length)); // truncate
+      if (kind === 0)
+        b = b.subarray(0, rng.int(b.length)); // truncate
       else if (kind === 1) {
         for (let m = 1 + rng.int(4); m > 0; m--) b[rng.int(b.length)] = rng.int(256); // random bytes anywhere
       } else if (kind === 2) {

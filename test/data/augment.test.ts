@@ -1,8 +1,19 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/errors.ts';
 import {
-  augmentSample, defaultAugment, flip, normalizeU8, RAND_AUGMENT_OPS, randAugment, rotate2d, rotate3d, u8ToUnit,
-  unitToSigned, validateAugment,
+  type AugmentConfig,
+  augmentPolicy,
+  augmentSample,
+  flip,
+  isNoAugment,
+  normalizeU8,
+  padCrop,
+  rotate2d,
+  rotate3d,
+  thesisCrop,
+  u8ToUnit,
+  unitToSigned,
+  validateAugment,
 } from '../../src/data/augment.ts';
 import { Rng } from '../../src/util/rng.ts';
 
@@ -21,23 +32,121 @@ const s2 = [3, 28, 28];
 const s3 = [1, 16, 15, 14];
 const n2 = 3 * 28 * 28;
 const n3 = 16 * 15 * 14;
+const OFF: AugmentConfig = { crop: 0, flips: false, rotate: 0, randaugment: null, intensity: null };
 
-describe('augmentation', () => {
-  it('same seed, same output; other seed, other output (2D and 3D)', () => {
-    for (const [shape, n, cfg] of [[s2, n2, defaultAugment(2)], [s3, n3, defaultAugment(3)]] as const) {
+describe('augmentation policies', () => {
+  it('"flips-rotations": flips, ±10°, pad-and-crop round(size/7) on 2D; flips and ±10° about two axes on 3D; nothing else', () => {
+    expect(augmentPolicy('flips-rotations', 2, 28)).toEqual({ crop: 4, flips: true, rotate: 10, randaugment: null, intensity: null });
+    expect(augmentPolicy('flips-rotations', 3, 28)).toEqual({ crop: 0, flips: true, rotate: 10, randaugment: null, intensity: null });
+    expect(augmentPolicy('flips-rotations', 3, 64)).toEqual(augmentPolicy('flips-rotations', 3, 28));
+    expect([28, 64, 128, 224].map(thesisCrop)).toEqual([4, 9, 18, 32]);
+    expect(augmentPolicy('flips-rotations', 2, 224)?.crop).toBe(32);
+  });
+
+  it('"thesis" adds RandAugment N=2, M=8 of 31 bins on 2D only; "none" is null', () => {
+    expect(augmentPolicy('thesis', 2, 28)).toEqual({
+      crop: 4,
+      flips: true,
+      rotate: 10,
+      randaugment: { n: 2, m: 8, bins: 31 },
+      intensity: null,
+    });
+    expect(augmentPolicy('thesis', 3, 28)).toEqual(augmentPolicy('flips-rotations', 3, 28));
+    expect(augmentPolicy('none', 2, 28)).toBeNull();
+    // "ssl": the views of thesis 4.7.6, flips, rotations and intensity on both dimensionalities.
+    for (const d of [2, 3] as const) {
+      expect(augmentPolicy('ssl', d, 28)).toEqual({
+        crop: 0,
+        flips: true,
+        rotate: 10,
+        randaugment: null,
+        intensity: { scale: 0.1, shift: 0.1 },
+      });
+    }
+    expect(augmentPolicy('none', 3, 28)).toBeNull();
+    for (const p of ['flips-rotations', 'thesis'] as const) for (const d of [2, 3] as const) validateAugment(augmentPolicy(p, d, 28)!, d);
+    expect(isNoAugment(OFF)).toBe(true);
+    expect(isNoAugment({ ...OFF, randaugment: { n: 0, m: 8, bins: 31 } })).toBe(true);
+    expect(isNoAugment({ ...OFF, crop: 1 })).toBe(false);
+    expect(isNoAugment(augmentPolicy('flips-rotations', 3, 28)!)).toBe(false);
+  });
+
+  it('validates its config', () => {
+    const t2 = augmentPolicy('thesis', 2, 28)!;
+    expect(() => validateAugment({ ...t2, rotate: -1 }, 2)).toThrow(ConfigError);
+    expect(() => validateAugment({ ...t2, crop: 1.5 }, 2)).toThrow(/crop/);
+    expect(() => validateAugment({ ...t2, randaugment: { n: 2, m: 31, bins: 31 } }, 2)).toThrow(/0\.\.30/);
+    expect(() => validateAugment({ ...t2, randaugment: { n: 2, m: 8.5, bins: 31 } }, 2)).toThrow(ConfigError);
+    expect(() => validateAugment(t2, 3)).toThrow(/2D data only/);
+    expect(() => validateAugment({ ...OFF, intensity: { scale: 1.5, shift: 0 } }, 3)).toThrow(ConfigError);
+  });
+});
+
+describe('augmentSample', () => {
+  const policies: [string, readonly number[], number, AugmentConfig][] = [
+    ['2D flips-rotations', s2, n2, augmentPolicy('flips-rotations', 2, 28)!],
+    ['2D thesis', s2, n2, augmentPolicy('thesis', 2, 28)!],
+    ['3D thesis', s3, n3, augmentPolicy('thesis', 3, 16)!],
+    [
+      '3D custom with crop and intensity',
+      s3,
+      n3,
+      { crop: 2, flips: true, rotate: 10, randaugment: null, intensity: { scale: 0.1, shift: 0.1 } },
+    ],
+  ];
+  for (const [name, shape, n, cfg] of policies) {
+    it(`a fixed Rng state gives the same output; another state another one (${name})`, () => {
       const x = randomUnit(n, 1);
-      const a = augmentSample(Float32Array.from(x), shape, cfg, new Rng(5));
-      const b = augmentSample(Float32Array.from(x), shape, cfg, new Rng(5));
-      const c = augmentSample(Float32Array.from(x), shape, cfg, new Rng(6));
-      expect(a.length).toBe(n);
-      expect(b).toEqual(a);
-      expect(c).not.toEqual(a);
-      expect(a.every((v) => Number.isFinite(v) && v >= 0 && v <= 1)).toBe(true);
+      for (let s = 0; s < 5; s++) {
+        const state = new Rng(s).state();
+        const a = augmentSample(Float32Array.from(x), shape, cfg, Rng.fromState(state));
+        const b = augmentSample(Float32Array.from(x), shape, cfg, Rng.fromState(state));
+        const c = augmentSample(Float32Array.from(x), shape, cfg, Rng.fromState((state ^ 1) >>> 0));
+        expect(a.length).toBe(n);
+        expect(b).toEqual(a);
+        expect(c).not.toEqual(a);
+        expect(a.every((v) => Number.isFinite(v) && v >= 0 && v <= 1)).toBe(true);
+      }
+    });
+  }
+
+  it('draws in the documented order: crop offsets, flips, rotation', () => {
+    const shape = [1, 9, 9];
+    const x = randomUnit(81, 2);
+    for (let s = 0; s < 10; s++) {
+      const cfg: AugmentConfig = { ...OFF, crop: 2, flips: true, rotate: 7 };
+      const got = augmentSample(Float32Array.from(x), shape, cfg, new Rng(s));
+      const r = new Rng(s);
+      let want = padCrop(Float32Array.from(x), shape, 2, [r.int(5), r.int(5)]);
+      if (r.bool()) flip(want, shape, 0);
+      if (r.bool()) flip(want, shape, 1);
+      want = rotate2d(want, shape, r.uniform(-7, 7));
+      expect(got).toEqual(want);
     }
   });
 
+  it('with every op off it is the identity', () => {
+    const x = randomUnit(n2, 3);
+    expect(augmentSample(Float32Array.from(x), s2, OFF, new Rng(1))).toEqual(x);
+  });
+
+  it('the thesis policy adds no intensity change: crop only moves pixels, flips only permute them', () => {
+    const x = randomUnit(n2, 4);
+    const cfg = { ...augmentPolicy('flips-rotations', 2, 28)!, rotate: 0 };
+    const y = augmentSample(Float32Array.from(x), s2, cfg, new Rng(9));
+    const have = new Set(x);
+    expect(y.every((v) => v === 0 || have.has(v))).toBe(true);
+  });
+});
+
+describe('geometry', () => {
   it('flips are exact involutions on every axis, odd and even sizes', () => {
-    for (const shape of [[1, 5, 4], [3, 28, 27], [1, 6, 5, 7], [2, 3, 4, 5]]) {
+    for (const shape of [
+      [1, 5, 4],
+      [3, 28, 27],
+      [1, 6, 5, 7],
+      [2, 3, 4, 5],
+    ]) {
       const n = shape.reduce((a, b) => a * b, 1);
       const x = randomUnit(n, 2);
       for (let axis = 0; axis < shape.length - 1; axis++) {
@@ -56,19 +165,42 @@ describe('augmentation', () => {
     // channels are never mixed
     const c2 = new Float32Array([1, 2, 10, 20]);
     expect(Array.from(flip(c2, [2, 1, 2], 1))).toEqual([2, 1, 20, 10]);
+    // 3D 1×2×1×2: axis 0 is D
+    expect(Array.from(flip(new Float32Array([1, 2, 3, 4]), [1, 2, 1, 2], 0))).toEqual([3, 4, 1, 2]);
+  });
+
+  it('pad-and-crop at a forced offset', () => {
+    // 1×3×3 [[1,2,3],[4,5,6],[7,8,9]], pad 1: offset (0, 2) reads in[y − 1][x + 1]
+    const x = Float32Array.of(1, 2, 3, 4, 5, 6, 7, 8, 9);
+    expect(Array.from(padCrop(x, [1, 3, 3], 1, [0, 2]))).toEqual([0, 0, 0, 2, 3, 0, 5, 6, 0]);
+    expect(Array.from(padCrop(x, [1, 3, 3], 1, [2, 0]))).toEqual([0, 4, 5, 0, 7, 8, 0, 0, 0]);
+    expect(padCrop(x, [1, 3, 3], 1, [1, 1])).toEqual(x);
+    expect(Array.from(padCrop(x, [1, 3, 3], 4, [0, 0]))).toEqual(Array(9).fill(0));
+    // two channels move together
+    expect(Array.from(padCrop(Float32Array.of(1, 2, 3, 4), [2, 1, 2], 1, [1, 0]))).toEqual([0, 1, 0, 3]);
+    // 3D 1×2×2×2, pad 1, offset (2, 1, 0): in[z + 1][y][x − 1]
+    const v = Float32Array.of(1, 2, 3, 4, 5, 6, 7, 8);
+    expect(Array.from(padCrop(v, [1, 2, 2, 2], 1, [2, 1, 0]))).toEqual([0, 5, 0, 7, 0, 0, 0, 0]);
+    expect(() => padCrop(x, [1, 3, 3], 1, [3, 0])).toThrow(RangeError);
   });
 
   it('rotations: 0° is the identity, 90° is an exact quarter turn, 3D matches 2D per slice', () => {
     const x = randomUnit(n2, 3);
     expect(rotate2d(x, s2, 0)).toEqual(x);
+    expect(rotate2d(x, s2, 0, 'nearest')).toEqual(x);
     const v = randomUnit(n3, 4);
     expect(rotate3d(v, s3, 0, 0)).toEqual(v);
-    // 90°: out(y, x) = in(x, W-1-y) up to float error in cos(90°).
-    const sq = randomUnit(1 * 9 * 9, 5);
-    const r = rotate2d(sq, [1, 9, 9], 90);
-    const ref = new Float32Array(81);
-    for (let y = 0; y < 9; y++) for (let xx = 0; xx < 9; xx++) ref[y * 9 + xx] = sq[xx * 9 + (8 - y)]!;
-    expect(maxDiff(r, ref)).toBeLessThan(1e-5);
+    // 90°: out(y, x) = in(x, W-1-y) up to float error in cos(90°); exactly so with nearest, odd or even size.
+    for (const side of [9, 8]) {
+      const sq = randomUnit(side * side, 5);
+      const ref = new Float32Array(side * side);
+      for (let y = 0; y < side; y++) for (let xx = 0; xx < side; xx++) ref[y * side + xx] = sq[xx * side + (side - 1 - y)]!;
+      expect(maxDiff(rotate2d(sq, [1, side, side], 90), ref)).toBeLessThan(1e-5);
+      expect(rotate2d(sq, [1, side, side], 90, 'nearest')).toEqual(ref);
+      // 180° = both flips
+      const both = flip(flip(Float32Array.from(sq), [1, side, side], 0), [1, side, side], 1);
+      expect(rotate2d(sq, [1, side, side], 180, 'nearest')).toEqual(both);
+    }
     // About the D axis = the 2D rotation of each H-W slice; about H = the 2D rotation of each D-W slice.
     const cube = [1, 9, 9, 9];
     const vol = randomUnit(729, 6);
@@ -88,29 +220,20 @@ describe('augmentation', () => {
     }
   });
 
-  it('every RandAugment op keeps the shape and the [0, 1] range and is deterministic', () => {
-    expect(Object.keys(RAND_AUGMENT_OPS).sort()).toEqual([
-      'autocontrast', 'brightness', 'contrast', 'equalize', 'identity', 'posterize', 'rotate', 'sharpness',
-      'shearX', 'shearY', 'solarize', 'translateX', 'translateY',
-    ]);
-    for (const shape of [[1, 28, 28], [3, 28, 28]]) {
-      const n = shape.reduce((a, b) => a * b, 1);
-      for (const [name, op] of Object.entries(RAND_AUGMENT_OPS)) {
-        for (const sign of [1, -1]) {
-          const x = randomUnit(n, 7);
-          const a = op(Float32Array.from(x), shape, 0.8, sign);
-          const b = op(Float32Array.from(x), shape, 0.8, sign);
-          expect(a.length, name).toBe(n);
-          expect(b, name).toEqual(a);
-          expect(a.every((v) => v >= 0 && v <= 1), name).toBe(true);
-          if (name !== 'identity') expect(a, name).not.toEqual(x);
-        }
-      }
-    }
-    const y = randAugment(randomUnit(784, 8), [1, 28, 28], 2, 8, new Rng(1));
-    expect(y.length).toBe(784);
+  it('bilinear rotation by a small angle interpolates between neighbours', () => {
+    // 3×3 with a bright centre, rotated by 10°: the centre stays, a corner gets nothing, and the top middle reads the
+    // source at (1 + sin, 1 − cos), whose bilinear weight on the centre pixel is (1 − sin)·(1 − cos).
+    const x = Float32Array.of(0, 0, 0, 0, 1, 0, 0, 0, 0);
+    const y = rotate2d(x, [1, 3, 3], 10);
+    expect(y[4]).toBeCloseTo(1, 6); // the centre maps onto itself
+    const s = Math.sin(Math.PI / 18);
+    const c = Math.cos(Math.PI / 18);
+    expect(y[1]).toBeCloseTo((1 - s) * (1 - c), 6);
+    expect(y[0]).toBeCloseTo(0, 6);
   });
+});
 
+describe('normalisation', () => {
   it('normalises uint8 to [-1, 1]', () => {
     const u = new Uint8Array([0, 255, 51, 128]);
     const out = normalizeU8(u);
@@ -120,14 +243,5 @@ describe('augmentation', () => {
     expect(out[3]).toBeCloseTo(128 / 127.5 - 1, 6);
     const viaUnit = unitToSigned(u8ToUnit(u));
     for (let i = 0; i < 4; i++) expect(viaUnit[i]).toBeCloseTo(out[i]!, 6);
-  });
-
-  it('validates its config', () => {
-    expect(() => validateAugment({ ...defaultAugment(2), rotate: -1 }, 2)).toThrow(ConfigError);
-    expect(() => validateAugment({ ...defaultAugment(2), randAugment: { n: 2, m: 11 } }, 2)).toThrow(ConfigError);
-    expect(() => validateAugment(defaultAugment(2), 3)).toThrow(/2D data only/);
-    expect(() => validateAugment({ ...defaultAugment(3), intensity: { scale: 1.5, shift: 0 } }, 3)).toThrow(ConfigError);
-    validateAugment(defaultAugment(2), 2);
-    validateAugment(defaultAugment(3), 3);
   });
 });

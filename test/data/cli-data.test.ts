@@ -91,10 +91,13 @@ describe('mf data download', () => {
     const root = tempDir();
     await expect(dataDownload('breastmnist', root, 28, { fetch: fakeFetch({ status: 404 }) })).rejects.toThrow(/HTTP 404/);
     const junk = new Uint8Array(5000).fill(7);
-    await expect(dataDownload('breastmnist', root, 28, { fetch: fakeFetch({ body: junk, breakAfter: 1000 }) }))
-      .rejects.toThrow(/broke off after 1000 bytes/);
+    await expect(dataDownload('breastmnist', root, 28, { fetch: fakeFetch({ body: junk, breakAfter: 1000 }) })).rejects.toThrow(
+      /broke off after 1000 bytes/,
+    );
     await expect(dataDownload('breastmnist', root, 28, { fetch: fakeFetch({ body: junk }) })).rejects.toThrow(FileFormatError);
-    await expect(dataDownload('breastmnist', root, 28, { fetch: fakeFetch({ body: junk }) })).rejects.toThrow(/MD5 .*expected 750601b1f35ba3300ea97c75c52ff8f6/);
+    await expect(dataDownload('breastmnist', root, 28, { fetch: fakeFetch({ body: junk }) })).rejects.toThrow(
+      /MD5 .*expected 750601b1f35ba3300ea97c75c52ff8f6/,
+    );
     expect(visible(root)).toEqual([]);
     await expect(dataDownload('breastmnist', root, 100)).rejects.toThrow(/valid sizes: 28, 64, 128, 224/);
     await expect(dataDownload('mnist', root)).rejects.toThrow(ConfigError);

@@ -8,11 +8,19 @@ import { tempDir } from './helpers.ts';
 
 const root = tempDir();
 const u8 = (shape: number[], f: (i: number) => number = (i) => i % 251): NpyArray => ({
-  dtype: '|u1', shape, data: Uint8Array.from({ length: shape.reduce((a, b) => a * b, 1) }, (_, i) => f(i)),
+  dtype: '|u1',
+  shape,
+  data: Uint8Array.from({ length: shape.reduce((a, b) => a * b, 1) }, (_, i) => f(i)),
 });
 
 /** Writes `<key>.npz` with the three splits; `over` replaces individual arrays. */
-function fakeFile(key: string, imgShape: (n: number) => number[], counts: [number, number, number], labelCols = 1, over: Record<string, NpyArray> = {}): void {
+function fakeFile(
+  key: string,
+  imgShape: (n: number) => number[],
+  counts: [number, number, number],
+  labelCols = 1,
+  over: Record<string, NpyArray> = {},
+): void {
   const arrays: Record<string, NpyArray> = {};
   (['train', 'val', 'test'] as const).forEach((s, i) => {
     const n = counts[i]!;
@@ -54,7 +62,11 @@ describe('loadSplit', () => {
     const s = loadSplit('retinamnist', 'val', { root });
     expect(s.shape).toEqual([3, 28, 28]);
     // channel c of pixel p of sample k was written as c*100 + (p % 7)
-    for (const [k, c, p] of [[0, 0, 0], [5, 2, 300], [119, 1, 783]] as const) {
+    for (const [k, c, p] of [
+      [0, 0, 0],
+      [5, 2, 300],
+      [119, 1, 783],
+    ] as const) {
       expect(s.images[k * 3 * 784 + c * 784 + p]).toBe(c * 100 + ((k * 784 + p) % 7));
     }
     expect(Array.from(nhwcToNchw(new Uint8Array([1, 2, 3, 4, 5, 6]), 1, 2, 3))).toEqual([1, 4, 2, 5, 3, 6]);

@@ -20,7 +20,7 @@ export const SHARED_SKIP = sharedData ? '' : ' (skipped: set MEDFORMER_SHARED_DA
 export function npyBytes(header: string, payload: Uint8Array, magic = '\x93NUMPY'): Uint8Array {
   let h = header;
   const total = Math.ceil((10 + h.length + 1) / 64) * 64;
-  h = h.padEnd(total - 11, ' ') + '\n';
+  h = `${h.padEnd(total - 11, ' ')}\n`;
   const out = new Uint8Array(10 + h.length + payload.length);
   for (let i = 0; i < 6; i++) out[i] = magic.charCodeAt(i);
   out[6] = 1;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/errors.ts';
-import { defaultAugment, normalizeU8 } from '../../src/data/augment.ts';
+import { augmentPolicy, normalizeU8 } from '../../src/data/augment.ts';
 import type { LoadedSplit } from '../../src/data/dataset.ts';
 import { BatchLoader, type Batch, type BatchLoaderOptions } from '../../src/data/loader.ts';
 import { getDataset } from '../../src/data/registry.ts';
@@ -50,7 +50,12 @@ describe('BatchLoader', () => {
     const dl = new BatchLoader(data, { batchSize: 16, seed: 1, dropLast: true });
     expect(dl.batchesPerEpoch).toBe(3);
     const sizes = (await take(dl, 4)).map((b) => [b.epoch, b.size, b.last]);
-    expect(sizes).toEqual([[0, 16, false], [0, 16, false], [0, 16, true], [1, 16, false]]);
+    expect(sizes).toEqual([
+      [0, 16, false],
+      [0, 16, false],
+      [0, 16, true],
+      [1, 16, false],
+    ]);
   });
 
   it('shuffles per epoch from the seed; no shuffle keeps file order; no augmentation is plain normalisation', async () => {
@@ -66,10 +71,16 @@ describe('BatchLoader', () => {
     expect(h0!.x).toEqual(normalizeU8(data.images));
   });
 
+  const ra2 = augmentPolicy('thesis', 2, 8);
   const cases: [string, LoadedSplit, BatchLoaderOptions][] = [
-    ['2D, augmented', data, { batchSize: 16, seed: 7, augment: defaultAugment(2) }],
-    ['2D, dropLast, no prefetch', data, { batchSize: 12, seed: 7, dropLast: true, prefetch: false, augment: defaultAugment(2) }],
-    ['3D, augmented', fakeSplit(10, [1, 6, 6, 6], 'synthetic3d'), { batchSize: 4, seed: 3, augment: defaultAugment(3) }],
+    ['2D, augmented', data, { batchSize: 16, seed: 7, augment: ra2 }],
+    ['2D, flips-rotations policy', data, { batchSize: 16, seed: 7, augment: augmentPolicy('flips-rotations', 2, 8) }],
+    ['2D, dropLast, no prefetch', data, { batchSize: 12, seed: 7, dropLast: true, prefetch: false, augment: ra2 }],
+    [
+      '3D, augmented',
+      fakeSplit(10, [1, 6, 6, 6], 'synthetic3d'),
+      { batchSize: 4, seed: 3, augment: augmentPolicy('flips-rotations', 3, 6) },
+    ],
   ];
   for (const [name, split, opts] of cases) {
     it(`seek/resume gives the batches of an uninterrupted run (${name})`, async () => {
@@ -95,7 +106,7 @@ describe('BatchLoader', () => {
   }
 
   it('prefetching does not change the batches', async () => {
-    const opts = { batchSize: 16, seed: 5, augment: defaultAugment(2) };
+    const opts = { batchSize: 16, seed: 5, augment: augmentPolicy('thesis', 2, 8) };
     sameBatches(await take(new BatchLoader(data, { ...opts, prefetch: false }), 7), await take(new BatchLoader(data, opts), 7));
   });
 
@@ -107,6 +118,8 @@ describe('BatchLoader', () => {
     expect(() => l.seek(-1, 0)).toThrow(ConfigError);
     l.seek(2, 4); // the end of epoch 2 is the start of epoch 3
     expect(l.position()).toEqual({ epoch: 3, batchIndex: 0 });
-    expect(() => new BatchLoader(fakeSplit(4, [1, 4, 4, 4], 'synthetic3d'), { batchSize: 4, seed: 1, augment: defaultAugment(2) })).toThrow(/2D data only/);
+    expect(
+      () => new BatchLoader(fakeSplit(4, [1, 4, 4, 4], 'synthetic3d'), { batchSize: 4, seed: 1, augment: augmentPolicy('thesis', 2, 4) }),
+    ).toThrow(/2D data only/);
   });
 });

@@ -74,10 +74,13 @@ describe('npz round trip', () => {
   it('reads entries whose data is not aligned (copying)', () => {
     // A 1-byte entry first shifts the next entry's payload off 4-byte alignment in the file buffer.
     const f = new Float32Array([1, 2, 3]);
-    const p = writeRaw('unaligned.npz', zipBytes({
-      'a.npy': npyBytes("{'descr': '|u1', 'fortran_order': False, 'shape': (1,), }", new Uint8Array([9])),
-      'b.npy': npyBytes("{'descr': '<f4', 'fortran_order': False, 'shape': (3,), }", new Uint8Array(f.buffer)),
-    }));
+    const p = writeRaw(
+      'unaligned.npz',
+      zipBytes({
+        'a.npy': npyBytes("{'descr': '|u1', 'fortran_order': False, 'shape': (1,), }", new Uint8Array([9])),
+        'b.npy': npyBytes("{'descr': '<f4', 'fortran_order': False, 'shape': (3,), }", new Uint8Array(f.buffer)),
+      }),
+    );
     expect(Array.from(readNpz(p).get('b')!.data as Float32Array)).toEqual([1, 2, 3]);
   });
 });
@@ -106,37 +109,58 @@ describe('npz corruption', () => {
   });
 
   it('bad .npy magic', () => {
-    const p = writeRaw('magic.npz', zipBytes({
-      'x.npy': npyBytes("{'descr': '|u1', 'fortran_order': False, 'shape': (2,), }", new Uint8Array(2), 'XNUMPY'),
-    }));
+    const p = writeRaw(
+      'magic.npz',
+      zipBytes({
+        'x.npy': npyBytes("{'descr': '|u1', 'fortran_order': False, 'shape': (2,), }", new Uint8Array(2), 'XNUMPY'),
+      }),
+    );
     expectFormatError(() => readNpz(p), 'magic.npz', 'x', /magic/);
   });
 
   it('header lying about the shape', () => {
-    const bigger = writeRaw('lie1.npz', zipBytes({
-      'x.npy': npyBytes("{'descr': '|u1', 'fortran_order': False, 'shape': (10, 10), }", new Uint8Array(99)),
-    }, true));
+    const bigger = writeRaw(
+      'lie1.npz',
+      zipBytes(
+        {
+          'x.npy': npyBytes("{'descr': '|u1', 'fortran_order': False, 'shape': (10, 10), }", new Uint8Array(99)),
+        },
+        true,
+      ),
+    );
     expectFormatError(() => readNpz(bigger), 'lie1.npz', 'x', /needs 100 bytes but the array holds 99/);
-    const smaller = writeRaw('lie2.npz', zipBytes({
-      'x.npy': npyBytes("{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }", new Uint8Array(12)),
-    }));
+    const smaller = writeRaw(
+      'lie2.npz',
+      zipBytes({
+        'x.npy': npyBytes("{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }", new Uint8Array(12)),
+      }),
+    );
     expectFormatError(() => readNpz(smaller), 'lie2.npz', 'x', /needs 8 bytes/);
   });
 
   it('wrong or unsupported dtype', () => {
     for (const [i, descr] of ['<c8', '>f4', 'O', '<U3', '=f4'].entries()) {
-      const p = writeRaw(`dtype${i}.npz`, zipBytes({
-        'x.npy': npyBytes(`{'descr': '${descr}', 'fortran_order': False, 'shape': (2,), }`, new Uint8Array(16)),
-      }));
+      const p = writeRaw(
+        `dtype${i}.npz`,
+        zipBytes({
+          'x.npy': npyBytes(`{'descr': '${descr}', 'fortran_order': False, 'shape': (2,), }`, new Uint8Array(16)),
+        }),
+      );
       expectFormatError(() => readNpz(p), `dtype${i}.npz`, 'x', /unsupported dtype/);
     }
-    const structured = writeRaw('dtype-struct.npz', zipBytes({
-      'x.npy': npyBytes("{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (2,), }", new Uint8Array(8)),
-    }));
+    const structured = writeRaw(
+      'dtype-struct.npz',
+      zipBytes({
+        'x.npy': npyBytes("{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (2,), }", new Uint8Array(8)),
+      }),
+    );
     expectFormatError(() => readNpz(structured), 'dtype-struct.npz', 'x');
-    const bool = writeRaw('badbool.npz', zipBytes({
-      'x.npy': npyBytes("{'descr': '|b1', 'fortran_order': False, 'shape': (2,), }", new Uint8Array([1, 7])),
-    }));
+    const bool = writeRaw(
+      'badbool.npz',
+      zipBytes({
+        'x.npy': npyBytes("{'descr': '|b1', 'fortran_order': False, 'shape': (2,), }", new Uint8Array([1, 7])),
+      }),
+    );
     expectFormatError(() => readNpz(bool), 'badbool.npz', 'x', /bool/);
   });
 
@@ -146,7 +170,7 @@ describe('npz corruption', () => {
       nokey: "{'descr': '|u1', 'shape': (2,), }",
       extra: "{'descr': '|u1', 'fortran_order': False, 'shape': (2,), 'x': 1, }",
       garbage: "{'descr': '|u1', 'fortran_order': False, 'shape': (2,), } junk",
-      notdict: "hello",
+      notdict: 'hello',
       negative: "{'descr': '|u1', 'fortran_order': False, 'shape': (-2,), }",
     };
     for (const [name, header] of Object.entries(cases)) {

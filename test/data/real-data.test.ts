@@ -27,11 +27,15 @@ describe(`real MedMNIST files${SHARED_SKIP}`, () => {
     });
   }
 
-  it.skipIf(!sharedData)('retinamnist: NCHW images hold the file\'s NHWC pixels', () => {
+  it.skipIf(!sharedData)("retinamnist: NCHW images hold the file's NHWC pixels", () => {
     const raw = readNpz(join(dir, 'retinamnist.npz'), ['test_images']).get('test_images')!;
     const s = loadSplit('retinamnist', 'test', { root: dir });
     const P = 28 * 28;
-    for (const [k, c, p] of [[0, 0, 0], [17, 1, 400], [399, 2, 783]] as const) {
+    for (const [k, c, p] of [
+      [0, 0, 0],
+      [17, 1, 400],
+      [399, 2, 783],
+    ] as const) {
       expect(s.images[k * 3 * P + c * P + p]).toBe((raw.data as Uint8Array)[(k * P + p) * 3 + c]);
     }
   });

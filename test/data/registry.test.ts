@@ -1,17 +1,38 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/errors.ts';
 import {
-  BODY_PARTS, DATASETS, fileFor, getDataset, MEDMNIST, MODALITIES, numClasses, numLabelColumns, numOutputs, SYNTHETIC,
+  BODY_PARTS,
+  DATASETS,
+  fileFor,
+  getDataset,
+  MEDMNIST,
+  MODALITIES,
+  numClasses,
+  numLabelColumns,
+  numOutputs,
+  SYNTHETIC,
 } from '../../src/data/registry.ts';
 
 // v2.2.4+/v3 split sizes (MedMNIST info.py v3.0.2; shared/data/MANIFEST.md).
 const SPLITS: Record<string, [number, number, number]> = {
-  pathmnist: [89996, 10004, 7180], chestmnist: [78468, 11219, 22433], dermamnist: [7007, 1003, 2005],
-  octmnist: [97477, 10832, 1000], pneumoniamnist: [4708, 524, 624], retinamnist: [1080, 120, 400],
-  breastmnist: [546, 78, 156], bloodmnist: [11959, 1712, 3421], tissuemnist: [165466, 23640, 47280],
-  organamnist: [34561, 6491, 17778], organcmnist: [12975, 2392, 8216], organsmnist: [13932, 2452, 8827],
-  organmnist3d: [971, 161, 610], nodulemnist3d: [1158, 165, 310], adrenalmnist3d: [1188, 98, 298],
-  fracturemnist3d: [1027, 103, 240], vesselmnist3d: [1335, 191, 382], synapsemnist3d: [1230, 177, 352],
+  pathmnist: [89996, 10004, 7180],
+  chestmnist: [78468, 11219, 22433],
+  dermamnist: [7007, 1003, 2005],
+  octmnist: [97477, 10832, 1000],
+  pneumoniamnist: [4708, 524, 624],
+  retinamnist: [1080, 120, 400],
+  breastmnist: [546, 78, 156],
+  bloodmnist: [11959, 1712, 3421],
+  tissuemnist: [165466, 23640, 47280],
+  organamnist: [34561, 6491, 17778],
+  organcmnist: [12975, 2392, 8216],
+  organsmnist: [13932, 2452, 8827],
+  organmnist3d: [971, 161, 610],
+  nodulemnist3d: [1158, 165, 310],
+  adrenalmnist3d: [1188, 98, 298],
+  fracturemnist3d: [1027, 103, 240],
+  vesselmnist3d: [1335, 191, 382],
+  synapsemnist3d: [1230, 177, 352],
 };
 
 describe('registry', () => {
@@ -40,13 +61,26 @@ describe('registry', () => {
     expect(getDataset('pathmnist')).toMatchObject({ dim: 2, modality: 'microscopy/histopathology', bodyPart: 'colon tissue' });
     expect(getDataset('organmnist3d')).toMatchObject({ dim: 3, modality: 'ct', bodyPart: 'abdomen' });
     // Every modality and body part except the synthetic one is used by a real dataset.
-    for (const m of MODALITIES) if (m !== 'synthetic') expect(MEDMNIST.some((d) => d.modality === m), m).toBe(true);
-    for (const b of BODY_PARTS) if (b !== 'synthetic') expect(MEDMNIST.some((d) => d.bodyPart === b), b).toBe(true);
+    for (const m of MODALITIES)
+      if (m !== 'synthetic')
+        expect(
+          MEDMNIST.some((d) => d.modality === m),
+          m,
+        ).toBe(true);
+    for (const b of BODY_PARTS)
+      if (b !== 'synthetic')
+        expect(
+          MEDMNIST.some((d) => d.bodyPart === b),
+          b,
+        ).toBe(true);
   });
 
   it('has files, MD5s and Zenodo URLs for every size', () => {
     for (const d of MEDMNIST) {
-      expect(d.files.map((f) => f.size), d.key).toEqual(d.dim === 2 ? [28, 64, 128, 224] : [28, 64]);
+      expect(
+        d.files.map((f) => f.size),
+        d.key,
+      ).toEqual(d.dim === 2 ? [28, 64, 128, 224] : [28, 64]);
       for (const f of d.files) {
         expect(f.file).toBe(f.size === 28 ? `${d.key}.npz` : `${d.key}_${f.size}.npz`);
         expect(f.md5).toMatch(/^[0-9a-f]{32}$/);

@@ -62,9 +62,15 @@ describe('synthetic data', () => {
     for (let i = 0; i < 200; i++) {
       const mask = threshold(boxBlur2d(imgs.subarray(i * 784, (i + 1) * 784)));
       let [x0, x1, y0, y1, area] = [28, -1, 28, -1, 0];
-      for (let y = 0; y < 28; y++) for (let x = 0; x < 28; x++) if (mask[y * 28 + x]) {
-        area++; x0 = Math.min(x0, x); x1 = Math.max(x1, x); y0 = Math.min(y0, y); y1 = Math.max(y1, y);
-      }
+      for (let y = 0; y < 28; y++)
+        for (let x = 0; x < 28; x++)
+          if (mask[y * 28 + x]) {
+            area++;
+            x0 = Math.min(x0, x);
+            x1 = Math.max(x1, x);
+            y0 = Math.min(y0, y);
+            y1 = Math.max(y1, y);
+          }
       const fill = area / ((x1 - x0 + 1) * (y1 - y0 + 1));
       const centre = mask[Math.round((y0 + y1) / 2) * 28 + Math.round((x0 + x1) / 2)];
       const guess = !centre ? 3 : fill > 0.9 ? 1 : fill > 0.68 ? 0 : 2;
@@ -87,7 +93,13 @@ describe('synthetic data', () => {
       else {
         // A shell's centre of mass is empty, a ball's is full.
         let [sz, sy, sx, n] = [0, 0, 0, 0];
-        for (let v = 0; v < V; v++) if (mask[v]) { sz += Math.floor(v / 784); sy += Math.floor(v / 28) % 28; sx += v % 28; n++; }
+        for (let v = 0; v < V; v++)
+          if (mask[v]) {
+            sz += Math.floor(v / 784);
+            sy += Math.floor(v / 28) % 28;
+            sx += v % 28;
+            n++;
+          }
         guess = mask[Math.round(sz / n) * 784 + Math.round(sy / n) * 28 + Math.round(sx / n)] ? 0 : 1;
       }
       if (guess === labels[i]) correct++;
@@ -98,27 +110,44 @@ describe('synthetic data', () => {
 
 function boxBlur2d(a: Uint8Array): Float32Array {
   const out = new Float32Array(784);
-  for (let y = 0; y < 28; y++) for (let x = 0; x < 28; x++) {
-    let s = 0, n = 0;
-    for (let dy = -1; dy <= 1; dy++) for (let dx = -1; dx <= 1; dx++) {
-      const yy = y + dy, xx = x + dx;
-      if (yy >= 0 && yy < 28 && xx >= 0 && xx < 28) { s += a[yy * 28 + xx]!; n++; }
+  for (let y = 0; y < 28; y++)
+    for (let x = 0; x < 28; x++) {
+      let s = 0,
+        n = 0;
+      for (let dy = -1; dy <= 1; dy++)
+        for (let dx = -1; dx <= 1; dx++) {
+          const yy = y + dy,
+            xx = x + dx;
+          if (yy >= 0 && yy < 28 && xx >= 0 && xx < 28) {
+            s += a[yy * 28 + xx]!;
+            n++;
+          }
+        }
+      out[y * 28 + x] = s / n;
     }
-    out[y * 28 + x] = s / n;
-  }
   return out;
 }
 
 function boxBlur3d(a: Uint8Array): Float32Array {
   const out = new Float32Array(a.length);
-  for (let z = 0; z < 28; z++) for (let y = 0; y < 28; y++) for (let x = 0; x < 28; x++) {
-    let s = 0, n = 0;
-    for (let dz = -1; dz <= 1; dz++) for (let dy = -1; dy <= 1; dy++) for (let dx = -1; dx <= 1; dx++) {
-      const zz = z + dz, yy = y + dy, xx = x + dx;
-      if (zz >= 0 && zz < 28 && yy >= 0 && yy < 28 && xx >= 0 && xx < 28) { s += a[zz * 784 + yy * 28 + xx]!; n++; }
-    }
-    out[z * 784 + y * 28 + x] = s / n;
-  }
+  for (let z = 0; z < 28; z++)
+    for (let y = 0; y < 28; y++)
+      for (let x = 0; x < 28; x++) {
+        let s = 0,
+          n = 0;
+        for (let dz = -1; dz <= 1; dz++)
+          for (let dy = -1; dy <= 1; dy++)
+            for (let dx = -1; dx <= 1; dx++) {
+              const zz = z + dz,
+                yy = y + dy,
+                xx = x + dx;
+              if (zz >= 0 && zz < 28 && yy >= 0 && yy < 28 && xx >= 0 && xx < 28) {
+                s += a[zz * 784 + yy * 28 + xx]!;
+                n++;
+              }
+            }
+        out[z * 784 + y * 28 + x] = s / n;
+      }
   return out;
 }
 
@@ -140,12 +169,26 @@ function components3d(mask: Uint8Array): number[] {
     while (stack.length) {
       const v = stack.pop()!;
       n++;
-      const z = Math.floor(v / 784), y = Math.floor(v / 28) % 28, x = v % 28;
-      for (const [dz, dy, dx] of [[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]] as const) {
-        const zz = z + dz, yy = y + dy, xx = x + dx;
+      const z = Math.floor(v / 784),
+        y = Math.floor(v / 28) % 28,
+        x = v % 28;
+      for (const [dz, dy, dx] of [
+        [1, 0, 0],
+        [-1, 0, 0],
+        [0, 1, 0],
+        [0, -1, 0],
+        [0, 0, 1],
+        [0, 0, -1],
+      ] as const) {
+        const zz = z + dz,
+          yy = y + dy,
+          xx = x + dx;
         if (zz < 0 || zz >= 28 || yy < 0 || yy >= 28 || xx < 0 || xx >= 28) continue;
         const w = zz * 784 + yy * 28 + xx;
-        if (mask[w] && !seen[w]) { seen[w] = 1; stack.push(w); }
+        if (mask[w] && !seen[w]) {
+          seen[w] = 1;
+          stack.push(w);
+        }
       }
     }
     if (n >= 8) sizes.push(n); // ignore specks of noise

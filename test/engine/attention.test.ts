@@ -2,12 +2,15 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { attention } from '../../src/ops/index.ts';
 import { ShapeError } from '../../src/errors.ts';
 import { Tensor } from '../../src/tensor/tensor.ts';
-import { checkOp, expectClose, randn, releaseGpu, type Case, onEachBackend } from '../helpers.ts';
+import { checkOp, expectClose, uniform, releaseGpu, type Case, onEachBackend } from '../helpers.ts';
 
 afterAll(releaseGpu);
 
 const inp = (shape: number[], seed: number, grad = true, scale = 1) => {
-  const data = randn(shape.reduce((a, b) => a * b, 1), seed);
+  const data = uniform(
+    shape.reduce((a, b) => a * b, 1),
+    seed,
+  );
   if (scale !== 1) data.forEach((x, i) => (data[i] = x * scale));
   return { data, shape, grad };
 };
@@ -58,7 +61,6 @@ function plainAttention(q: Float32Array, k: Float32Array, v: Float32Array, { B, 
   return out;
 }
 
-
 describe('attention kernel', () => {
   it('self-attention, odd sizes (B=2, L=5, H=2, Dh=3): forward, finite-difference and webgpu gradients', async () => {
     const dims = { B: 2, LQ: 5, LK: 5, H: 2, DH: 3 };
@@ -103,8 +105,14 @@ describe('attention kernel', () => {
     };
     await onEachBackend({ inputs: qkv({ B: 2, LQ: 0, LK: 3, H: 1, DH: 4 }, 40, [false, true, true]), fn }, (r, name) => {
       expect(shape, `${name}: output shape`).toEqual([2, 0, 4]);
-      expect(r.grads[1]!.every((x) => x === 0), `${name}: dk`).toBe(true);
-      expect(r.grads[2]!.every((x) => x === 0), `${name}: dv`).toBe(true);
+      expect(
+        r.grads[1]!.every((x) => x === 0),
+        `${name}: dk`,
+      ).toBe(true);
+      expect(
+        r.grads[2]!.every((x) => x === 0),
+        `${name}: dv`,
+      ).toBe(true);
     });
   });
 
@@ -160,7 +168,14 @@ describe('attention kernel', () => {
   });
 
   it('names the op and the shapes on bad inputs', () => {
-    const t = (shape: number[]) => Tensor.from(randn(shape.reduce((a, b) => a * b, 1), 1), shape);
+    const t = (shape: number[]) =>
+      Tensor.from(
+        uniform(
+          shape.reduce((a, b) => a * b, 1),
+          1,
+        ),
+        shape,
+      );
     const q = t([2, 5, 6]);
     const k = t([2, 7, 6]);
     const v = t([2, 7, 6]);

@@ -4,12 +4,12 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { ShapeError } from '../../src/errors.ts';
 import { groupNorm } from '../../src/ops/index.ts';
 import { Tensor } from '../../src/tensor/tensor.ts';
-import { checkOp, cpu, expectClose, gpuBackend, randn, releaseGpu, use } from '../helpers.ts';
+import { checkOp, cpu, expectClose, gpuBackend, uniform, releaseGpu, use } from '../helpers.ts';
 
 afterAll(releaseGpu);
 
 const numel = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
-const inp = (shape: number[], seed: number, lo = -1, hi = 1) => ({ data: randn(numel(shape), seed, lo, hi), shape, grad: true });
+const inp = (shape: number[], seed: number, lo = -1, hi = 1) => ({ data: uniform(numel(shape), seed, lo, hi), shape, grad: true });
 
 function direct(x: Float32Array, shape: number[], gamma: Float32Array, beta: Float32Array, groups: number, eps: number): Float32Array {
   const [B, C] = shape;
@@ -54,9 +54,9 @@ describe('groupNorm', () => {
   it('large groups match the reference and a direct float64 computation', async () => {
     const shape = [2, 8, 37, 29];
     await checkOp({ inputs: [inp(shape, 4, -3, 5), inp([8], 5), inp([8], 6)], fn: (x, g, b) => groupNorm(x, g, b, 4) }, { skipFd: true });
-    const x = randn(numel(shape), 7, -3, 5);
-    const gamma = randn(8, 8);
-    const beta = randn(8, 9);
+    const x = uniform(numel(shape), 7, -3, 5);
+    const gamma = uniform(8, 8);
+    const beta = uniform(8, 9);
     const want = direct(x, shape, gamma, beta, 4, 1e-5);
     for (const be of [cpu, await gpuBackend()]) {
       if (!be) continue;
@@ -68,11 +68,11 @@ describe('groupNorm', () => {
   });
 
   it('names the op and the shapes on bad input', () => {
-    const x = Tensor.from(randn(2 * 6 * 5, 1), [2, 6, 5]);
-    const g6 = Tensor.from(randn(6, 1), [6]);
+    const x = Tensor.from(uniform(2 * 6 * 5, 1), [2, 6, 5]);
+    const g6 = Tensor.from(uniform(6, 1), [6]);
     expect(() => groupNorm(x, g6, g6, 4)).toThrow(ShapeError);
     expect(() => groupNorm(x, g6, g6, 4)).toThrow(/groupNorm: 4 groups.*6 channels.*\[2, 6, 5\]/);
-    expect(() => groupNorm(x, Tensor.from(randn(5, 1), [5]), g6, 3)).toThrow(/groupNorm.*\[2, 6, 5\].*\[5\]/);
-    expect(() => groupNorm(Tensor.from(randn(3, 1), [3]), g6, g6, 1)).toThrow(/groupNorm.*\[3\]/);
+    expect(() => groupNorm(x, Tensor.from(uniform(5, 1), [5]), g6, 3)).toThrow(/groupNorm.*\[2, 6, 5\].*\[5\]/);
+    expect(() => groupNorm(Tensor.from(uniform(3, 1), [3]), g6, g6, 1)).toThrow(/groupNorm.*\[3\]/);
   });
 });

@@ -5,14 +5,14 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { ShapeError } from '../../src/errors.ts';
 import { concat, gatherRows, slice, transpose } from '../../src/ops/indexing.ts';
 import { backend, Tensor } from '../../src/tensor/tensor.ts';
-import { checkOp, cpu, gpuBackend, randn, releaseGpu, use } from '../helpers.ts';
+import { checkOp, cpu, gpuBackend, uniform, releaseGpu, use } from '../helpers.ts';
 
 afterAll(releaseGpu);
 
 const numel = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
-const inp = (shape: number[], seed: number, grad = true) => ({ data: randn(numel(shape), seed), shape, grad });
+const inp = (shape: number[], seed: number, grad = true) => ({ data: uniform(numel(shape), seed), shape, grad });
 const ints = (values: number[]) => ({ data: Int32Array.from(values), shape: [values.length], dtype: 'i32' as const });
-const t = (shape: number[], seed = 1) => Tensor.from(randn(numel(shape), seed), shape);
+const t = (shape: number[], seed = 1) => Tensor.from(uniform(numel(shape), seed), shape);
 
 /** Row-major strides. */
 const strides = (shape: readonly number[]) => shape.map((_, i) => numel(shape.slice(i + 1)));
@@ -77,14 +77,15 @@ describe('gatherRows', () => {
 
 describe('concat', () => {
   it('joins along a middle axis with exact values', async () => {
-    const a = randn(2 * 3 * 5, 10);
-    const b = randn(2 * 1 * 5, 11);
+    const a = uniform(2 * 3 * 5, 10);
+    const b = uniform(2 * 1 * 5, 11);
     const expected = new Float32Array(2 * 4 * 5);
     for (let o = 0; o < 2; o++) {
       expected.set(a.subarray(o * 15, o * 15 + 15), o * 20);
       expected.set(b.subarray(o * 5, o * 5 + 5), o * 20 + 15);
     }
-    for (const got of await onEveryBackend(() => concat([Tensor.from(a, [2, 3, 5]), Tensor.from(b, [2, 1, 5])], 1))) expect(got).toEqual(expected);
+    for (const got of await onEveryBackend(() => concat([Tensor.from(a, [2, 3, 5]), Tensor.from(b, [2, 1, 5])], 1)))
+      expect(got).toEqual(expected);
   });
   it('2 inputs, middle axis: gradients are slices of g', async () => {
     await checkOp({ inputs: [inp([2, 3, 5], 12), inp([2, 1, 5], 13)], fn: (a, b) => concat([a, b], 1) });
@@ -93,7 +94,10 @@ describe('concat', () => {
     await checkOp({ inputs: [inp([1, 4], 14), inp([3, 4], 15, false), inp([2, 4], 16)], fn: (a, b, c) => concat([a, b, c], 0) });
   });
   it('4 inputs along the last axis (negative axis), 1-element extents', async () => {
-    await checkOp({ inputs: [inp([3, 1], 17), inp([3, 2], 18), inp([3, 1], 19), inp([3, 3], 20)], fn: (a, b, c, d) => concat([a, b, c, d], -1) });
+    await checkOp({
+      inputs: [inp([3, 1], 17), inp([3, 2], 18), inp([3, 1], 19), inp([3, 3], 20)],
+      fn: (a, b, c, d) => concat([a, b, c, d], -1),
+    });
   });
   it('spans several workgroups; the same tensor twice accumulates both slices', async () => {
     await checkOp({ inputs: [inp([7, 33], 21), inp([7, 5], 22)], fn: (a, b) => concat([a, b, a], 1) }, { skipFd: true });
@@ -111,7 +115,7 @@ describe('concat', () => {
 
 describe('slice', () => {
   it('takes a window of a middle axis with exact values', async () => {
-    const x = randn(3 * 7 * 2, 30);
+    const x = uniform(3 * 7 * 2, 30);
     const expected = new Float32Array(3 * 4 * 2);
     for (let o = 0; o < 3; o++) expected.set(x.subarray(o * 14 + 2 * 2, o * 14 + 6 * 2), o * 8);
     for (const got of await onEveryBackend(() => slice(Tensor.from(x, [3, 7, 2]), 1, 2, 4))) expect(got).toEqual(expected);
@@ -135,16 +139,34 @@ describe('slice', () => {
 
 describe('transpose', () => {
   const perms: [number[], number[]][] = [
-    [[3, 5], [1, 0]],
-    [[2, 3, 5], [2, 0, 1]],
-    [[2, 3, 5], [0, 2, 1]],
-    [[2, 1, 3, 1, 2, 3], [5, 3, 1, 0, 4, 2]],
-    [[3, 1, 4, 2], [2, 3, 0, 1]],
-    [[4, 3], [0, 1]],
+    [
+      [3, 5],
+      [1, 0],
+    ],
+    [
+      [2, 3, 5],
+      [2, 0, 1],
+    ],
+    [
+      [2, 3, 5],
+      [0, 2, 1],
+    ],
+    [
+      [2, 1, 3, 1, 2, 3],
+      [5, 3, 1, 0, 4, 2],
+    ],
+    [
+      [3, 1, 4, 2],
+      [2, 3, 0, 1],
+    ],
+    [
+      [4, 3],
+      [0, 1],
+    ],
   ];
   for (const [shape, perm] of perms) {
     it(`${shape.join('x')} by [${perm.join(', ')}]: exact values, gradients, WebGPU vs CPU`, async () => {
-      const x = randn(numel(shape), 40);
+      const x = uniform(numel(shape), 40);
       const expected = transposeRef(x, shape, perm);
       for (const got of await onEveryBackend(() => transpose(Tensor.from(x, shape), perm))) expect(got).toEqual(expected);
       await checkOp({ inputs: [inp(shape, 41)], fn: (xx) => transpose(xx, perm) });
@@ -152,8 +174,9 @@ describe('transpose', () => {
   }
   it('spans several workgroups', async () => {
     const shape = [5, 17, 9, 2];
-    const x = randn(numel(shape), 42);
-    for (const got of await onEveryBackend(() => transpose(Tensor.from(x, shape), [2, 0, 3, 1]))) expect(got).toEqual(transposeRef(x, shape, [2, 0, 3, 1]));
+    const x = uniform(numel(shape), 42);
+    for (const got of await onEveryBackend(() => transpose(Tensor.from(x, shape), [2, 0, 3, 1])))
+      expect(got).toEqual(transposeRef(x, shape, [2, 0, 3, 1]));
     await checkOp({ inputs: [inp(shape, 43)], fn: (xx) => transpose(xx, [3, 1, 0, 2]) }, { skipFd: true });
   });
   it('errors name the op and the shapes', () => {

@@ -6,7 +6,7 @@ import { mean } from '../../src/ops/index.ts';
 import { crossEntropy } from '../../src/ops/losses.ts';
 import { AdamW } from '../../src/train/adamw.ts';
 import { setBackend, Tensor, tidy } from '../../src/tensor/tensor.ts';
-import { cpu, gpuBackend, randn, releaseGpu } from '../helpers.ts';
+import { cpu, gpuBackend, uniform, releaseGpu } from '../helpers.ts';
 
 afterAll(releaseGpu);
 
@@ -22,7 +22,7 @@ describe('memory over a long run', () => {
       const head = new Linear(store, 'head', 16, 3);
       store.finalize();
       const opt = new AdamW(store, { lr: 1e-3, weightDecay: 0.01, maxGradNorm: 1 });
-      const x = Tensor.from(randn(4 * 5 * 8, 1), [4, 5, 8]).keep();
+      const x = Tensor.from(uniform(4 * 5 * 8, 1), [4, 5, 8]).keep();
       const y = Tensor.from([0, 1, 2, 1], [4], 'i32').keep();
       let live = 0;
       let created = 0;

@@ -6,12 +6,12 @@ import { ShapeError } from '../../src/errors.ts';
 import { add, matmul, mul, reshape, sum } from '../../src/ops/index.ts';
 import { patchEmbed } from '../../src/ops/patch_embed.ts';
 import { backend, tidy, Tensor } from '../../src/tensor/tensor.ts';
-import { checkOp, cpu, expectClose, gpuBackend, randn, releaseGpu, use } from '../helpers.ts';
+import { checkOp, cpu, expectClose, gpuBackend, uniform, releaseGpu, use } from '../helpers.ts';
 
 afterAll(releaseGpu);
 
 const numel = (s: number[]) => s.reduce((a, b) => a * b, 1);
-const inp = (shape: number[], seed: number, grad = true) => ({ data: randn(numel(shape), seed), shape, grad });
+const inp = (shape: number[], seed: number, grad = true) => ({ data: uniform(numel(shape), seed), shape, grad });
 
 /** Tokens and fan-in of an input shape for patch side p. */
 function dims(shape: number[], p: number): { T: number; K: number } {
@@ -48,10 +48,10 @@ function patchify(x: Float32Array, shape: number[], p: number): { data: Float32A
 /** Output and weight/bias/pos gradients of sum(out * probe) for the fused op or the composition. */
 async function run(fused: boolean, shape: number[], p: number, e: number): Promise<Float32Array[]> {
   const { T, K } = dims(shape, p);
-  const x = randn(numel(shape), 21);
-  const w = Tensor.from(randn(K * e, 22), [K, e]);
-  const bias = Tensor.from(randn(e, 23), [e]);
-  const pos = Tensor.from(randn(T * e, 24), [T, e]);
+  const x = uniform(numel(shape), 21);
+  const w = Tensor.from(uniform(K * e, 22), [K, e]);
+  const bias = Tensor.from(uniform(e, 23), [e]);
+  const pos = Tensor.from(uniform(T * e, 24), [T, e]);
   [w, bias, pos].forEach((t) => (t.requiresGrad = true));
   const out = tidy(() => {
     let y: Tensor;
@@ -61,7 +61,7 @@ async function run(fused: boolean, shape: number[], p: number, e: number): Promi
       const pt = patchify(x, shape, p);
       y = add(add(reshape(matmul(Tensor.from(pt.data, pt.shape), w), [shape[0], T, e]), bias), pos);
     }
-    sum(mul(y, Tensor.from(randn(y.size, 25), y.shape))).backward();
+    sum(mul(y, Tensor.from(uniform(y.size, 25), y.shape))).backward();
     return y;
   });
   const res = [await out.data(), await w.grad!.data(), await bias.grad!.data(), await pos.grad!.data()];
@@ -83,7 +83,10 @@ describe('patchEmbed', () => {
     it(`${name} ${shape.join('x')} p${p} E${e}: gradients vs finite differences, WebGPU vs CPU`, async () => {
       const { T, K } = dims(shape, p);
       await checkOp(
-        { inputs: [inp(shape, 10, false), inp([K, e], 11), inp([e], 12), inp([T, e], 13)], fn: (x, w, b, pos) => patchEmbed(x, w, b, pos, p) },
+        {
+          inputs: [inp(shape, 10, false), inp([K, e], 11), inp([e], 12), inp([T, e], 13)],
+          fn: (x, w, b, pos) => patchEmbed(x, w, b, pos, p),
+        },
         { tol: 1e-4, gradTol: 2e-2 },
       );
     });
@@ -93,7 +96,10 @@ describe('patchEmbed', () => {
     const shape = [2, 1, 16, 20];
     const { T, K } = dims(shape, 2);
     await checkOp(
-      { inputs: [inp(shape, 14, false), inp([K, 37], 15), inp([37], 16), inp([T, 37], 17)], fn: (x, w, b, pos) => patchEmbed(x, w, b, pos, 2) },
+      {
+        inputs: [inp(shape, 14, false), inp([K, 37], 15), inp([37], 16), inp([T, 37], 17)],
+        fn: (x, w, b, pos) => patchEmbed(x, w, b, pos, 2),
+      },
       { skipFd: true, tol: 1e-4 },
     );
   });
@@ -118,23 +124,25 @@ describe('patchEmbed', () => {
   }
 
   it('gives the image no gradient even when it asks for one', async () => {
-    const x = Tensor.from(randn(64, 30), [1, 1, 8, 8]);
+    const x = Tensor.from(uniform(64, 30), [1, 1, 8, 8]);
     x.requiresGrad = true;
-    const w = Tensor.from(randn(16 * 3, 31), [16, 3]);
+    const w = Tensor.from(uniform(16 * 3, 31), [16, 3]);
     w.requiresGrad = true;
-    const y = patchEmbed(x, w, Tensor.from(randn(3, 32), [3]), Tensor.from(randn(12, 33), [4, 3]), 4);
+    const y = patchEmbed(x, w, Tensor.from(uniform(3, 32), [3]), Tensor.from(uniform(12, 33), [4, 3]), 4);
     sum(y).backward();
     expect(x.grad).toBeNull();
     expect(w.grad?.shape).toEqual([16, 3]);
   });
 
   it('errors name the op and the shapes', () => {
-    const t = (shape: number[]) => Tensor.from(randn(numel(shape), 40), shape);
+    const t = (shape: number[]) => Tensor.from(uniform(numel(shape), 40), shape);
     const x = t([2, 1, 9, 9]);
     expect(() => patchEmbed(x, t([16, 4]), t([4]), t([4, 4]), 4)).toThrow(ShapeError);
     expect(() => patchEmbed(x, t([16, 4]), t([4]), t([4, 4]), 4)).toThrow(/patchEmbed.*divisible.*\[2, 1, 9, 9\].*patch 4/);
     const ok = t([2, 1, 8, 8]);
-    expect(() => patchEmbed(ok, t([15, 4]), t([4]), t([4, 4]), 4)).toThrow(/patchEmbed: weight must be \[16, E\].*\[2, 1, 8, 8\].*\[15, 4\]/);
+    expect(() => patchEmbed(ok, t([15, 4]), t([4]), t([4, 4]), 4)).toThrow(
+      /patchEmbed: weight must be \[16, E\].*\[2, 1, 8, 8\].*\[15, 4\]/,
+    );
     expect(() => patchEmbed(ok, t([16, 4]), t([5]), t([4, 4]), 4)).toThrow(/patchEmbed: bias must be \[4\].*bias \[5\]/);
     expect(() => patchEmbed(ok, t([16, 4]), t([4]), t([3, 4]), 4)).toThrow(/patchEmbed: pos must be \[4, 4\].*pos \[3, 4\]/);
     expect(() => patchEmbed(t([2, 8, 8]), t([16, 4]), t([4]), t([4, 4]), 4)).toThrow(/patchEmbed.*\[2, 8, 8\]/);

@@ -4,17 +4,17 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { ShapeError } from '../../src/errors.ts';
 import { avgPool, globalAvgPool, maxPool, upsample2x } from '../../src/ops/index.ts';
 import { Tensor } from '../../src/tensor/tensor.ts';
-import { checkOp, cpu, gpuBackend, randn, releaseGpu, use } from '../helpers.ts';
+import { checkOp, cpu, gpuBackend, uniform, releaseGpu, use } from '../helpers.ts';
 
 afterAll(releaseGpu);
 
 const numel = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
-const inp = (shape: number[], seed: number) => ({ data: randn(numel(shape), seed), shape, grad: true });
+const inp = (shape: number[], seed: number) => ({ data: uniform(numel(shape), seed), shape, grad: true });
 
 /** Distinct values at least 0.05 apart (a shuffled ramp), so finite differences never swap a maximum. */
 function distinct(shape: number[], seed: number) {
   const n = numel(shape);
-  const r = randn(n, seed);
+  const r = uniform(n, seed);
   const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => r[a] - r[b]);
   const data = new Float32Array(n);
   order.forEach((idx, rank) => (data[idx] = (rank - n / 2) * 0.05));
@@ -62,7 +62,7 @@ describe('maxPool', () => {
       await checkOp({ inputs: [distinct(shape, 2)], fn: (x) => maxPool(x, k) });
     });
   }
-  it('sends a tied window\'s gradient to its first maximum only', async () => {
+  it("sends a tied window's gradient to its first maximum only", async () => {
     const data = [1, 5, 5, 0, 5, 2, 2, 2, 2, 2, 2, 2, -1, -1, -1, -1];
     for (const be of [cpu, await gpuBackend()]) {
       if (!be) continue;
@@ -85,7 +85,7 @@ describe('globalAvgPool', () => {
     await checkOp({ inputs: [inp([3, 5, 1, 1], 5)], fn: (x) => globalAvgPool(x) });
   });
   it('is the mean over space', async () => {
-    const x = randn(2 * 3 * 20, 6);
+    const x = uniform(2 * 3 * 20, 6);
     for (const out of await onBoth(() => globalAvgPool(Tensor.from(x, [2, 3, 4, 5])))) {
       for (let i = 0; i < 6; i++) expect(out[i]).toBeCloseTo(x.slice(i * 20, i * 20 + 20).reduce((a, b) => a + b, 0) / 20, 5);
     }
@@ -109,8 +109,8 @@ describe('upsample2x', () => {
 
 describe('pooling shape errors', () => {
   it('name the op and the shape', () => {
-    const x3 = Tensor.from(randn(6, 1), [2, 3]);
-    const x4 = Tensor.from(randn(2 * 3 * 7 * 5, 1), [2, 3, 7, 5]);
+    const x3 = Tensor.from(uniform(6, 1), [2, 3]);
+    const x4 = Tensor.from(uniform(2 * 3 * 7 * 5, 1), [2, 3, 7, 5]);
     expect(() => avgPool(x3, 2)).toThrow(ShapeError);
     expect(() => avgPool(x3, 2)).toThrow(/avgPool.*\[2, 3\]/);
     expect(() => maxPool(x4, 6)).toThrow(/maxPool.*\[2, 3, 7, 5\].*window 6/);

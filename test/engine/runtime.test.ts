@@ -3,7 +3,7 @@ import { WebGpuBackend } from '../../src/backend/webgpu.ts';
 import { DeviceLostError } from '../../src/errors.ts';
 import { add, matmul } from '../../src/ops/index.ts';
 import { setBackend, Tensor, tidy } from '../../src/tensor/tensor.ts';
-import { cpu, randn } from '../helpers.ts';
+import { cpu, uniform } from '../helpers.ts';
 
 describe('WebGPU runtime', () => {
   it('reuses freed buffers from the pool instead of creating new ones', async () => {
@@ -11,7 +11,7 @@ describe('WebGPU runtime', () => {
     if (!gpu) return;
     try {
       setBackend(gpu);
-      const a = Tensor.from(randn(64 * 64, 1), [64, 64]);
+      const a = Tensor.from(uniform(64 * 64, 1), [64, 64]);
       const step = () => tidy(() => add(matmul(a, a), a).dispose());
       step();
       await gpu.sync();

@@ -8,14 +8,14 @@ import { mean } from '../../src/ops/index.ts';
 import { crossEntropy } from '../../src/ops/losses.ts';
 import { AdamW } from '../../src/train/adamw.ts';
 import { backend, setBackend, Tensor, tidy } from '../../src/tensor/tensor.ts';
-import { cpu, gpuBackend, randn, releaseGpu } from '../helpers.ts';
+import { cpu, gpuBackend, uniform, releaseGpu } from '../helpers.ts';
 
 afterAll(releaseGpu);
 
 /** Labels: which of 4 fixed random directions a point is closest to (learnable, not linearly trivial). */
 function task(n: number, d: number, classes: number, seed: number): { x: Float32Array; y: Int32Array } {
-  const x = randn(n * d, seed);
-  const dirs = randn(classes * d, seed + 100);
+  const x = uniform(n * d, seed);
+  const dirs = uniform(classes * d, seed + 100);
   const y = new Int32Array(n);
   for (let i = 0; i < n; i++) {
     let best = -Infinity;

@@ -5,13 +5,24 @@ import type { Backend } from '../../src/backend/backend.ts';
 import { Medformer, type BatchMeta } from '../../src/models/medformer.ts';
 import { ParameterStore } from '../../src/nn/parameters.ts';
 import { crossEntropy } from '../../src/ops/losses.ts';
-import { resolveModelConfig } from '../../src/train/config.ts';
+import { resolveModelConfig } from '../../src/models/medformer_config.ts';
 import { backend, setBackend, Tensor, tidy } from '../../src/tensor/tensor.ts';
-import { cpu, expectClose, gpuBackend, randn, releaseGpu } from '../helpers.ts';
+import { cpu, expectClose, gpuBackend, uniform, releaseGpu } from '../helpers.ts';
 
 afterAll(releaseGpu);
 
-const config = resolveModelConfig('small', { image_size_2d: 8, image_size_3d: 8, patch_size_2d: 4, patch_size_3d: 4, hidden_dim: 16, num_layers: 2, num_heads: 2, latent_dim: 8, num_latent_tokens: 4, num_task_latents: 2 });
+const config = resolveModelConfig('small', {
+  image_size_2d: 8,
+  image_size_3d: 8,
+  patch_size_2d: 4,
+  patch_size_3d: 4,
+  hidden_dim: 16,
+  num_layers: 2,
+  num_heads: 2,
+  latent_dim: 8,
+  num_latent_tokens: 4,
+  num_task_latents: 2,
+});
 
 async function run(b: Backend, meta: BatchMeta): Promise<{ logits: Float32Array; loss: number; grads: Map<string, Float32Array> }> {
   const prev = backend();
@@ -31,7 +42,13 @@ async function run(b: Backend, meta: BatchMeta): Promise<{ logits: Float32Array;
     store.finalize();
     const B = 3;
     const shape = meta.dim === 2 ? [B, 1, 8, 8] : [B, 1, 8, 8, 8];
-    const x = Tensor.from(randn(shape.reduce((a, c) => a * c, 1), 9), shape);
+    const x = Tensor.from(
+      uniform(
+        shape.reduce((a, c) => a * c, 1),
+        9,
+      ),
+      shape,
+    );
     const y = Tensor.from([0, 2, 1], [3], 'i32');
     const { logits, loss } = tidy(() => {
       const logits = model.forward(x, meta, 'a');

@@ -9,9 +9,9 @@ import { Medformer } from '../../src/models/medformer.ts';
 import { ParameterStore } from '../../src/nn/parameters.ts';
 import { bceWithLogits } from '../../src/ops/losses.ts';
 import { AdamW } from '../../src/train/adamw.ts';
-import { resolveModelConfig } from '../../src/train/config.ts';
+import { resolveModelConfig } from '../../src/models/medformer_config.ts';
 import { setBackend, Tensor, tidy } from '../../src/tensor/tensor.ts';
-import { cpu, gpuBackend, randn, releaseGpu } from '../helpers.ts';
+import { cpu, gpuBackend, uniform, releaseGpu } from '../helpers.ts';
 
 afterAll(releaseGpu);
 
@@ -20,12 +20,18 @@ describe('Medformer trainability', () => {
     setBackend((await gpuBackend()) ?? cpu);
     const config = resolveModelConfig('small', { hidden_dim: 32, num_layers: 2, num_heads: 2, latent_dim: 16, num_latent_tokens: 8 });
     const store = new ParameterStore(1);
-    const model = new Medformer(store, { config, inputs: [{ dim: 2, channels: 1 }], tasks: [{ name: 't', outputs: 1 }], numModalities: 2, numBodyParts: 2 });
+    const model = new Medformer(store, {
+      config,
+      inputs: [{ dim: 2, channels: 1 }],
+      tasks: [{ name: 't', outputs: 1 }],
+      numModalities: 2,
+      numBodyParts: 2,
+    });
     store.finalize();
     const opt = new AdamW(store, { lr: 1e-3, weightDecay: 0, maxGradNorm: 1e9 });
     const n = 32;
-    const x = Tensor.from(randn(n * 28 * 28, 11), [n, 1, 28, 28]);
-    const labels = randn(n, 12).map((v) => (v > 0 ? 1 : 0));
+    const x = Tensor.from(uniform(n * 28 * 28, 11), [n, 1, 28, 28]);
+    const labels = uniform(n, 12).map((v) => (v > 0 ? 1 : 0));
     const y = Tensor.from(labels, [n, 1]);
     const losses: number[] = [];
     for (let step = 0; step < 150; step++) {

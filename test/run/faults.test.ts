@@ -17,14 +17,20 @@ describe('NaN and Inf during training', () => {
     const r = mf(['run', exp, '--out', out, '--quiet'], env);
     expect(r.status).toBe(1);
     const line = r.stderr.split('\n').find((l) => l.startsWith('error:'));
-    expect(line).toMatch(/(loss became|gradient norm became|weights of .* became) (NaN|Infinity|-Infinity|NaN\/Inf).* step \d+.*last good checkpoint/);
+    expect(line).toMatch(
+      /(loss became|gradient norm became|weights of .* became) (NaN|Infinity|-Infinity|NaN\/Inf).* step \d+.*last good checkpoint/,
+    );
     const ck = loadCheckpoint(out);
     for (const [, t] of ck.model) expect(Array.from(t.data).every(Number.isFinite)).toBe(true);
   });
 
   it('with nan_policy "skip" the bad updates are skipped and logged', () => {
     const dir = tmpDir('skip');
-    const exp = tinyExperiment(dir, { name: 'skip' }, { epochs: 1, lr: 1e9, warmup_epochs: 0, grad_clip: undefined, checkpoint_every: 100, nan_policy: 'skip' });
+    const exp = tinyExperiment(
+      dir,
+      { name: 'skip' },
+      { epochs: 1, lr: 1e9, warmup_epochs: 0, grad_clip: undefined, checkpoint_every: 100, nan_policy: 'skip' },
+    );
     const out = path.join(dir, 'out');
     const r = mf(['run', exp, '--out', out, '--quiet'], env);
     const log = fs.readFileSync(path.join(out, 'log.jsonl'), 'utf8');

@@ -16,9 +16,29 @@ export function tinyExperiment(dir: string, over: Record<string, unknown> = {}, 
   const exp = {
     name: 'tiny',
     kind: 'supervised',
-    model: { preset: 'small', hidden_dim: 32, num_layers: 1, num_heads: 2, mlp_ratio: 2, latent_dim: 16, num_latent_tokens: 8, num_task_latents: 2 },
+    model: {
+      preset: 'small',
+      hidden_dim: 32,
+      num_layers: 1,
+      num_heads: 2,
+      mlp_ratio: 2,
+      latent_dim: 16,
+      num_latent_tokens: 8,
+      num_task_latents: 2,
+    },
     data: { datasets: ['synthetic2d'], augment: false, train_limit: 64 },
-    training: { epochs: 2, batch_size: 16, lr: 0.003, weight_decay: 0.001, warmup_epochs: 0.5, grad_clip: 1, seed: 3, log_every: 1, checkpoint_every: 2, ...training },
+    training: {
+      epochs: 2,
+      batch_size: 16,
+      lr: 0.003,
+      weight_decay: 0.001,
+      warmup_epochs: 0.5,
+      grad_clip: 1,
+      seed: 3,
+      log_every: 1,
+      checkpoint_every: 2,
+      ...training,
+    },
     ...over,
   };
   const file = path.join(dir, `${exp.name}.json`);
@@ -33,8 +53,20 @@ export interface MfResult {
 }
 
 export function mf(args: string[], env: Record<string, string> = {}, timeoutMs = 600_000): MfResult {
-  const r = spawnSync(process.execPath, [MF, ...args], { cwd: ROOT, env: { ...process.env, ...env }, encoding: 'utf8', timeout: timeoutMs });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr.split('\n').filter((l) => !/artificially reduced/.test(l)).join('\n') };
+  const r = spawnSync(process.execPath, [MF, ...args], {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    encoding: 'utf8',
+    timeout: timeoutMs,
+  });
+  return {
+    status: r.status,
+    stdout: r.stdout,
+    stderr: r.stderr
+      .split('\n')
+      .filter((l) => !/artificially reduced/.test(l))
+      .join('\n'),
+  };
 }
 
 export function mfAsync(args: string[], env: Record<string, string> = {}): ChildProcess {

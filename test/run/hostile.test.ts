@@ -19,16 +19,43 @@ describe('hostile inputs to mf run', () => {
 
   it('an experiment with an unknown key names the key', () => {
     const file = path.join(dir, 'unknown.json');
-    fs.writeFileSync(file, JSON.stringify({ name: 'x', kind: 'supervised', model: { preset: 'small' }, data: { datasets: ['synthetic2d'] }, training: { batch_size: 8, lr: 1e-3, weight_decay: 0, warmup_epochs: 0, lrr: 1 } }));
+    fs.writeFileSync(
+      file,
+      JSON.stringify({
+        name: 'x',
+        kind: 'supervised',
+        model: { preset: 'small' },
+        data: { datasets: ['synthetic2d'] },
+        training: { batch_size: 8, lr: 1e-3, weight_decay: 0, warmup_epochs: 0, lrr: 1 },
+      }),
+    );
     expectOneLineError(mf(['run', file, '--out', path.join(dir, 'o1')]), /lrr/);
   });
 
   it('a wrong type and a missing data set are named', () => {
     const file = path.join(dir, 'types.json');
-    fs.writeFileSync(file, JSON.stringify({ name: 'x', kind: 'supervised', model: { preset: 'small' }, data: { datasets: ['synthetic2d'] }, training: { batch_size: '8', lr: 1e-3, weight_decay: 0, warmup_epochs: 0 } }));
+    fs.writeFileSync(
+      file,
+      JSON.stringify({
+        name: 'x',
+        kind: 'supervised',
+        model: { preset: 'small' },
+        data: { datasets: ['synthetic2d'] },
+        training: { batch_size: '8', lr: 1e-3, weight_decay: 0, warmup_epochs: 0 },
+      }),
+    );
     expectOneLineError(mf(['run', file, '--out', path.join(dir, 'o2')]), /batch_size/);
     const file2 = path.join(dir, 'nods.json');
-    fs.writeFileSync(file2, JSON.stringify({ name: 'x', kind: 'supervised', model: { preset: 'small' }, data: { datasets: ['notamnist'] }, training: { batch_size: 8, lr: 1e-3, weight_decay: 0, warmup_epochs: 0 } }));
+    fs.writeFileSync(
+      file2,
+      JSON.stringify({
+        name: 'x',
+        kind: 'supervised',
+        model: { preset: 'small' },
+        data: { datasets: ['notamnist'] },
+        training: { batch_size: 8, lr: 1e-3, weight_decay: 0, warmup_epochs: 0 },
+      }),
+    );
     expectOneLineError(mf(['run', file2, '--out', path.join(dir, 'o3')]), /notamnist/);
   });
 
@@ -40,14 +67,26 @@ describe('hostile inputs to mf run', () => {
 
   it('a run name that escapes runs/ is refused', () => {
     const file = path.join(dir, 'escape.json');
-    fs.writeFileSync(file, JSON.stringify({ name: '../../etc', kind: 'supervised', model: { preset: 'small' }, data: { datasets: ['synthetic2d'] }, training: { batch_size: 8, lr: 1e-3, weight_decay: 0, warmup_epochs: 0 } }));
+    fs.writeFileSync(
+      file,
+      JSON.stringify({
+        name: '../../etc',
+        kind: 'supervised',
+        model: { preset: 'small' },
+        data: { datasets: ['synthetic2d'] },
+        training: { batch_size: 8, lr: 1e-3, weight_decay: 0, warmup_epochs: 0 },
+      }),
+    );
     expectOneLineError(mf(['run', file]), /name/);
   });
 
   it('a truncated npz names the file', () => {
     const data = tmpDir('trunc');
     const real = process.env.MEDFORMER_SHARED_DATA;
-    const bytes = real && fs.existsSync(path.join(real, 'breastmnist.npz')) ? fs.readFileSync(path.join(real, 'breastmnist.npz')) : Buffer.from('PK\x03\x04 not really a zip');
+    const bytes =
+      real && fs.existsSync(path.join(real, 'breastmnist.npz'))
+        ? fs.readFileSync(path.join(real, 'breastmnist.npz'))
+        : Buffer.from('PK\x03\x04 not really a zip');
     fs.writeFileSync(path.join(data, 'breastmnist.npz'), bytes.subarray(0, Math.floor(bytes.length / 2)));
     const exp = tinyExperiment(dir, { name: 'trunc', data: { datasets: ['breastmnist'], augment: false } });
     expectOneLineError(mf(['run', exp, '--out', path.join(dir, 'o4'), '--data-dir', data]), /breastmnist\.npz/);

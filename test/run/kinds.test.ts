@@ -18,34 +18,63 @@ describe('other kinds of run', () => {
   const dir = tmpDir('kinds');
   const ssl = path.join(dir, 'ssl');
 
-  it('multitask mixes a 2D and a 3D data set, alternating batches, with per-task metrics', () => {
-    const exp = tinyExperiment(dir, {
-      name: 'mt',
-      kind: 'multitask',
-      model: { preset: 'small', image_size_3d: 28, patch_size_3d: 7, hidden_dim: 32, num_layers: 1, num_heads: 2, mlp_ratio: 2, latent_dim: 16, num_latent_tokens: 8, num_task_latents: 2 },
-      data: { datasets: ['synthetic2d', 'synthetic3d'], augment: false, train_limit: 16 },
-    }, { epochs: 1, batch_size: 8 });
+  it('multitask mixes a 2D and a 3D data set in one step and reports every task from one checkpoint', () => {
+    const exp = tinyExperiment(
+      dir,
+      {
+        name: 'mt',
+        kind: 'multitask',
+        model: {
+          preset: 'small',
+          image_size_3d: 28,
+          patch_size_3d: 7,
+          hidden_dim: 32,
+          num_layers: 1,
+          num_heads: 2,
+          mlp_ratio: 2,
+          latent_dim: 16,
+          num_latent_tokens: 8,
+          num_task_latents: 2,
+        },
+        data: { datasets: ['synthetic2d', 'synthetic3d'], augment: false, train_limit: 16 },
+        multitask: { sub_batches: 2 },
+      },
+      { epochs: 1, batch_size: 8 },
+    );
     const out = path.join(dir, 'mt');
     const r = mf(['run', exp, '--out', out, '--quiet'], env);
     expect(r.status, r.stderr).toBe(0);
-    const tasks = records(out).filter((x) => x.event === 'train').map((x) => x.task);
-    expect(tasks.slice(0, 4)).toEqual(['synthetic2d', 'synthetic3d', 'synthetic2d', 'synthetic3d']);
+    // 16 samples a task in sub-batches of 4: 8 sub-batches, 4 steps of 2, drawn from a shuffled combined order.
+    const tasks = records(out)
+      .filter((x) => x.event === 'train')
+      .map((x) => String(x.task));
+    expect(tasks).toHaveLength(4);
+    expect(tasks.some((t) => t.split('+').sort().join('+') === 'synthetic2d+synthetic3d')).toBe(true);
+    const counts = { synthetic2d: 0, synthetic3d: 0 };
+    for (const t of tasks) for (const k of t.split('+') as (keyof typeof counts)[]) counts[k] += t.includes('+') ? 1 : 2;
+    expect(counts).toEqual({ synthetic2d: 4, synthetic3d: 4 });
     const metrics = JSON.parse(fs.readFileSync(path.join(out, 'metrics.json'), 'utf8'));
     expect(Object.keys(metrics).sort()).toEqual(['synthetic2d', 'synthetic3d']);
-    expect(fs.existsSync(path.join(out, 'best-synthetic3d.safetensors'))).toBe(true);
+    expect(metrics.synthetic2d.best_epoch).toBe(metrics.synthetic3d.best_epoch);
+    expect(fs.existsSync(path.join(out, 'best-all.safetensors'))).toBe(true);
+    expect(records(out).some((x) => x.event === 'val' && x.task === 'all')).toBe(true);
     expect(fs.readFileSync(path.join(out, 'report.md'), 'utf8')).toMatch(/\| synthetic3d \|/);
   }, 600_000);
 
   it('ssl logs finite VICReg terms whose variance term falls, and saves no task heads', () => {
-    const exp = tinyExperiment(dir, {
-      name: 'ssl',
-      kind: 'ssl',
-      data: { datasets: ['synthetic2d'], augment: true, train_limit: 64 },
-      // Invariance weighted 5 rather than the reference 25: in 24 steps of this tiny model at 25 the
-      // invariance pull dominates and the embeddings first contract (variance term 0.66 -> 0.69); at 5 the
-      // variance hinge visibly does its job (0.62 -> 0.48, measured).
-      ssl: { expander: [32, 32], sim_coeff: 5, std_coeff: 25, cov_coeff: 1 },
-    }, { epochs: 6, batch_size: 16, lr: 0.003, warmup_epochs: 0 });
+    const exp = tinyExperiment(
+      dir,
+      {
+        name: 'ssl',
+        kind: 'ssl',
+        data: { datasets: ['synthetic2d'], augment: true, train_limit: 64 },
+        // Invariance weighted 5 rather than the reference 25: in 24 steps of this tiny model at 25 the
+        // invariance pull dominates and the embeddings first contract (variance term 0.66 -> 0.69); at 5 the
+        // variance hinge visibly does its job (0.62 -> 0.48, measured).
+        ssl: { expander: [32, 32], sim_coeff: 5, std_coeff: 25, cov_coeff: 1 },
+      },
+      { epochs: 6, batch_size: 16, lr: 0.003, warmup_epochs: 0 },
+    );
     const r = mf(['run', exp, '--out', ssl, '--quiet'], env);
     expect(r.status, r.stderr).toBe(0);
     const train = records(ssl).filter((x) => x.event === 'train');
@@ -74,7 +103,10 @@ describe('other kinds of run', () => {
     let compared = 0;
     for (const [k, v] of post) {
       if (!k.startsWith('body.')) continue;
-      expect(Buffer.compare(Buffer.from(Float32Array.from(v.data).buffer), Buffer.from(Float32Array.from(pre.get(k)!.data).buffer)), k).toBe(0);
+      expect(
+        Buffer.compare(Buffer.from(Float32Array.from(v.data).buffer), Buffer.from(Float32Array.from(pre.get(k)!.data).buffer)),
+        k,
+      ).toBe(0);
       compared++;
     }
     expect(compared).toBeGreaterThan(0);

@@ -31,7 +31,11 @@ describe('mf run', () => {
     const best = readSafetensors(path.join(out, 'best-synthetic2d.safetensors'));
     expect(best.tensors.get('input.latents')?.shape).toEqual([32, 64]);
     expect(fs.readFileSync(path.join(out, 'report.md'), 'utf8')).toMatch(/\| synthetic2d \| \d\.\d{3} \|/);
-    const log = fs.readFileSync(path.join(out, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const log = fs
+      .readFileSync(path.join(out, 'log.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(log.filter((r: { event: string }) => r.event === 'train').length).toBeGreaterThan(0);
     // A second run into the same folder without --resume refuses rather than overwriting it.
     const again = mf(['run', 'experiments/quickstart.json', '--max-steps', '3', '--out', out, '--quiet'], env);
@@ -49,7 +53,10 @@ describe('mf run', () => {
     const killed = path.join(dir, 'killed');
     // Kill at several points: once mid-training, once right as a checkpoint is being written.
     for (const waitForCheckpoints of [1, 3]) {
-      const child = mfAsync(['run', exp, '--out', killed, '--quiet', ...(fs.existsSync(path.join(killed, 'checkpoint.json')) ? ['--resume'] : [])], env);
+      const child = mfAsync(
+        ['run', exp, '--out', killed, '--quiet', ...(fs.existsSync(path.join(killed, 'checkpoint.json')) ? ['--resume'] : [])],
+        env,
+      );
       await new Promise<void>((resolve) => {
         const poll = setInterval(() => {
           const log = path.join(killed, 'log.jsonl');

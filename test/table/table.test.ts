@@ -2,7 +2,16 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
-import { buildTable, renderCsv, renderJson, renderMarkdown, tableCommand, type DeltaView, type OurScores, type ValueView } from '../../src/cli/table.ts';
+import {
+  buildTable,
+  renderCsv,
+  renderJson,
+  renderMarkdown,
+  tableCommand,
+  type DeltaView,
+  type OurScores,
+  type ValueView,
+} from '../../src/cli/table.ts';
 import { getDataset } from '../../src/data/registry.ts';
 import { ConfigError, MfError } from '../../src/errors.ts';
 import {
@@ -14,7 +23,9 @@ import {
   thesisDatasets,
   thesisFlags,
   thesisTable,
+  ThesisTablesSchema,
 } from '../../src/report/thesis.ts';
+import { jsonProblem } from '../../src/train/records.ts';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'mf-table-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -123,11 +134,19 @@ describe('thesis tables as data', () => {
       ['4.11', 'large', 'deltas', 18],
     ]);
     const t42 = thesisTable('4.2');
-    expect(t42.regime !== 'deltas' && t42.rows.find((r) => r.dataset === 'BreastMNIST')).toEqual({ dataset: 'BreastMNIST', auc: 0.741, acc: 82.0 });
+    expect(t42.regime !== 'deltas' && t42.rows.find((r) => r.dataset === 'BreastMNIST')).toEqual({
+      dataset: 'BreastMNIST',
+      auc: 0.741,
+      acc: 82.0,
+    });
     const t45 = thesisTable('4.5');
     expect(t45.regime !== 'deltas' && t45.rows.find((r) => r.dataset === 'PneumoniaMNIST')?.auc).toBe(99.3);
     const t46 = thesisTable('4.6');
-    expect(t46.regime === 'deltas' && t46.rows[0]).toMatchObject({ dataset: 'PathMNIST', mt_minus_st: { auc: -0.004, acc: -1.0 }, ssl_finetune_steps: 200 });
+    expect(t46.regime === 'deltas' && t46.rows[0]).toMatchObject({
+      dataset: 'PathMNIST',
+      mt_minus_st: { auc: -0.004, acc: -1.0 },
+      ssl_finetune_steps: 200,
+    });
   });
 
   it('maps display names to dataset keys and back, for all 18 sets the registry knows', () => {
@@ -148,6 +167,18 @@ describe('thesis tables as data', () => {
     expect(medmnistBaseline('retinamnist')).toEqual({ model: 'ResNet-18 (28)', auc: 0.717, acc: 52.4 });
     expect(medmnistBaseline('AdrenalMNIST3D')).toEqual({ model: 'ResNet-18 + 3D', auc: 0.827, acc: 72.1 });
     for (const name of thesisDatasets()) expect(medmnistBaseline(name)).toBeDefined();
+  });
+
+  it('checks the figures file against its schema, which fixes each table id to its model size and regime', () => {
+    const file = JSON.parse(fs.readFileSync(new URL('../../src/report/thesis-tables.json', import.meta.url), 'utf8'));
+    expect(jsonProblem(ThesisTablesSchema, file)).toBeUndefined();
+    file.thesis.tables['4.2'].regime = 'multi-task';
+    expect(jsonProblem(ThesisTablesSchema, file)).toBe('/thesis/tables/4.2/regime is "multi-task", not "single-task"');
+    file.thesis.tables['4.2'].regime = 'single-task';
+    file.thesis.tables['4.11'].rows.PathMNIST.ssl_finetune_steps = '200';
+    expect(jsonProblem(ThesisTablesSchema, file)).toBe(
+      '/thesis/tables/4.11/rows/PathMNIST/ssl_finetune_steps is "200", not a non-negative integer',
+    );
   });
 
   it('flags figures the official evaluator cannot produce, each with a reason', () => {
@@ -188,7 +219,11 @@ describe('buildTable', () => {
     const breast = row(view, 'BreastMNIST');
     expect(breast.key).toBe('breastmnist');
     expect(breast.thesis).toEqual({ auc: 0.741, acc: 82.0 });
-    expect(breast.ours).toMatchObject({ auc: 0.8, acc: 85.26, run: { dir: path.join(dir, 'st-small-breastmnist'), name: 'st-small-breastmnist' } });
+    expect(breast.ours).toMatchObject({
+      auc: 0.8,
+      acc: 85.26,
+      run: { dir: path.join(dir, 'st-small-breastmnist'), name: 'st-small-breastmnist' },
+    });
     expect(breast.diff).toEqual({ auc: 0.059, acc: 3.26 });
     expect(breast.baseline).toEqual({ model: 'ResNet-18 (28)', auc: 0.901, acc: 86.3 });
     expect(breast.flags).toEqual([]);
@@ -265,9 +300,15 @@ describe('buildTable', () => {
     expect(derma?.ours.mt_minus_st).toBe('missing');
     expect(derma?.steps.ours).toBe('missing');
     const md = renderMarkdown(view);
-    expect(md).toContain('| BreastMNIST | +0.083 / +0.050 | −2.6 / −5.0 | +0.109 / +0.100 | −6.4 / +1.0 | +0.026 / +0.050 | −3.8 / +6.0 | 30 / 30 |');
+    expect(md).toContain(
+      '| BreastMNIST | +0.083 / +0.050 | −2.6 / −5.0 | +0.109 / +0.100 | −6.4 / +1.0 | +0.026 / +0.050 | −3.8 / +6.0 | 30 / 30 |',
+    );
     const csv = parseCsv(renderCsv(view));
-    expect(csv.find((r) => r.dataset === 'BreastMNIST')).toMatchObject({ thesis_mt_minus_st_auc: '0.083', ours_mt_minus_st_acc: '-5', ours_ssl_steps: '30' });
+    expect(csv.find((r) => r.dataset === 'BreastMNIST')).toMatchObject({
+      thesis_mt_minus_st_auc: '0.083',
+      ours_mt_minus_st_acc: '-5',
+      ours_ssl_steps: '30',
+    });
     expect(csv.find((r) => r.dataset === 'DermaMNIST')?.ours_ssl_minus_mt_auc).toBe('missing');
   });
 
@@ -295,13 +336,42 @@ describe('buildTable', () => {
     expect(row(view, 'RetinaMNIST').ours).toBe('missing');
     expect(view.warnings).toHaveLength(3);
     expect(view.warnings.join('\n')).toMatch(/broken.*not valid JSON/);
-    expect(view.warnings.join('\n')).toContain(`${path.join(percentRun, 'metrics.json')}: retinamnist.test.acc 52 is not a fraction`);
+    expect(view.warnings.join('\n')).toContain(
+      `${path.join(percentRun, 'metrics.json')}: /retinamnist/test/acc is 52, not a fraction in [0, 1]`,
+    );
     expect(view.warnings.join('\n')).toMatch(/st-small-dermamnist has no metrics\.json yet/);
+  });
+
+  it('reads only supervised, multitask and finetune runs, checking their files against the shared schemas', () => {
+    const dir = runsDir();
+    const nanRun = run(dir, 'nan', 'supervised', 'small', { breastmnist: { auc: NaN, acc: 0.5 } });
+    // Another kind's folder is passed over whatever its metrics.json holds.
+    const ssl = path.join(dir, 'ssl');
+    fs.mkdirSync(ssl);
+    fs.writeFileSync(path.join(ssl, 'config.json'), JSON.stringify({ name: 'ssl', kind: 'ssl' }));
+    fs.writeFileSync(path.join(ssl, 'metrics.json'), '{"ssl": ');
+    const noPreset = path.join(dir, 'no-preset');
+    fs.mkdirSync(noPreset);
+    fs.writeFileSync(
+      path.join(noPreset, 'config.json'),
+      JSON.stringify({ name: 'x', kind: 'supervised', model: {}, data: { datasets: ['dermamnist'] } }),
+    );
+    const list = run(dir, 'list', 'supervised', 'small', { pathmnist: { auc: 0.9, acc: 0.9 } });
+    fs.writeFileSync(path.join(list, 'metrics.json'), '[]');
+    const view = values('4.2', dir);
+    expect(view.rows.every((r) => r.ours === 'missing')).toBe(true);
+    expect(view.warnings).toEqual([
+      `${path.join(list, 'metrics.json')}: the top level is a list of 0, not an object; run skipped`,
+      `${path.join(nanRun, 'metrics.json')}: /breastmnist/test has no AUC or ACC (null: NaN when the run wrote it); breastmnist skipped`,
+      `${path.join(noPreset, 'config.json')}: /model/preset is missing (expected a string); run skipped`,
+    ]);
   });
 
   it('refuses an unknown table id with the valid ids', () => {
     expect(() => buildTable('4.1', tmp)).toThrow(MfError);
-    expect(() => buildTable('4.12', tmp)).toThrow(/unknown table '4\.12' \(valid ids: 4\.2, 4\.3, 4\.4, 4\.5, 4\.6, 4\.7, 4\.8, 4\.9, 4\.10, 4\.11\)/);
+    expect(() => buildTable('4.12', tmp)).toThrow(
+      /unknown table '4\.12' \(valid ids: 4\.2, 4\.3, 4\.4, 4\.5, 4\.6, 4\.7, 4\.8, 4\.9, 4\.10, 4\.11\)/,
+    );
   });
 });
 
@@ -312,7 +382,9 @@ describe('rendering', () => {
 
   it('prints Markdown with the header, both numbers of a row, "missing" cells and footnoted flags', () => {
     const md = renderMarkdown(values('4.2', dir));
-    expect(md).toContain('| Dataset | Thesis AUC | Thesis ACC | Ours AUC | Ours ACC | ΔAUC | ΔACC | ResNet-18 (28) AUC | ResNet-18 (28) ACC |');
+    expect(md).toContain(
+      '| Dataset | Thesis AUC | Thesis ACC | Ours AUC | Ours ACC | ΔAUC | ΔACC | ResNet-18 (28) AUC | ResNet-18 (28) ACC |',
+    );
     expect(md).toContain('| BreastMNIST | 0.741 | 82.0 | 0.800 | 85.3 | +0.059 | +3.3 | 0.901 | 86.3 |');
     expect(md).toContain('| PathMNIST | 0.999 | 97.2 | missing | missing | – | – | 0.983 | 90.7 |');
     expect(md).toContain('| RetinaMNIST | 0.200† | 95.0† | 0.710 | 50.0 |');
@@ -344,7 +416,14 @@ describe('rendering', () => {
       }
     }
     const breast = rows.find((r) => r.dataset === 'BreastMNIST');
-    expect(breast).toMatchObject({ key: 'breastmnist', thesis_auc: '0.741', thesis_acc: '82', ours_auc: '0.8', ours_acc: '85.26', diff_acc: '3.26' });
+    expect(breast).toMatchObject({
+      key: 'breastmnist',
+      thesis_auc: '0.741',
+      thesis_acc: '82',
+      ours_auc: '0.8',
+      ours_acc: '85.26',
+      diff_acc: '3.26',
+    });
     expect(rows.find((r) => r.dataset === 'RetinaMNIST')?.thesis_flags).toContain('auc-below-chance');
   });
 

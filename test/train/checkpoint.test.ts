@@ -13,6 +13,7 @@ import {
   writeFileAtomic,
   type CheckpointInput,
 } from '../../src/train/checkpoint.ts';
+import { writeJsonAtomic } from '../../src/util/files.ts';
 import { readSafetensors, type TensorInput } from '../../src/train/safetensors.ts';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'mf-ckpt-'));
@@ -82,7 +83,9 @@ describe('checkpoints', () => {
       }
       return realWrite(fd, buf, off, len);
     }) as typeof fs.writeSync);
-    expect(() => saveCheckpoint(dir, input(2))).toThrow(/^disk full writing .*state-000000002-[0-9a-f]{8}\.safetensors: free space and rerun with --resume$/);
+    expect(() => saveCheckpoint(dir, input(2))).toThrow(
+      /^disk full writing .*state-000000002-[0-9a-f]{8}\.safetensors: free space and rerun with --resume$/,
+    );
     vi.restoreAllMocks();
     const ck = loadCheckpoint(dir);
     expect(ck.step).toBe(1);
@@ -144,11 +147,43 @@ describe('checkpoints', () => {
 
     const pointer = JSON.parse(fs.readFileSync(path.join(dir, POINTER_FILE), 'utf8')) as Record<string, unknown>;
     fs.writeFileSync(path.join(dir, POINTER_FILE), JSON.stringify({ ...pointer, model: '../../etc/passwd' }));
-    expect(() => loadCheckpoint(dir)).toThrow(/"model" is not a model file name/);
+    expect(() => loadCheckpoint(dir)).toThrow(/checkpoint\.json: \/model is "\.\.\/\.\.\/etc\/passwd", not a model file name/);
     fs.writeFileSync(path.join(dir, POINTER_FILE), '{not json');
     expect(() => loadCheckpoint(dir)).toThrow(/checkpoint\.json: not valid JSON/);
 
     expect(() => loadCheckpoint(freshDir())).toThrow(/^no checkpoint in .*: .*checkpoint\.json does not exist; run without --resume/);
+  });
+
+  it('checks the pointer and the training state against their schemas, naming the JSON path', () => {
+    const dir = freshDir();
+    saveCheckpoint(dir, input(4));
+    const file = path.join(dir, POINTER_FILE);
+    const pointer = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
+    fs.writeFileSync(file, JSON.stringify({ ...pointer, version: 2 }));
+    expect(() => loadCheckpoint(dir)).toThrow(
+      /^.*checkpoint\.json: \/version is 2, not 1, the only pointer version this build reads; restore the file or run without --resume/,
+    );
+    const { state_sha256: _sha, ...noSha } = pointer;
+    fs.writeFileSync(file, JSON.stringify(noSha));
+    expect(() => loadCheckpoint(dir)).toThrow(/\/state_sha256 is missing \(expected a SHA-256 hex digest\)/);
+    fs.writeFileSync(file, '[]');
+    expect(() => loadCheckpoint(dir)).toThrow(FileFormatError);
+
+    // A training state that the schema refuses (here saved by a buggy caller) is refused on load, with its path.
+    const bad = { ...input(5), state: { ...input(5).state, rng: { data: 'x' as unknown as number } } };
+    const paths = saveCheckpoint(dir, bad);
+    expect(() => loadCheckpoint(dir)).toThrow(
+      `${paths.state}: training_state/rng/data is "x", not a number; restore the checkpoint or run without --resume to start fresh`,
+    );
+  });
+
+  it('writeJsonAtomic writes 2-space JSON with a trailing newline, NaN as null', () => {
+    const dir = freshDir();
+    fs.mkdirSync(dir);
+    const file = path.join(dir, 'x.json');
+    writeJsonAtomic(file, { a: [1, 2], b: NaN });
+    expect(fs.readFileSync(file, 'utf8')).toBe('{\n  "a": [\n    1,\n    2\n  ],\n  "b": null\n}\n');
+    expect(fs.readdirSync(dir)).toEqual(['x.json']);
   });
 
   it('an unwritable directory gives an error naming the path', () => {
@@ -184,7 +219,9 @@ describe('checkpoints', () => {
     vi.spyOn(fs, 'fsyncSync').mockImplementation(() => {
       throw errno('ENOSPC');
     });
-    expect(() => writeFileAtomic(file, Uint8Array.from([9, 9, 9, 9]))).toThrow(`disk full writing ${file}: free space and rerun with --resume`);
+    expect(() => writeFileAtomic(file, Uint8Array.from([9, 9, 9, 9]))).toThrow(
+      `disk full writing ${file}: free space and rerun with --resume`,
+    );
     vi.restoreAllMocks();
     expect(Array.from(fs.readFileSync(file))).toEqual([1, 2, 3]);
     expect(fs.readdirSync(dir)).toEqual(['f.bin']);

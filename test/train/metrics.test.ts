@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { MfError, NumericalError } from '../../src/errors.ts';
-import { evaluate, rocAuc } from '../../src/train/metrics.ts';
+import { evaluate, majorityAccuracy, majorityScores, rocAuc } from '../../src/train/metrics.ts';
 
 const f32 = (xs: number[]): Float32Array => Float32Array.from(xs);
 const i32 = (xs: number[]): Int32Array => Int32Array.from(xs);
@@ -45,7 +45,7 @@ describe('rocAuc', () => {
 
   it('agrees with the pairwise definition on random data with many ties', () => {
     let s = 12345;
-    const rand = (): number => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 2 ** 32);
+    const rand = (): number => (s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 2 ** 32;
     for (let trial = 0; trial < 50; trial++) {
       const n = 2 + Math.floor(rand() * 60);
       const scores = Array.from({ length: n }, () => Math.floor(rand() * 6) / 5);
@@ -78,10 +78,18 @@ describe('evaluate', () => {
 
   it('multi-class: one-vs-rest macro AUC and argmax ACC with first-max ties', () => {
     const scores = f32([
-      0.7, 0.2, 0.1, // label 0, pred 0
-      0.2, 0.5, 0.3, // label 1, pred 1
-      0.45, 0.25, 0.3, // label 2, pred 0
-      0.4, 0.4, 0.2, // label 1, argmax tie -> 0 (np.argmax takes the first), wrong
+      0.7,
+      0.2,
+      0.1, // label 0, pred 0
+      0.2,
+      0.5,
+      0.3, // label 1, pred 1
+      0.45,
+      0.25,
+      0.3, // label 2, pred 0
+      0.4,
+      0.4,
+      0.2, // label 1, argmax tie -> 0 (np.argmax takes the first), wrong
     ]);
     const labels = i32([0, 1, 2, 1]);
     // class 0: 1; class 1: 1; class 2: pos 0.3 vs neg {0.1, 0.3, 0.2} -> 2.5/3
@@ -115,5 +123,23 @@ describe('evaluate', () => {
     expect(() => evaluate('multi-class', f32([0.5, 0.5]), i32([2]), 1, 2)).toThrow(/label 2 at row 0 is outside 0..1/);
     expect(() => evaluate('binary', f32([0.5]), i32([0, 1]), 2, 1)).toThrow(MfError);
     expect(() => evaluate('multi-label', f32([0.5, 0.5]), i32([1]), 1, 2)).toThrow(/expected 1×2/);
+  });
+});
+
+describe('majority-class baseline', () => {
+  it("answers the training split's most common class, per label for multi-label", () => {
+    // Train: class 2 is most common; test: 3 of 5 are class 2.
+    const train = { labels: Int32Array.from([2, 2, 1, 0, 2]), n: 5 };
+    expect(majorityScores('multi-class', train.labels, 5, 3)).toEqual(Float32Array.from([0, 0, 1]));
+    expect(majorityAccuracy('multi-class', train, Int32Array.from([2, 0, 2, 1, 2]), 5, 3)).toBeCloseTo(0.6, 12);
+    // Binary (one output): positives are the training majority, so the baseline is the test positive rate.
+    expect(majorityAccuracy('binary', { labels: Int32Array.from([1, 1, 0]), n: 3 }, Int32Array.from([0, 1, 0, 0]), 4, 1)).toBeCloseTo(
+      0.25,
+      12,
+    );
+    // Multi-label, 2 labels: label 0 mostly 1, label 1 mostly 0 in training.
+    const ml = { labels: Int32Array.from([1, 0, 1, 0, 0, 1]), n: 3 };
+    expect(majorityScores('multi-label', ml.labels, 3, 2)).toEqual(Float32Array.from([1, 0]));
+    expect(majorityAccuracy('multi-label', ml, Int32Array.from([1, 0, 0, 0]), 2, 2)).toBeCloseTo((0.5 + 1) / 2, 12);
   });
 });

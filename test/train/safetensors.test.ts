@@ -60,7 +60,10 @@ describe('safetensors round trip', () => {
     const n = Number(new DataView(bytes.buffer).getBigUint64(0, true));
     expect(bytes[8]).toBe(0x7b);
     expect((8 + n) % 8).toBe(0);
-    const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + n))) as Record<string, { data_offsets: number[]; dtype: string }>;
+    const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + n))) as Record<
+      string,
+      { data_offsets: number[]; dtype: string }
+    >;
     expect(header['w']).toEqual({ dtype: 'F32', shape: [2, 3], data_offsets: [0, 24] });
     expect(header['idx']!.dtype).toBe('I32');
     expect(header['mask']!.dtype).toBe('U8');
@@ -85,26 +88,42 @@ describe('safetensors hostile files', () => {
   const four = new Uint8Array(4);
   const cases: [string, Uint8Array, RegExp][] = [
     ['shorter than 8 bytes', new Uint8Array(5), /shorter than the 8-byte/],
-    ['header length past end of file', (() => {
-      const b = raw({ x: f32 }, four);
-      new DataView(b.buffer).setBigUint64(0, BigInt(b.length), true);
-      return b;
-    })(), /runs past the end/],
-    ['header length over 100 MB', (() => {
-      const b = raw({ x: f32 }, four);
-      new DataView(b.buffer).setBigUint64(0, 2n ** 63n, true);
-      return b;
-    })(), /exceeds the 100000000-byte limit/],
+    [
+      'header length past end of file',
+      (() => {
+        const b = raw({ x: f32 }, four);
+        new DataView(b.buffer).setBigUint64(0, BigInt(b.length), true);
+        return b;
+      })(),
+      /runs past the end/,
+    ],
+    [
+      'header length over 100 MB',
+      (() => {
+        const b = raw({ x: f32 }, four);
+        new DataView(b.buffer).setBigUint64(0, 2n ** 63n, true);
+        return b;
+      })(),
+      /exceeds the 100000000-byte limit/,
+    ],
     ['non-JSON header', raw(null, four, '{"x": nope}'), /not UTF-8 JSON/],
-    ['invalid UTF-8 header', (() => {
-      const b = raw(null, four, '{"ab": 1}');
-      b[10] = 0xff; // the "a"
-      return b;
-    })(), /not UTF-8 JSON/],
+    [
+      'invalid UTF-8 header',
+      (() => {
+        const b = raw(null, four, '{"ab": 1}');
+        b[10] = 0xff; // the "a"
+        return b;
+      })(),
+      /not UTF-8 JSON/,
+    ],
     ['header not starting with {', raw([1, 2]), /does not start with "\{"/],
     ['__proto__ tensor name', raw(null, four, `{"__proto__": ${JSON.stringify(f32)}}`), /forbidden key "__proto__"/],
     ['constructor tensor name', raw({ constructor: f32 }, four), /forbidden key "constructor"/],
-    ['__proto__ in metadata', raw(null, four, `{"__metadata__": {"__proto__": "x"}, "x": ${JSON.stringify(f32)}}`), /forbidden key "__proto__" in __metadata__/],
+    [
+      '__proto__ in metadata',
+      raw(null, four, `{"__metadata__": {"__proto__": "x"}, "x": ${JSON.stringify(f32)}}`),
+      /forbidden key "__proto__" in __metadata__/,
+    ],
     ['non-string metadata', raw({ __metadata__: { a: 1 }, x: f32 }, four), /"a" is not a string/],
     ['entry not an object', raw({ x: [1] }, four), /entry "x" is not an object/],
     ['unknown entry field', raw({ x: { ...f32, extra: 1 } }, four), /unknown field "extra"/],
@@ -112,16 +131,34 @@ describe('safetensors hostile files', () => {
     ['offsets backwards', raw({ x: { dtype: 'U8', shape: [0], data_offsets: [4, 0] } }, four), /run backwards/],
     ['negative offset', raw({ x: { dtype: 'F32', shape: [1], data_offsets: [-4, 0] } }, four), /non-negative integers/],
     ['fractional shape', raw({ x: { dtype: 'F32', shape: [0.5], data_offsets: [0, 4] } }, four), /shape is not a list/],
-    ['overlapping tensors', raw({
-      a: { dtype: 'U8', shape: [4], data_offsets: [0, 4] },
-      b: { dtype: 'U8', shape: [4], data_offsets: [2, 6] },
-    }, new Uint8Array(6)), /overlaps/],
-    ['gap between tensors', raw({
-      a: { dtype: 'U8', shape: [4], data_offsets: [0, 4] },
-      b: { dtype: 'U8', shape: [4], data_offsets: [8, 12] },
-    }, new Uint8Array(12)), /gap in the data section/],
+    [
+      'overlapping tensors',
+      raw(
+        {
+          a: { dtype: 'U8', shape: [4], data_offsets: [0, 4] },
+          b: { dtype: 'U8', shape: [4], data_offsets: [2, 6] },
+        },
+        new Uint8Array(6),
+      ),
+      /overlaps/,
+    ],
+    [
+      'gap between tensors',
+      raw(
+        {
+          a: { dtype: 'U8', shape: [4], data_offsets: [0, 4] },
+          b: { dtype: 'U8', shape: [4], data_offsets: [8, 12] },
+        },
+        new Uint8Array(12),
+      ),
+      /gap in the data section/,
+    ],
     ['trailing bytes', raw({ x: f32 }, new Uint8Array(8)), /4 trailing bytes/],
-    ['shape × itemsize ≠ byte length', raw({ x: { dtype: 'F32', shape: [2], data_offsets: [0, 4] } }, four), /needs 8 bytes but data_offsets span 4/],
+    [
+      'shape × itemsize ≠ byte length',
+      raw({ x: { dtype: 'F32', shape: [2], data_offsets: [0, 4] } }, four),
+      /needs 8 bytes but data_offsets span 4/,
+    ],
     ['overflowing shape', raw({ x: { dtype: 'F32', shape: [2 ** 40, 2 ** 40, 0], data_offsets: [0, 4] } }, four), /needs/],
     ['unsupported dtype', raw({ x: { dtype: 'F16', shape: [2], data_offsets: [0, 4] } }, four), /dtype F16; only F32, I32 and U8/],
     ['unknown dtype', raw({ x: { dtype: 'Q7', shape: [1], data_offsets: [0, 4] } }, four), /unknown dtype "Q7"/],
@@ -182,7 +219,8 @@ describe('safetensors fuzz', () => {
           case 3: // truncate
             b = b.slice(0, rand(b.length));
             break;
-          case 4: { // insert bytes
+          case 4: {
+            // insert bytes
             const at = rand(b.length + 1);
             const extra = Uint8Array.from({ length: 1 + rand(8) }, () => rand(256));
             b = Uint8Array.from([...b.subarray(0, at), ...extra, ...b.subarray(at)]);

@@ -1,12 +1,12 @@
 // Multi-task sampling: how many batches each task gets per epoch, their order, and where in its own data
 // each batch comes from.
 import { describe, expect, it } from 'vitest';
-import { batchIndexAt, epochOrder, loaderPosition, taskBatchCounts } from '../../src/train/supervised.ts';
+import { batchIndexAt, epochOrder, loaderPosition, taskBatchCounts } from '../../src/kinds/medformer/sampling.ts';
 
 describe('multi-task sampling', () => {
   const own = [2, 8, 30];
 
-  it('proportional keeps each task\'s own batch count', () => {
+  it("proportional keeps each task's own batch count", () => {
     expect(taskBatchCounts(own, 'proportional', null)).toEqual([2, 8, 30]);
   });
 

@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { vicreg, vicregReference } from '../../src/train/vicreg.ts';
-import { checkOp, randn, releaseGpu } from '../helpers.ts';
+import { vicreg, vicregReference } from '../../src/kinds/ssl/vicreg.ts';
+import { checkOp, uniform, releaseGpu } from '../helpers.ts';
 import { Tensor } from '../../src/tensor/tensor.ts';
 
 afterAll(releaseGpu);
@@ -11,8 +11,8 @@ describe('VICReg loss', () => {
   it('matches the plain TypeScript reference, term by term', async () => {
     const n = 6;
     const d = 5;
-    const a = randn(n * d, 1, -0.3, 0.3);
-    const b = randn(n * d, 2, -0.3, 0.3);
+    const a = uniform(n * d, 1, -0.3, 0.3);
+    const b = uniform(n * d, 2, -0.3, 0.3);
     const t = vicreg(Tensor.from(a, [n, d]), Tensor.from(b, [n, d]), coeffs);
     const ref = vicregReference(a, b, n, d, coeffs);
     expect(await t.invariance.item()).toBeCloseTo(ref.invariance, 5);
@@ -28,8 +28,8 @@ describe('VICReg loss', () => {
     await checkOp(
       {
         inputs: [
-          { data: randn(n * d, 3, -0.5, 0.5), shape: [n, d], grad: true },
-          { data: randn(n * d, 4, -0.5, 0.5), shape: [n, d], grad: true },
+          { data: uniform(n * d, 3, -0.5, 0.5), shape: [n, d], grad: true },
+          { data: uniform(n * d, 4, -0.5, 0.5), shape: [n, d], grad: true },
         ],
         fn: (x, y) => vicreg(x, y, coeffs).loss,
       },
@@ -38,6 +38,8 @@ describe('VICReg loss', () => {
   });
 
   it('rejects embeddings of different shapes', () => {
-    expect(() => vicreg(Tensor.from(randn(6, 1), [2, 3]), Tensor.from(randn(8, 1), [2, 4]), coeffs)).toThrow(/vicreg.*\[2, 3\].*\[2, 4\]/);
+    expect(() => vicreg(Tensor.from(uniform(6, 1), [2, 3]), Tensor.from(uniform(8, 1), [2, 4]), coeffs)).toThrow(
+      /vicreg.*\[2, 3\].*\[2, 4\]/,
+    );
   });
 });

@@ -1,5 +1,5 @@
 import type { Consts, FConsts } from '../backend.ts';
-import { grid1d, type KernelFamily } from '../kernel.ts';
+import { defineFamily, grid1d, read, readWrite, type RefBuffers } from '../kernel.ts';
 
 const f = Math.fround;
 // WGSL fma(a, b, c) on f32: the product of two f32 is exact in a double, so one rounding mirrors it.
@@ -56,7 +56,7 @@ function scaled(src: Float32Array, base: number, DH: number, SCALE: number, out:
   return out;
 }
 
-function forward(c: Consts, fc: FConsts, [Q, K, V, O, Lse]: Float32Array[]): void {
+function forward(c: Consts, fc: FConsts, { q: Q, k: K, v: V, out: O, lse: Lse }: RefBuffers): void {
   const { B, LQ, LK, H, DH, SAVE_LSE } = c;
   const HD = H * DH;
   const SCALE = f(fc.SCALE);
@@ -89,8 +89,11 @@ function forward(c: Consts, fc: FConsts, [Q, K, V, O, Lse]: Float32Array[]): voi
   }
 }
 
-function backwardQ(c: Consts, fc: FConsts, bufs: Float32Array[]): void {
-  const [Q, K, V, , , Oin, LseIn, dO, dQ, Dout] = bufs;
+function backwardQ(
+  c: Consts,
+  fc: FConsts,
+  { q: Q, k: K, v: V, outIn: Oin, lseIn: LseIn, dOut: dO, dq: dQ, delta: Dout }: RefBuffers,
+): void {
   const { B, LQ, LK, H, DH, DQ_ON } = c;
   const HD = H * DH;
   const SCALE = f(fc.SCALE);
@@ -120,8 +123,7 @@ function backwardQ(c: Consts, fc: FConsts, bufs: Float32Array[]): void {
   }
 }
 
-function backwardKV(c: Consts, fc: FConsts, bufs: Float32Array[]): void {
-  const [Q, K, V, , , , LseIn, dO, , , Din, dK, dV] = bufs;
+function backwardKV(c: Consts, fc: FConsts, { q: Q, k: K, v: V, lseIn: LseIn, dOut: dO, deltaIn: Din, dk: dK, dv: dV }: RefBuffers): void {
   const { B, LQ, LK, H, DH, DK_ON, DV_ON } = c;
   const HD = H * DH;
   const SCALE = f(fc.SCALE);
@@ -153,18 +155,86 @@ function backwardKV(c: Consts, fc: FConsts, bufs: Float32Array[]): void {
   }
 }
 
-export const attention: KernelFamily = {
+const HEAD = ['B', 'LQ', 'LK', 'H', 'DH', 'R', 'T', 'WG', 'DYN'] as const;
+const q = (c: Consts): number => c.B * c.LQ * c.H * c.DH;
+const kv = (c: Consts): number => c.B * c.LK * c.H * c.DH;
+const rows = (c: Consts): number => c.B * c.H * c.LQ;
+const when =
+  (flag: string, n: (c: Consts) => number) =>
+  (c: Consts): number =>
+    c[flag] ? n(c) : 0;
+
+export const attention = defineFamily({
   name: 'attention',
-  defaults: { B: 1, LQ: 1, LK: 1, H: 1, DH: 4, R: 1, T: 1, WG: 8, DYN: 0, SAVE_LSE: 0, DQ_ON: 0, DK_ON: 0, DV_ON: 0, NOUT: 1, SRC_W: 1, DST_W: 1 },
+  // lse: log-sum-exp per (batch, head, query row); delta: D_i = dO_i . O_i per row, written by
+  // backward_q and read by backward_kv; src/dst: repad's copy between head widths.
+  slots: {
+    q: read(0, 'Q'),
+    k: read(1, 'K'),
+    v: read(2, 'V'),
+    out: readWrite(3, 'O'),
+    lse: readWrite(4, 'Lse'),
+    outIn: read(5, 'Oin'),
+    lseIn: read(6, 'LseIn'),
+    dOut: read(7, 'dO'),
+    dq: readWrite(8, 'dQ'),
+    delta: readWrite(9, 'Dout'),
+    deltaIn: read(10, 'Din'),
+    dk: readWrite(11, 'dK'),
+    dv: readWrite(12, 'dV'),
+    src: read(13, 'Src'),
+    dst: readWrite(14, 'Dst'),
+  },
+  defaults: {
+    B: 1,
+    LQ: 1,
+    LK: 1,
+    H: 1,
+    DH: 4,
+    R: 1,
+    T: 1,
+    WG: 8,
+    DYN: 0,
+    SAVE_LSE: 0,
+    DQ_ON: 0,
+    DK_ON: 0,
+    DV_ON: 0,
+    NOUT: 1,
+    SRC_W: 1,
+    DST_W: 1,
+  },
   fdefaults: { SCALE: 1 },
   entries: {
-    forward: { grid: (c) => [Math.ceil(c.LQ / (c.R * c.WG)), c.H, c.B], reference: forward },
-    backward_q: { grid: (c) => [Math.ceil(c.LQ / (c.R * c.WG)), c.H, c.B], reference: backwardQ },
-    backward_kv: { grid: (c) => [Math.ceil(c.LK / (c.R * c.WG)), c.H, c.B], reference: backwardKV },
+    forward: {
+      bindings: ['q', 'k', 'v', 'out', 'lse?'],
+      consts: [...HEAD, 'SAVE_LSE'],
+      fconsts: ['SCALE'],
+      sizes: { q, k: kv, v: kv, out: q, lse: when('SAVE_LSE', rows) },
+      grid: (c) => [Math.ceil(c.LQ / (c.R * c.WG)), c.H, c.B],
+      reference: forward,
+    },
+    backward_q: {
+      bindings: ['q', 'k', 'v', 'outIn', 'lseIn', 'dOut', 'dq?', 'delta'],
+      consts: [...HEAD, 'DQ_ON'],
+      fconsts: ['SCALE'],
+      sizes: { q, k: kv, v: kv, outIn: q, lseIn: rows, dOut: q, dq: when('DQ_ON', q), delta: rows },
+      grid: (c) => [Math.ceil(c.LQ / (c.R * c.WG)), c.H, c.B],
+      reference: backwardQ,
+    },
+    backward_kv: {
+      bindings: ['q', 'k', 'v', 'lseIn', 'dOut', 'deltaIn', 'dk?', 'dv?'],
+      consts: [...HEAD, 'DK_ON', 'DV_ON'],
+      fconsts: ['SCALE'],
+      sizes: { q, k: kv, v: kv, lseIn: rows, dOut: q, deltaIn: rows, dk: when('DK_ON', kv), dv: when('DV_ON', kv) },
+      grid: (c) => [Math.ceil(c.LK / (c.R * c.WG)), c.H, c.B],
+      reference: backwardKV,
+    },
     repad: {
+      bindings: ['src', 'dst'],
+      consts: ['NOUT', 'SRC_W', 'DST_W'],
+      sizes: { src: (c) => (c.NOUT / c.DST_W) * c.SRC_W, dst: (c) => c.NOUT },
       grid: (c) => grid1d(c.NOUT, 64),
-      reference(c, _fc, bufs) {
-        const [Src, Dst] = [bufs[13], bufs[14]];
+      reference(c, _fc, { src: Src, dst: Dst }) {
         const { NOUT, SRC_W, DST_W } = c;
         for (let o = 0; o < NOUT; o++) {
           const d = o % DST_W;
@@ -173,4 +243,4 @@ export const attention: KernelFamily = {
       },
     },
   },
-};
+});

@@ -1,5 +1,5 @@
 import type { Consts } from '../backend.ts';
-import { grid1d, type KernelFamily } from '../kernel.ts';
+import { defineFamily, grid1d, read, readWrite } from '../kernel.ts';
 
 const WG = 64;
 /** Channels per invocation (register blocking). */
@@ -20,13 +20,24 @@ export function convColumns(outWidth: number, k: number, stride: number): number
   return Math.ceil(outWidth / Math.ceil(outWidth / most));
 }
 
-export const conv: KernelFamily = {
+/** Every convolution entry takes the full geometry: the WGSL file names all of it. */
+const GEOMETRY = ['B', 'CI', 'CO', 'ID', 'IH', 'IW', 'OD', 'OH', 'OW', 'KD', 'K', 'SD', 'S', 'PD', 'P'] as const;
+const input = (c: Consts): number => c.B * c.CI * c.ID * c.IH * c.IW;
+const output = (c: Consts): number => c.B * c.CO * c.OD * c.OH * c.OW;
+const weights = (c: Consts): number => c.CO * c.CI * kvol(c);
+
+export const conv = defineFamily({
   name: 'conv',
+  // g: the gradient of the output; out: whatever the entry computes.
+  slots: { x: read(0, 'X'), weight: read(1, 'Wt'), bias: read(2, 'Bias'), g: read(3, 'G'), out: readWrite(4, 'Out') },
   defaults: { HAS_BIAS: 0, PB: 4, NSPLIT: 1, RPS: 1 },
   entries: {
     forward: {
+      bindings: ['x', 'weight', 'bias?', 'out'],
+      consts: [...GEOMETRY, 'HAS_BIAS', 'PB'],
+      sizes: { x: input, weight: weights, bias: (c) => (c.HAS_BIAS ? c.CO : 0), out: output },
       grid: (c) => grid1d(c.B * cdiv(c.CO, CONV_CB) * c.OD * c.OH * cdiv(c.OW, c.PB), WG),
-      reference(c, _f, [X, Wt, Bias, , Out]) {
+      reference(c, _f, { x: X, weight: Wt, bias: Bias, out: Out }) {
         const { B, CI, CO, ID, IH, IW, OD, OH, OW, KD, K, SD, S, PD, P } = c;
         for (let b = 0; b < B; b++) {
           for (let co = 0; co < CO; co++) {
@@ -60,8 +71,11 @@ export const conv: KernelFamily = {
       },
     },
     flip_weight: {
+      bindings: ['weight', 'out'],
+      consts: GEOMETRY,
+      sizes: { weight: weights, out: weights },
       grid: (c) => grid1d(c.CO * c.CI * kvol(c), WG),
-      reference(c, _f, [, Wt, , , Out]) {
+      reference(c, _f, { weight: Wt, out: Out }) {
         const kv = kvol(c);
         for (let e = 0; e < c.CO * c.CI * kv; e++) {
           const tap = e % kv;
@@ -72,8 +86,11 @@ export const conv: KernelFamily = {
       },
     },
     backward_input: {
+      bindings: ['weight', 'g', 'out'],
+      consts: GEOMETRY,
+      sizes: { weight: weights, g: output, out: input },
       grid: (c) => grid1d(c.B * cdiv(c.CI, CONV_CB) * c.ID * c.IH * cdiv(c.IW, 4), WG),
-      reference(c, _f, [, Wt, , G, Out]) {
+      reference(c, _f, { weight: Wt, g: G, out: Out }) {
         const { B, CI, CO, ID, IH, IW, OD, OH, OW, KD, K, SD, S, PD, P } = c;
         const kv = kvol(c);
         // o * s = i + p - k, for an integer o inside the output.
@@ -110,8 +127,11 @@ export const conv: KernelFamily = {
       },
     },
     backward_weight: {
+      bindings: ['x', 'g', 'out'],
+      consts: [...GEOMETRY, 'NSPLIT', 'RPS'],
+      sizes: { x: input, g: output, out: (c) => c.NSPLIT * weights(c) },
       grid: (c) => grid1d(c.NSPLIT * cdiv(c.CO, CONV_CB) * cdiv(c.CI, CONV_CB) * c.KD * c.K, WG),
-      reference(c, _f, [X, , , G, Out]) {
+      reference(c, _f, { x: X, g: G, out: Out }) {
         const { B, CI, CO, ID, IH, IW, OD, OH, OW, KD, K, SD, S, PD, P, NSPLIT, RPS } = c;
         const kv = kvol(c);
         for (let split = 0; split < NSPLIT; split++) {
@@ -147,8 +167,11 @@ export const conv: KernelFamily = {
       },
     },
     backward_bias: {
+      bindings: ['g', 'out'],
+      consts: GEOMETRY,
+      sizes: { g: output, out: (c) => c.CO },
       grid: (c) => grid1d(c.CO, WG),
-      reference(c, _f, [, , , G, Out]) {
+      reference(c, _f, { g: G, out: Out }) {
         const n = c.OD * c.OH * c.OW;
         for (let co = 0; co < c.CO; co++) {
           const acc = [0, 0, 0, 0];
@@ -161,4 +184,4 @@ export const conv: KernelFamily = {
       },
     },
   },
-};
+});

@@ -1,4 +1,5 @@
-import { grid1d, MAX_GROUPS, type KernelFamily } from '../kernel.ts';
+import type { Consts } from '../backend.ts';
+import { defineFamily, grid1d, MAX_GROUPS, read, readWrite } from '../kernel.ts';
 
 const WG = 64;
 const f = Math.fround;
@@ -17,13 +18,35 @@ function workgroupSum(n: number, value: (i: number) => number): number {
   return part[0];
 }
 
-export const groupnorm: KernelFamily = {
+const CONSTS = ['B', 'C', 'NG', 'CG', 'S'] as const;
+const elements = (c: Consts): number => c.B * c.C * c.S;
+const channels = (c: Consts): number => c.C;
+const perGroup = (c: Consts): number => 2 * c.B * c.NG;
+const perChannel = (c: Consts): number => 2 * c.B * c.C;
+
+export const groupnorm = defineFamily({
   name: 'groupnorm',
+  // Stats: mean and rstd per (sample, group); Sums: per (sample, channel) sums of g and g * xhat;
+  // Coef: per-group backward coefficients, or dbeta in param_grads (which writes dgamma to Out).
+  slots: {
+    x: read(0, 'X'),
+    gamma: read(1, 'Gamma'),
+    beta: read(2, 'Beta'),
+    g: read(3, 'Gr'),
+    stats: readWrite(4, 'Stats'),
+    sums: readWrite(5, 'Sums'),
+    out: readWrite(6, 'Out'),
+    coef: readWrite(7, 'Coef'),
+  },
   fdefaults: { EPS: 1e-5 },
   entries: {
     stats: {
+      bindings: ['x', 'stats'],
+      consts: CONSTS,
+      fconsts: ['EPS'],
+      sizes: { x: elements, stats: perGroup },
       grid: (c) => perWorkgroup(c.B * c.NG),
-      reference(c, fc, [X, , , , Stats]) {
+      reference(c, fc, { x: X, stats: Stats }) {
         const n = c.CG * c.S;
         for (let grp = 0; grp < c.B * c.NG; grp++) {
           const base = grp * n;
@@ -38,8 +61,11 @@ export const groupnorm: KernelFamily = {
       },
     },
     apply: {
+      bindings: ['x', 'gamma', 'beta', 'stats', 'out'],
+      consts: CONSTS,
+      sizes: { x: elements, gamma: channels, beta: channels, stats: perGroup, out: elements },
       grid: (c) => grid1d(c.B * c.C * c.S, WG),
-      reference(c, _fc, [X, Gamma, Beta, , Stats, , Out]) {
+      reference(c, _fc, { x: X, gamma: Gamma, beta: Beta, stats: Stats, out: Out }) {
         const bng = c.B * c.NG;
         for (let e = 0; e < c.B * c.C * c.S; e++) {
           const bc = Math.floor(e / c.S);
@@ -50,8 +76,11 @@ export const groupnorm: KernelFamily = {
       },
     },
     channel_sums: {
+      bindings: ['x', 'g', 'stats', 'sums'],
+      consts: CONSTS,
+      sizes: { x: elements, g: elements, stats: perGroup, sums: perChannel },
       grid: (c) => perWorkgroup(c.B * c.C),
-      reference(c, _fc, [X, , , Gr, Stats, Sums]) {
+      reference(c, _fc, { x: X, g: Gr, stats: Stats, sums: Sums }) {
         const bng = c.B * c.NG;
         for (let bc = 0; bc < c.B * c.C; bc++) {
           const grp = Math.floor(bc / c.C) * c.NG + Math.floor((bc % c.C) / c.CG);
@@ -64,8 +93,11 @@ export const groupnorm: KernelFamily = {
       },
     },
     param_grads: {
+      bindings: ['sums', 'out', 'coef'],
+      consts: CONSTS,
+      sizes: { sums: perChannel, out: channels, coef: channels },
       grid: (c) => grid1d(c.C, WG),
-      reference(c, _fc, [, , , , , Sums, Out, Coef]) {
+      reference(c, _fc, { sums: Sums, out: Out, coef: Coef }) {
         for (let ch = 0; ch < c.C; ch++) {
           let dg = 0;
           let db = 0;
@@ -79,8 +111,11 @@ export const groupnorm: KernelFamily = {
       },
     },
     group_coeffs: {
+      bindings: ['gamma', 'sums', 'coef'],
+      consts: CONSTS,
+      sizes: { gamma: channels, sums: perChannel, coef: perGroup },
       grid: (c) => grid1d(c.B * c.NG, WG),
-      reference(c, _fc, [, Gamma, , , , Sums, , Coef]) {
+      reference(c, _fc, { gamma: Gamma, sums: Sums, coef: Coef }) {
         const n = c.CG * c.S;
         for (let grp = 0; grp < c.B * c.NG; grp++) {
           const c0 = (grp % c.NG) * c.CG;
@@ -97,8 +132,11 @@ export const groupnorm: KernelFamily = {
       },
     },
     backward_x: {
+      bindings: ['x', 'gamma', 'g', 'stats', 'out', 'coef'],
+      consts: CONSTS,
+      sizes: { x: elements, gamma: channels, g: elements, stats: perGroup, out: elements, coef: perGroup },
       grid: (c) => grid1d(c.B * c.C * c.S, WG),
-      reference(c, _fc, [X, Gamma, , Gr, Stats, , Out, Coef]) {
+      reference(c, _fc, { x: X, gamma: Gamma, g: Gr, stats: Stats, out: Out, coef: Coef }) {
         const bng = c.B * c.NG;
         for (let e = 0; e < c.B * c.C * c.S; e++) {
           const bc = Math.floor(e / c.S);
@@ -111,4 +149,4 @@ export const groupnorm: KernelFamily = {
       },
     },
   },
-};
+});

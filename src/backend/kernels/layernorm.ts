@@ -1,5 +1,5 @@
-import type { KernelEntry } from '../kernel.ts';
-import { grid1d, type KernelFamily } from '../kernel.ts';
+import type { Consts } from '../backend.ts';
+import { defineFamily, grid1d, read, readWrite, type EntrySpec } from '../kernel.ts';
 
 const WG = 64;
 const WGP = 32;
@@ -12,11 +12,20 @@ const hsum = (acc: number[]): number => (acc.length === 1 ? acc[0] : f(f(acc[0] 
  * References for the scalar (W = 1) and vec4 (W = 4) entries: element j of a row accumulates in lane
  * j % W, as the vec4 accumulators do; everything else is elementwise and identical.
  */
-function entries(W: 1 | 4): Record<string, KernelEntry> {
+const CONSTS = ['ROWS', 'D'] as const;
+const elements = (c: Consts): number => c.ROWS * c.D;
+const width = (c: Consts): number => c.D;
+const stats = (c: Consts): number => 2 * c.ROWS;
+
+function entries(W: 1 | 4) {
   return {
     forward: {
+      bindings: ['x', 'gamma', 'beta', 'out', 'stats'] as const,
+      consts: CONSTS,
+      fconsts: ['EPS'] as const,
+      sizes: { x: elements, gamma: width, beta: width, out: elements, stats },
       grid: (c) => grid1d(c.ROWS, WG),
-      reference(c, fc, [X, Gamma, Beta, , Out, Stats]) {
+      reference(c, fc, { x: X, gamma: Gamma, beta: Beta, out: Out, stats: Stats }) {
         const { ROWS, D } = c;
         const eps = f(fc.EPS);
         for (let r = 0; r < ROWS; r++) {
@@ -37,8 +46,11 @@ function entries(W: 1 | 4): Record<string, KernelEntry> {
       },
     },
     backward_x: {
+      bindings: ['x', 'gamma', 'g', 'out', 'statsIn'] as const,
+      consts: CONSTS,
+      sizes: { x: elements, gamma: width, g: elements, out: elements, statsIn: stats },
       grid: (c) => grid1d(c.ROWS, WG),
-      reference(c, _fc, [X, Gamma, , G, Out, Stats]) {
+      reference(c, _fc, { x: X, gamma: Gamma, g: G, out: Out, statsIn: Stats }) {
         const { ROWS, D } = c;
         for (let r = 0; r < ROWS; r++) {
           const b = r * D;
@@ -61,8 +73,11 @@ function entries(W: 1 | 4): Record<string, KernelEntry> {
       },
     },
     backward_params: {
+      bindings: ['x', 'g', 'out', 'statsIn', 'out2'] as const,
+      consts: CONSTS,
+      sizes: { x: elements, g: elements, out: width, statsIn: stats, out2: width },
       grid: (c) => grid1d(c.D / W, WGP),
-      reference(c, _fc, [X, , , G, Out, Stats, Out2]) {
+      reference(c, _fc, { x: X, g: G, out: Out, statsIn: Stats, out2: Out2 }) {
         const { ROWS, D } = c;
         for (let j = 0; j < D; j++) {
           let dg = 0;
@@ -77,14 +92,27 @@ function entries(W: 1 | 4): Record<string, KernelEntry> {
         }
       },
     },
-  };
+  } satisfies Record<string, EntrySpec>;
 }
 
 const scalar = entries(1);
 const vec4 = entries(4);
 
-export const layernorm: KernelFamily = {
+export const layernorm = defineFamily({
   name: 'layernorm',
+  // Rows of a multiple of 4 run the vec4 entries, which read the same bindings as vec4 arrays. The
+  // forward writes mean and rstd per row to stats; the backward entries read them back (statsIn).
+  // backward_params writes dgamma to out and dbeta to out2.
+  slots: {
+    x: read(0, 'X', 'X4'),
+    gamma: read(1, 'Gamma', 'Gamma4'),
+    beta: read(2, 'Beta', 'Beta4'),
+    g: read(3, 'G', 'G4'),
+    out: readWrite(4, 'Out', 'Out4'),
+    stats: readWrite(5, 'Stats'),
+    statsIn: read(5, 'StatsIn'),
+    out2: readWrite(6, 'Out2', 'Out24'),
+  },
   fdefaults: { EPS: 1e-5 },
   entries: {
     forward: scalar.forward,
@@ -94,4 +122,4 @@ export const layernorm: KernelFamily = {
     backward_x4: vec4.backward_x,
     backward_params4: vec4.backward_params,
   },
-};
+});

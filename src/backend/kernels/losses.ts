@@ -1,4 +1,4 @@
-import { asI32, grid1d, type KernelFamily } from '../kernel.ts';
+import { asI32, defineFamily, grid1d, read, readWrite } from '../kernel.ts';
 import type { Consts } from '../backend.ts';
 
 /** Invocations per workgroup; also the number of loss terms each forward partial sum covers. */
@@ -41,14 +41,32 @@ function sigmoid(x: number): number {
 
 const perElement = (c: Consts) => grid1d(c.NE, WG);
 
-export const losses: KernelFamily = {
+const NE = (c: Consts): number => c.NE;
+const one = (): number => 1;
+
+export const losses = defineFamily({
   name: 'losses',
+  // t: targets; aux: the per-row log-sum-exp (ce_backward) or the partial sums (finish); g: the upstream
+  // gradient, one value; out: partial sums, the loss or a gradient; out2: the log-sum-exp (ce_forward)
+  // or the target's gradient (mse_backward2).
+  slots: {
+    x: read(0, 'X'),
+    labels: read(1, 'Labels'),
+    t: read(2, 'T'),
+    aux: read(3, 'Aux'),
+    g: read(4, 'Gs'),
+    out: readWrite(5, 'Out'),
+    out2: readWrite(6, 'Out2'),
+  },
   defaults: { N: 1, C: 1, NE: 1, NP: 1 },
   fdefaults: { SCALE: 1 },
   entries: {
     ce_forward: {
+      bindings: ['x', 'labels', 'out', 'out2'],
+      consts: ['N', 'C'],
+      sizes: { x: (c) => c.N * c.C, labels: (c) => c.N, out: (c) => lossPartials(c.N), out2: (c) => c.N },
       grid: (c) => grid1d(c.N, WG),
-      reference(c, _f, [X, L, , , , Out, Lse]) {
+      reference(c, _f, { x: X, labels: L, out: Out, out2: Lse }) {
         const { N, C } = c;
         const labels = asI32(L);
         partials(N, Out, (i) => {
@@ -64,8 +82,11 @@ export const losses: KernelFamily = {
       },
     },
     bce_forward: {
+      bindings: ['x', 't', 'out'],
+      consts: ['NE'],
+      sizes: { x: NE, t: NE, out: (c) => lossPartials(c.NE) },
       grid: perElement,
-      reference(c, _f, [X, , T, , , Out]) {
+      reference(c, _f, { x: X, t: T, out: Out }) {
         partials(c.NE, Out, (e) => {
           const x = X[e];
           return f(f(Math.max(x, 0) - f(x * T[e])) + f(Math.log(f(1 + f(Math.exp(-Math.abs(x)))))));
@@ -73,8 +94,11 @@ export const losses: KernelFamily = {
       },
     },
     mse_forward: {
+      bindings: ['x', 't', 'out'],
+      consts: ['NE'],
+      sizes: { x: NE, t: NE, out: (c) => lossPartials(c.NE) },
       grid: perElement,
-      reference(c, _f, [X, , T, , , Out]) {
+      reference(c, _f, { x: X, t: T, out: Out }) {
         partials(c.NE, Out, (e) => {
           const d = f(X[e] - T[e]);
           return f(d * d);
@@ -82,8 +106,12 @@ export const losses: KernelFamily = {
       },
     },
     finish: {
+      bindings: ['aux', 'out'],
+      consts: ['NP'],
+      fconsts: ['SCALE'],
+      sizes: { aux: (c) => c.NP, out: one },
       grid: () => [1, 1, 1],
-      reference(c, fc, [, , , P, , Out]) {
+      reference(c, fc, { aux: P, out: Out }) {
         const red = new Float32Array(WG);
         for (let l = 0; l < WG; l++) {
           let acc = 0;
@@ -94,8 +122,12 @@ export const losses: KernelFamily = {
       },
     },
     ce_backward: {
+      bindings: ['x', 'labels', 'aux', 'g', 'out'],
+      consts: ['N', 'C'],
+      fconsts: ['SCALE'],
+      sizes: { x: (c) => c.N * c.C, labels: (c) => c.N, aux: (c) => c.N, g: one, out: (c) => c.N * c.C },
       grid: (c) => grid1d(c.N * c.C, WG),
-      reference(c, fc, [X, L, , Lse, Gs, Out]) {
+      reference(c, fc, { x: X, labels: L, aux: Lse, g: Gs, out: Out }) {
         const { N, C } = c;
         const labels = asI32(L);
         for (let e = 0; e < N * C; e++) {
@@ -107,20 +139,32 @@ export const losses: KernelFamily = {
       },
     },
     bce_backward: {
+      bindings: ['x', 't', 'g', 'out'],
+      consts: ['NE'],
+      fconsts: ['SCALE'],
+      sizes: { x: NE, t: NE, g: one, out: NE },
       grid: perElement,
-      reference(c, fc, [X, , T, , Gs, Out]) {
+      reference(c, fc, { x: X, t: T, g: Gs, out: Out }) {
         for (let e = 0; e < c.NE; e++) Out[e] = f(f(f(sigmoid(X[e]) - T[e]) * Gs[0]) * f(fc.SCALE));
       },
     },
     mse_backward: {
+      bindings: ['x', 't', 'g', 'out'],
+      consts: ['NE'],
+      fconsts: ['SCALE'],
+      sizes: { x: NE, t: NE, g: one, out: NE },
       grid: perElement,
-      reference(c, fc, [X, , T, , Gs, Out]) {
+      reference(c, fc, { x: X, t: T, g: Gs, out: Out }) {
         for (let e = 0; e < c.NE; e++) Out[e] = f(f(f(X[e] - T[e]) * Gs[0]) * f(fc.SCALE));
       },
     },
     mse_backward2: {
+      bindings: ['x', 't', 'g', 'out', 'out2'],
+      consts: ['NE'],
+      fconsts: ['SCALE'],
+      sizes: { x: NE, t: NE, g: one, out: NE, out2: NE },
       grid: perElement,
-      reference(c, fc, [X, , T, , Gs, Out, Out2]) {
+      reference(c, fc, { x: X, t: T, g: Gs, out: Out, out2: Out2 }) {
         for (let e = 0; e < c.NE; e++) {
           const d = f(f(f(X[e] - T[e]) * Gs[0]) * f(fc.SCALE));
           Out[e] = d;
@@ -129,4 +173,4 @@ export const losses: KernelFamily = {
       },
     },
   },
-};
+});

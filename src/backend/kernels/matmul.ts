@@ -1,5 +1,5 @@
 import type { Consts } from '../backend.ts';
-import type { KernelFamily } from '../kernel.ts';
+import { defineFamily, read, readWrite } from '../kernel.ts';
 import { gelu } from './activations.ts';
 
 const TILE = 4;
@@ -35,16 +35,40 @@ function reference(c: Consts, A: Float32Array, B: Float32Array, bias: Float32Arr
   }
 }
 
-export const matmul: KernelFamily = {
+const CONSTS = ['BATCH', 'M', 'N', 'K', 'TA', 'TB', 'HAS_BIAS', 'ACT', 'SAVE_PRE', 'A_BSTRIDE', 'B_BSTRIDE'] as const;
+const BINDINGS = ['a', 'b', 'bias?', 'out', 'pre?'] as const;
+const sizes = {
+  a: (c: Consts) => (c.BATCH - 1) * c.A_BSTRIDE + c.M * c.K,
+  b: (c: Consts) => (c.BATCH - 1) * c.B_BSTRIDE + c.K * c.N,
+  bias: (c: Consts) => (c.HAS_BIAS ? c.N : 0),
+  out: (c: Consts) => c.BATCH * c.M * c.N,
+  pre: (c: Consts) => (c.SAVE_PRE ? c.BATCH * c.M * c.N : 0),
+};
+
+export const matmul = defineFamily({
   name: 'matmul',
+  // C = act(A B + bias), Z the pre-activation; the vec4 entry reads the same bindings as vec4 arrays.
+  slots: {
+    a: read(0, 'A', 'A4'),
+    b: read(1, 'B', 'B4'),
+    bias: read(2, 'bias'),
+    out: readWrite(3, 'C', 'C4'),
+    pre: readWrite(4, 'Z', 'Z4'),
+  },
   entries: {
     main: {
+      bindings: BINDINGS,
+      consts: CONSTS,
+      sizes,
       grid: (c) => [Math.ceil(c.N / (TILE * WG)), Math.ceil(c.M / (TILE * WG)), c.BATCH],
-      reference: (c, _f, [A, B, bias, C, Z]) => reference(c, A, B, bias, C, Z),
+      reference: (c, _f, b) => reference(c, b.a, b.b, b.bias, b.out, b.pre),
     },
     main_vec4: {
+      bindings: BINDINGS,
+      consts: CONSTS,
+      sizes,
       grid: (c) => [Math.ceil(c.N / 64), Math.ceil(c.M / 64), c.BATCH],
-      reference: (c, _f, [A, B, bias, C, Z]) => reference(c, A, B, bias, C, Z),
+      reference: (c, _f, b) => reference(c, b.a, b.b, b.bias, b.out, b.pre),
     },
   },
-};
+});

@@ -1,4 +1,5 @@
-import { asU32, grid1d, type KernelFamily } from '../kernel.ts';
+import type { Consts } from '../backend.ts';
+import { asU32, defineFamily, grid1d, read, readWrite } from '../kernel.ts';
 
 /** Threads per workgroup in every entry of kernels/optimizer.wgsl. */
 export const OPT_WG = 256;
@@ -30,13 +31,31 @@ function treeSum(red: Float32Array): number {
   return red[0];
 }
 
-export const optimizer: KernelFamily = {
+const floats = (c: Consts): number => 4 * c.N4;
+/** One mask word per MASK_BLOCK floats, i.e. per 16 vec4s. */
+const maskWords = (c: Consts): number => Math.ceil(c.N4 / (MASK_BLOCK / 4));
+
+export const optimizer = defineFamily({
   name: 'optimizer',
+  // Over whole arenas: g the gradients, mask the flag words, s the stage-1 partial sums (norm_final) or
+  // the squared gradient norm (adamw), params and the moments m and v updated in place.
+  slots: {
+    g: read(0, 'G'),
+    mask: read(1, 'Mask'),
+    s: read(2, 'S'),
+    params: readWrite(3, 'P'),
+    m: readWrite(4, 'M'),
+    v: readWrite(5, 'V'),
+    out: readWrite(6, 'Out'),
+  },
   defaults: { N4: 1, CHUNK4: OPT_WG, NPART: 1 },
   entries: {
     norm_partial: {
+      bindings: ['g', 'mask', 'out'],
+      consts: ['N4', 'CHUNK4', 'NPART'],
+      sizes: { g: floats, mask: maskWords, out: (c) => c.NPART },
       grid: (c) => [c.NPART, 1, 1],
-      reference(c, _fc, [G, Mask, , , , , Out]) {
+      reference(c, _fc, { g: G, mask: Mask, out: Out }) {
         const mask = asU32(Mask);
         const red = new Float32Array(OPT_WG);
         const acc = new Float32Array(4);
@@ -59,8 +78,11 @@ export const optimizer: KernelFamily = {
       },
     },
     norm_final: {
+      bindings: ['s', 'out'],
+      consts: ['NPART'],
+      sizes: { s: (c) => c.NPART, out: () => 1 },
       grid: () => [1, 1, 1],
-      reference(c, _fc, [, , S, , , , Out]) {
+      reference(c, _fc, { s: S, out: Out }) {
         const red = new Float32Array(OPT_WG);
         for (let t = 0; t < OPT_WG; t++) {
           let acc = 0;
@@ -71,8 +93,13 @@ export const optimizer: KernelFamily = {
       },
     },
     adamw: {
+      // s (the squared norm) is read only when the max norm, uniform 7, is above 0.
+      bindings: ['g', 'mask', 's?', 'params', 'm', 'v'],
+      consts: ['N4'],
+      uniforms: 8,
+      sizes: { g: floats, mask: maskWords, s: () => 1, params: floats, m: floats, v: floats },
       grid: (c) => grid1d(c.N4, OPT_WG),
-      reference(c, _fc, [G, Mask, S, P, M, V], u) {
+      reference(c, _fc, { g: G, mask: Mask, s: S, params: P, m: M, v: V }, u) {
         const mask = asU32(Mask);
         const [lr, b1, b2, eps, wd, bc1, bc2, maxNorm] = u.map(f);
         const clip = maxNorm > 0 ? Math.min(1, f(maxNorm / f(f(Math.sqrt(S[0])) + f(1e-6)))) : 1;
@@ -97,4 +124,4 @@ export const optimizer: KernelFamily = {
       },
     },
   },
-};
+});

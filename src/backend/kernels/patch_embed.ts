@@ -1,5 +1,5 @@
 import type { Consts } from '../backend.ts';
-import { MAX_GROUPS, type KernelFamily } from '../kernel.ts';
+import { defineFamily, MAX_GROUPS, read, readWrite } from '../kernel.ts';
 
 const TILE = 4;
 const WG = 8;
@@ -23,15 +23,25 @@ function faninOffset(c: Consts, k: number): number {
   return ((ch * c.D + Math.floor(r / (c.P * c.P))) * c.H + (Math.floor(r / c.P) % c.P)) * c.W + (r % c.P);
 }
 
-export const patchEmbed: KernelFamily = {
+const CONSTS = ['B', 'C', 'D', 'H', 'W', 'PD', 'P', 'GD', 'GH', 'GW', 'T', 'K', 'E'] as const;
+const image = (c: Consts): number => c.B * c.C * c.D * c.H * c.W;
+const weights = (c: Consts): number => c.K * c.E;
+const tokens = (c: Consts): number => c.B * c.T * c.E;
+
+export const patchEmbed = defineFamily({
   name: 'patch_embed',
+  // g: the gradient of the output tokens.
+  slots: { x: read(0, 'X'), weight: read(1, 'Wt'), bias: read(2, 'Bias'), pos: read(3, 'Pos'), g: read(4, 'G'), out: readWrite(5, 'Out') },
   entries: {
     forward: {
+      bindings: ['x', 'weight', 'bias', 'pos', 'out'],
+      consts: CONSTS,
+      sizes: { x: image, weight: weights, bias: (c) => c.E, pos: (c) => c.T * c.E, out: tokens },
       grid: (c) => {
         const rowBlocks = Math.ceil((c.B * c.T) / (TILE * WG));
         return [Math.ceil(c.E / (TILE * WG)), Math.min(rowBlocks, MAX_GROUPS), Math.ceil(rowBlocks / MAX_GROUPS)];
       },
-      reference(c, _f, [X, Wt, Bias, Pos, , Out]) {
+      reference(c, _f, { x: X, weight: Wt, bias: Bias, pos: Pos, out: Out }) {
         const koff = Array.from({ length: c.K }, (_, k) => faninOffset(c, k));
         for (let row = 0; row < c.B * c.T; row++) {
           const base = patchOrigin(c, row);
@@ -45,8 +55,11 @@ export const patchEmbed: KernelFamily = {
       },
     },
     backward_weight: {
+      bindings: ['x', 'g', 'out'],
+      consts: CONSTS,
+      sizes: { x: image, g: tokens, out: weights },
       grid: (c) => [Math.ceil(c.E / (TILE * WG)), Math.ceil(c.K / (TILE * WG)), 1],
-      reference(c, _f, [X, , , , G, Out]) {
+      reference(c, _f, { x: X, g: G, out: Out }) {
         const rows = c.B * c.T;
         const base = Array.from({ length: rows }, (_, row) => patchOrigin(c, row));
         for (let k = 0; k < c.K; k++) {
@@ -60,4 +73,4 @@ export const patchEmbed: KernelFamily = {
       },
     },
   },
-};
+});

@@ -1,5 +1,5 @@
 import type { Consts } from '../backend.ts';
-import { grid1d, type KernelFamily } from '../kernel.ts';
+import { defineFamily, grid1d, read, readWrite } from '../kernel.ts';
 
 const WG = 64;
 const f = Math.fround;
@@ -42,13 +42,20 @@ function argmax(c: Consts, X: Float32Array, base: number): number {
   return at;
 }
 
-export const pool: KernelFamily = {
+const CONSTS = ['BC', 'FD', 'FH', 'FW', 'CD', 'CH', 'CW', 'KD', 'KH', 'KW'] as const;
+
+export const pool = defineFamily({
   name: 'pool',
+  // x: the fine grid (coarse_sum, max_*) or the coarse one (fine_spread); g: the coarse gradient.
+  slots: { x: read(0, 'X'), g: read(1, 'G'), out: readWrite(2, 'Out') },
   defaults: { MEAN: 0 },
   entries: {
     coarse_sum: {
+      bindings: ['x', 'out'],
+      consts: [...CONSTS, 'MEAN'],
+      sizes: { x: fineSize, out: coarseSize },
       grid: (c) => grid1d(coarseSize(c), WG),
-      reference(c, _f, [X, , Out]) {
+      reference(c, _f, { x: X, out: Out }) {
         const vol = c.KD * c.KH * c.KW;
         for (let o = 0; o < coarseSize(c); o++) {
           const base = windowBase(c, o);
@@ -66,8 +73,11 @@ export const pool: KernelFamily = {
       },
     },
     fine_spread: {
+      bindings: ['x', 'out'],
+      consts: [...CONSTS, 'MEAN'],
+      sizes: { x: coarseSize, out: fineSize },
       grid: (c) => grid1d(fineSize(c), WG),
-      reference(c, _f, [X, , Out]) {
+      reference(c, _f, { x: X, out: Out }) {
         const vol = c.KD * c.KH * c.KW;
         for (let i = 0; i < fineSize(c); i++) {
           const o = coarseOf(c, i);
@@ -76,14 +86,20 @@ export const pool: KernelFamily = {
       },
     },
     max_forward: {
+      bindings: ['x', 'out'],
+      consts: CONSTS,
+      sizes: { x: fineSize, out: coarseSize },
       grid: (c) => grid1d(coarseSize(c), WG),
-      reference(c, _f, [X, , Out]) {
+      reference(c, _f, { x: X, out: Out }) {
         for (let o = 0; o < coarseSize(c); o++) Out[o] = X[argmax(c, X, windowBase(c, o))];
       },
     },
     max_backward: {
+      bindings: ['x', 'g', 'out'],
+      consts: CONSTS,
+      sizes: { x: fineSize, g: coarseSize, out: fineSize },
       grid: (c) => grid1d(fineSize(c), WG),
-      reference(c, _f, [X, G, Out]) {
+      reference(c, _f, { x: X, g: G, out: Out }) {
         for (let i = 0; i < fineSize(c); i++) {
           const o = coarseOf(c, i);
           Out[i] = o >= 0 && argmax(c, X, windowBase(c, o)) === i ? G[o] : 0;
@@ -91,4 +107,4 @@ export const pool: KernelFamily = {
       },
     },
   },
-};
+});

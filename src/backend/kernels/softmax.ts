@@ -1,4 +1,5 @@
-import { grid1d, type KernelFamily } from '../kernel.ts';
+import type { Consts } from '../backend.ts';
+import { defineFamily, grid1d, read, readWrite } from '../kernel.ts';
 
 const WG = 64;
 const f = Math.fround;
@@ -9,12 +10,20 @@ function rowMax(X: Float32Array, b: number, D: number): number {
   return m;
 }
 
-export const softmax: KernelFamily = {
+const CONSTS = ['ROWS', 'D'] as const;
+const n = (c: Consts): number => c.ROWS * c.D;
+
+export const softmax = defineFamily({
   name: 'softmax',
+  // The backward entries read the forward's output as x and the upstream gradient as g.
+  slots: { x: read(0, 'X'), g: read(1, 'G'), out: readWrite(2, 'Out') },
   entries: {
     forward: {
+      bindings: ['x', 'out'],
+      consts: CONSTS,
+      sizes: { x: n, out: n },
       grid: (c) => grid1d(c.ROWS, WG),
-      reference(c, _f, [X, , Out]) {
+      reference(c, _f, { x: X, out: Out }) {
         const { ROWS, D } = c;
         for (let r = 0; r < ROWS; r++) {
           const b = r * D;
@@ -31,8 +40,11 @@ export const softmax: KernelFamily = {
       },
     },
     log_forward: {
+      bindings: ['x', 'out'],
+      consts: CONSTS,
+      sizes: { x: n, out: n },
       grid: (c) => grid1d(c.ROWS, WG),
-      reference(c, _f, [X, , Out]) {
+      reference(c, _f, { x: X, out: Out }) {
         const { ROWS, D } = c;
         for (let r = 0; r < ROWS; r++) {
           const b = r * D;
@@ -45,8 +57,11 @@ export const softmax: KernelFamily = {
       },
     },
     backward: {
+      bindings: ['x', 'g', 'out'],
+      consts: CONSTS,
+      sizes: { x: n, g: n, out: n },
       grid: (c) => grid1d(c.ROWS, WG),
-      reference(c, _f, [Y, G, Out]) {
+      reference(c, _f, { x: Y, g: G, out: Out }) {
         const { ROWS, D } = c;
         for (let r = 0; r < ROWS; r++) {
           const b = r * D;
@@ -57,8 +72,11 @@ export const softmax: KernelFamily = {
       },
     },
     log_backward: {
+      bindings: ['x', 'g', 'out'],
+      consts: CONSTS,
+      sizes: { x: n, g: n, out: n },
       grid: (c) => grid1d(c.ROWS, WG),
-      reference(c, _f, [L, G, Out]) {
+      reference(c, _f, { x: L, g: G, out: Out }) {
         const { ROWS, D } = c;
         for (let r = 0; r < ROWS; r++) {
           const b = r * D;
@@ -69,4 +87,4 @@ export const softmax: KernelFamily = {
       },
     },
   },
-};
+});

@@ -3,15 +3,17 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/errors.ts';
-import {
-  configHash,
-  findJsonError,
-  loadExperiment,
-  PRESETS,
-  resolveModelConfig,
-  resolveOutputPath,
-  validateExperiment,
-} from '../../src/train/config.ts';
+import { ExperimentSchema, loadExperiment as load, RUN_KINDS, validateExperiment as validate } from '../../src/kinds/index.ts';
+import { PRESETS, resolveModelConfig } from '../../src/models/medformer_config.ts';
+import { configHash } from '../../src/train/hash.ts';
+import { findJsonError } from '../../src/util/json.ts';
+
+import type { MedformerSettings } from '../../src/kinds/medformer/schema.ts';
+
+// Settings of the Medformer kinds, with the sections of ssl and finetune.
+type Settings = MedformerSettings & { ssl?: unknown; finetune?: unknown };
+const loadExperiment = (file: string): Settings => load(file).settings as Settings;
+const validateExperiment = (raw: unknown, file: string): Settings => validate(raw, file).settings as Settings;
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'mf-cfg-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -61,13 +63,19 @@ describe('loadExperiment', () => {
       datasets: ['pathmnist'],
       size: 28,
       root: null,
-      augment: { flips: true, rotate: 10, randaugment: { n: 2, m: 8 }, intensity: true },
+      augment: {
+        policy: 'thesis',
+        '2d': { crop: 4, flips: true, rotate: 10, randaugment: { n: 2, m: 8, bins: 31 }, intensity: null },
+        '3d': { crop: 0, flips: true, rotate: 10, randaugment: null, intensity: null },
+      },
       sampling: 'proportional',
       temperature: null,
       train_limit: null,
+      ordinal: 'classes',
     });
     expect(exp.training).toMatchObject({ epochs: 100, max_steps: null, seed: 0, eval_every: 'epoch', nan_policy: 'stop', grad_clip: null });
-    expect(exp.ssl).toBeNull();
+    expect(exp.ssl).toBeUndefined();
+    expect(exp.kind).toBe('supervised');
   });
 
   it('names an unknown key with its path', () => {
@@ -81,7 +89,7 @@ describe('loadExperiment', () => {
     expect(errorFor(edit((x) => (section(x, 'training')['batch_size'] = 1.5)))).toBe('/training/batch_size must be integer');
     expect(errorFor(edit((x) => (x['kind'] = 'pretrain')))).toMatch(/^\/kind must be one of "supervised", "multitask"/);
     expect(errorFor(edit((x) => (section(x, 'data')['augment'] = 'yes')))).toBe(
-      '/data/augment must be true, false, or an object {flips, rotate, randaugment: {n, m}, intensity}',
+      '/data/augment must be "thesis", "flips-rotations", "ssl", "none", true (= "thesis"), false (= "none"), or an object {flips, rotate, crop, randaugment: {n, m}, intensity}',
     );
     expect(errorFor(edit((x) => (section(x, 'training')['eval_every'] = 'weekly')))).toBe(
       '/training/eval_every must be "epoch" or a positive integer number of steps',
@@ -101,7 +109,7 @@ describe('loadExperiment', () => {
     expect(errorFor('{"a": [1 2]}')).toBe("invalid JSON at line 1, column 10: expected ',' or ']'");
     expect(errorFor('{"a": "x\\q"}')).toBe('invalid JSON at line 1, column 10: bad escape');
     // a byte-order mark is tolerated
-    expect(() => loadExperiment(write('bom.json', '\uFEFF' + JSON.stringify(minimal())))).not.toThrow();
+    expect(() => loadExperiment(write('bom.json', `\uFEFF${JSON.stringify(minimal())}`))).not.toThrow();
   });
 
   it('locates syntax errors exactly when JSON.parse rejects (2000 random mutations)', () => {
@@ -138,7 +146,10 @@ describe('loadExperiment', () => {
     expect(errorFor(edit((x) => (section(x, 'model')['num_heads'] = 3)))).toBe('/model/hidden_dim 128 must be divisible by num_heads 3');
     expect(errorFor(edit((x) => (section(x, 'data')['size'] = 64)))).toMatch(/^\/data\/size 64 differs from \/model\/image_size_2d 28/);
     expect(errorFor(edit((x) => (section(x, 'data')['sampling'] = 'temperature')))).toMatch(/^missing \/data\/temperature/);
-    expect(errorFor(edit((x) => (x['kind'] = 'ssl')))).toBe('missing /ssl, required when /kind is "ssl"');
+    expect(errorFor(edit((x) => (x['kind'] = 'ssl')))).toBe('missing required key /ssl');
+    expect(errorFor(edit((x) => (section(x, 'data')['datasets'] = ['pathmnist', 'bloodmnist'])))).toMatch(
+      /^kind "supervised" trains on one data set/,
+    );
     expect(errorFor(edit((x) => (x['model'] = { preset: 'large' })))).toMatch(/^set \/training\/epochs or \/training\/max_steps/);
     expect(errorFor(edit((x) => (section(x, 'training')['warmup_epochs'] = 200)))).toMatch(/warmup_epochs 200 exceeds/);
   });
@@ -148,7 +159,6 @@ describe('loadExperiment', () => {
       edit((x) => {
         x['kind'] = 'ssl';
         x['ssl'] = { expander: [1024, 1024, 1024], sim_coeff: 25, std_coeff: 25, cov_coeff: 1 };
-        x['finetune'] = { init: 'runs/ssl/checkpoint' };
         section(x, 'data')['augment'] = { flips: true, rotate: 0, randaugment: { n: 0, m: 0 }, intensity: false };
         section(x, 'training')['max_steps'] = 3500;
         section(x, 'training')['eval_every'] = 500;
@@ -156,9 +166,38 @@ describe('loadExperiment', () => {
       'inline',
     );
     expect(exp.ssl).toEqual({ expander: [1024, 1024, 1024], sim_coeff: 25, std_coeff: 25, cov_coeff: 1, cosine_coeff: 0 });
-    expect(exp.finetune).toEqual({ init: 'runs/ssl/checkpoint', freeze_body: false, baseline: null });
     expect(exp.training.eval_every).toBe(500);
-    expect(exp.data.augment?.rotate).toBe(0);
+    expect(exp.data.augment?.['2d'].rotate).toBe(0);
+    const ft = validateExperiment(
+      edit((x) => ((x['kind'] = 'finetune'), (x['finetune'] = { init: 'runs/ssl/checkpoint' }))),
+      'inline',
+    );
+    expect(ft.finetune).toEqual({ init: 'runs/ssl/checkpoint', freeze_body: false, baseline: null });
+  });
+
+  it('takes each section only where its kind reads it', () => {
+    // A section of another kind is an unknown key, not silently ignored.
+    expect(errorFor(edit((x) => (x['finetune'] = { init: 'runs/ssl' })))).toMatch(/^unknown key \/finetune/);
+    expect(errorFor(edit((x) => (x['ssl'] = { expander: [8], sim_coeff: 1, std_coeff: 1, cov_coeff: 1 })))).toMatch(/^unknown key \/ssl/);
+    expect(errorFor(edit((x) => delete x['kind']))).toMatch(/^missing required key \/kind \(one of "supervised"/);
+  });
+
+  it('has one registered kind per name, each with a closed schema, and a union schema over all of them', () => {
+    const names = RUN_KINDS.map((k) => k.kind);
+    expect(new Set(names).size).toBe(names.length);
+    expect(names).toEqual(['supervised', 'multitask', 'ssl', 'finetune', 'brainfuse-interp', 'brainage']);
+    for (const k of RUN_KINDS) {
+      expect(k.schema.additionalProperties).toBe(false);
+      expect(k.schema.properties.kind).toMatchObject({ const: k.kind });
+    }
+    expect(ExperimentSchema.anyOf).toHaveLength(RUN_KINDS.length);
+  });
+
+  it('every shipped experiment file validates', () => {
+    const dir = path.resolve(import.meta.dirname, '../../experiments');
+    const files = fs.readdirSync(dir).filter((f) => f.endsWith('.json'));
+    expect(files.length).toBeGreaterThan(70);
+    for (const f of files) expect(load(path.join(dir, f)).settings.name).toBe(f.replace(/\.json$/, ''));
   });
 
   it('names a missing file', () => {
@@ -169,7 +208,9 @@ describe('loadExperiment', () => {
 describe('presets and helpers', () => {
   it('copies the thesis model configs (src/report/thesis-tables.json, transcribed from the thesis)', () => {
     const ref = path.resolve(import.meta.dirname, '../../src/report/thesis-tables.json');
-    const t = (JSON.parse(fs.readFileSync(ref, 'utf8')) as { thesis: { model_configs: Record<'small' | 'large', Record<string, unknown>> } }).thesis;
+    const t = (
+      JSON.parse(fs.readFileSync(ref, 'utf8')) as { thesis: { model_configs: Record<'small' | 'large', Record<string, unknown>> } }
+    ).thesis;
     for (const name of ['small', 'large'] as const) {
       const printed = t.model_configs[name];
       for (const [k, v] of Object.entries(PRESETS[name].model)) {
@@ -183,22 +224,21 @@ describe('presets and helpers', () => {
 
   it('resolveModelConfig applies overrides and checks them', () => {
     const m = resolveModelConfig('large', { num_layers: 2, dropout: 0.1 });
-    expect(m).toMatchObject({ hidden_dim: 512, num_layers: 2, dropout: 0.1, patch_size_3d: 8, image_size_3d: 64 });
+    expect(m).toMatchObject({ hidden_dim: 512, num_layers: 2, dropout: 0.1, patch_size_3d: 16, image_size_3d: 64 });
     expect(() => resolveModelConfig('small', { patch_size_2d: 5 })).toThrow(/image_size_2d 28 must be divisible by patch_size_2d 5/);
-  });
-
-  it('resolveOutputPath refuses escapes', () => {
-    expect(resolveOutputPath('/r/runs', 'a/b', '--out')).toBe('/r/runs/a/b');
-    expect(() => resolveOutputPath('/r/runs', '../x', '--out')).toThrow(/--out "..\/x" escapes \/r\/runs/);
-    expect(() => resolveOutputPath('/r/runs', 'a/../../x', '--out')).toThrow(ConfigError);
-    expect(() => resolveOutputPath('/r/runs', '/etc', '--out')).toThrow(ConfigError);
   });
 
   it('configHash ignores key order and the description, and sees real changes', () => {
     const a = validateExperiment(minimal(), 'a');
-    const b = validateExperiment({ ...minimal(), description: 'same run', training: { warmup_epochs: 5, weight_decay: 1e-3, lr: 1e-3, batch_size: 128 } }, 'b');
+    const b = validateExperiment(
+      { ...minimal(), description: 'same run', training: { warmup_epochs: 5, weight_decay: 1e-3, lr: 1e-3, batch_size: 128 } },
+      'b',
+    );
     expect(configHash(a)).toBe(configHash(b));
-    const c = validateExperiment(edit((x) => (section(x, 'training')['lr'] = 2e-3)), 'c');
+    const c = validateExperiment(
+      edit((x) => (section(x, 'training')['lr'] = 2e-3)),
+      'c',
+    );
     expect(configHash(c)).not.toBe(configHash(a));
   });
 });

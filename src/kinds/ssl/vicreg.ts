@@ -3,9 +3,9 @@
 // deviation over the batch) and covariance (squared off-diagonal covariances), with an optional cosine
 // term the thesis mentions. Written as a composition of differentiable ops, so its gradient comes from
 // the same tested backward rules as everything else.
-import { add, affine, div, matmul, mean, mul, relu, scale, sqrt, square, sub, sum } from '../ops/index.ts';
-import { ShapeError } from '../errors.ts';
-import { shapeStr, type Tensor } from '../tensor/tensor.ts';
+import { add, affine, div, matmul, mean, mul, relu, scale, sqrt, square, sub, sum } from '../../ops/index.ts';
+import { ShapeError } from '../../errors.ts';
+import { shapeStr, type Tensor } from '../../tensor/tensor.ts';
 
 export interface VicregCoeffs {
   sim: number;
@@ -65,7 +65,13 @@ export function vicreg(z1: Tensor, z2: Tensor, c: VicregCoeffs): VicregTerms {
 }
 
 /** The same loss in plain TypeScript (float64), the oracle for tests. */
-export function vicregReference(z1: Float32Array, z2: Float32Array, n: number, d: number, c: VicregCoeffs): { loss: number; invariance: number; variance: number; covariance: number; cosine: number } {
+export function vicregReference(
+  z1: Float32Array,
+  z2: Float32Array,
+  n: number,
+  d: number,
+  c: VicregCoeffs,
+): { loss: number; invariance: number; variance: number; covariance: number; cosine: number } {
   let inv = 0;
   for (let i = 0; i < n * d; i++) inv += (z1[i] - z2[i]) ** 2;
   inv /= n * d;
@@ -73,7 +79,8 @@ export function vicregReference(z1: Float32Array, z2: Float32Array, n: number, d
     const mu = new Float64Array(d);
     for (let i = 0; i < n; i++) for (let j = 0; j < d; j++) mu[j] += z[i * d + j] / n;
     const cov = new Float64Array(d * d);
-    for (let i = 0; i < n; i++) for (let a = 0; a < d; a++) for (let b = 0; b < d; b++) cov[a * d + b] += ((z[i * d + a] - mu[a]) * (z[i * d + b] - mu[b])) / (n - 1);
+    for (let i = 0; i < n; i++)
+      for (let a = 0; a < d; a++) for (let b = 0; b < d; b++) cov[a * d + b] += ((z[i * d + a] - mu[a]) * (z[i * d + b] - mu[b])) / (n - 1);
     let v = 0;
     let off = 0;
     for (let a = 0; a < d; a++) {
@@ -99,5 +106,11 @@ export function vicregReference(z1: Float32Array, z2: Float32Array, n: number, d
     cos += dot / Math.sqrt(n1 * n2 + 1e-12) / n;
   }
   const cosine = 1 - cos;
-  return { loss: c.sim * inv + c.std * variance + c.cov * covariance + (c.cosine > 0 ? c.cosine * cosine : 0), invariance: inv, variance, covariance, cosine };
+  return {
+    loss: c.sim * inv + c.std * variance + c.cov * covariance + (c.cosine > 0 ? c.cosine * cosine : 0),
+    invariance: inv,
+    variance,
+    covariance,
+    cosine,
+  };
 }

@@ -1,20 +1,38 @@
 // Evaluation on a whole split: scores on the device, metrics on the host exactly as MedMNIST defines them.
-import { BatchLoader } from '../data/loader.ts';
-import type { LoadedSplit } from '../data/dataset.ts';
-import { numOutputs, type DatasetInfo } from '../data/registry.ts';
-import type { BatchMeta, Medformer } from '../models/medformer.ts';
-import { noGrad, Tensor, tidy } from '../tensor/tensor.ts';
-import { evaluate, type Metrics } from './metrics.ts';
-import { taskScores } from './tasks.ts';
+import { BatchLoader } from '../../data/loader.ts';
+import type { LoadedSplit } from '../../data/dataset.ts';
+import { numOutputs } from '../../data/registry.ts';
+import { noGrad, Tensor, tidy } from '../../tensor/tensor.ts';
+import { evaluate, type Metrics } from '../../train/metrics.ts';
+import { headOutputs, ordinalScores, type TaskData, type TaskModel, taskScores } from './tasks.ts';
 
+/**
+ * Scores a split in eval mode (BatchNorm on its running statistics) and leaves the model in training mode, the
+ * mode the trainer runs between evaluations.
+ */
 export async function evaluateSplit(
-  model: Medformer,
-  ds: DatasetInfo,
-  meta: BatchMeta,
+  model: TaskModel,
+  task: Pick<TaskData, 'ds' | 'head' | 'meta'>,
   split: LoadedSplit,
   batchSize: number,
 ): Promise<Metrics> {
+  model.setTraining?.(false);
+  try {
+    return await scoreSplit(model, task, split, batchSize);
+  } finally {
+    model.setTraining?.(true);
+  }
+}
+
+async function scoreSplit(
+  model: TaskModel,
+  task: Pick<TaskData, 'ds' | 'head' | 'meta'>,
+  split: LoadedSplit,
+  batchSize: number,
+): Promise<Metrics> {
+  const { ds, meta } = task;
   const k = numOutputs(ds);
+  const width = headOutputs(task);
   const scores = new Float32Array(split.n * k);
   const loader = new BatchLoader(split, { batchSize, seed: 0, shuffle: false, dropLast: false, prefetch: false });
   for (let b = 0; b < loader.batchesPerEpoch; b++) {
@@ -23,10 +41,13 @@ export async function evaluateSplit(
     // specialisations to compile (seconds each on a CPU rasteriser); the padded rows are ignored.
     const full = Math.min(batchSize, split.n);
     const x = batch.size === full ? batch.x : padBatch(batch.x, full * (batch.x.length / batch.size));
-    const probs = tidy(() => noGrad(() => taskScores(ds, model.forward(Tensor.from(x, [full, ...batch.shape.slice(1)]), meta, ds.key))));
+    const probs = tidy(() => noGrad(() => taskScores(task, model.forward(Tensor.from(x, [full, ...batch.shape.slice(1)]), meta, ds.key))));
     const data = await probs.data();
     probs.dispose();
-    for (let i = 0; i < batch.size; i++) scores.set(data.subarray(i * k, (i + 1) * k), batch.indices[i] * k);
+    for (let i = 0; i < batch.size; i++) {
+      const row = width === k ? data.subarray(i * k, (i + 1) * k) : ordinalScores(data[i]!, k);
+      scores.set(row, batch.indices[i] * k);
+    }
   }
   return evaluate(ds.task, scores, split.labels, split.n, k);
 }

@@ -1,0 +1,142 @@
+// The BrainFuse brain-age study (thesis section 5.1): a small 3D ResNet classifies IXI T1 volumes into age
+// bins (trained on Gaussian-smoothed bin labels), in the arms of the thesis's table:
+//   NT              normal training on the real training volumes
+//   +BT             the backbone first pre-trained with Barlow Twins on the same volumes (no labels)
+//   +BrainFuse      extra training volumes fused from pairs of training subjects, transition slices made
+//                   by the trained interpolation network, labelled with the slice-weighted mean age
+//   +RawBrainFuse   the same fusions (same pairs, axes and seams) by plain concatenation
+//   +ConsistencyReg MSE between the class probabilities of two augmentations of each volume
+// Each arm runs for every seed; top-1/3/5 accuracy on the held-out subjects is reported as mean ± std next
+// to the thesis's figures. Every arm and seed (and each Barlow Twins pre-training) is a phase of the study
+// (phases.ts).
+import path from 'node:path';
+import type { InterpolatorFile } from '../../brain/interpolator.ts';
+import { downsampleVolume } from '../../brain/sampling.ts';
+import type { BrainSubject, SubjectSplit } from '../../brain/subjects.ts';
+import { ageBins } from '../../data/age_bins.ts';
+import { midSliceMontagePng } from '../../data/fuse.ts';
+import type { Vec3 } from '../../data/nifti.ts';
+import type { RunContext } from '../../train/context.ts';
+import { writeFileAtomic, writeJsonAtomic } from '../../util/files.ts';
+import { type ArmResult, type BtResult, type Sample, type StudySetup, trainArm, trainBarlowTwins } from './arms.ts';
+import { makeFusions } from './fusions.ts';
+import { Study } from './phases.ts';
+import { brainAgeReport, majorityBaseline, summariseArms } from './report.ts';
+import { type BrainAgeSettings, parseArm } from './schema.ts';
+import { THESIS_BRAINAGE, THESIS_CITATION } from './thesis.ts';
+
+/** What `prepare` read: the preprocessed subjects (with ages), split, the interpolator's weights, and notes. */
+export interface BrainAgeInputs {
+  split: SubjectSplit<BrainSubject>;
+  /** The trained interpolator (read on the host); null when no arm uses BrainFuse or fusion.interp_run is null. */
+  interpolator: InterpolatorFile | null;
+  /** Lines to print once the run has started. */
+  notes: string[];
+}
+
+export async function runStudy(ctx: RunContext, s: BrainAgeSettings, inputs: BrainAgeInputs): Promise<void> {
+  const { split } = inputs;
+  const bins = ageBins(s.data.bins);
+  const arms = s.study.arms.map(parseArm);
+  const n = s.data.shape;
+  const m = n / s.data.downsample;
+  const toSample = (x: BrainSubject): Sample => ({ id: x.id, age: x.age!, volume: downsampleVolume(x.volume, n, s.data.downsample) });
+  const ids = (xs: readonly Sample[]) => xs.map((x) => x.id);
+  const train = split.train.map(toSample);
+  const val = split.val.map(toSample);
+  const test = split.test.map(toSample);
+  const splitRecord = { ...s.data.split, train: ids(train), val: ids(val), test: ids(test) };
+  const study = Study.open(ctx, splitRecord);
+  for (const line of inputs.notes) ctx.say(line);
+  ctx.say(split.text);
+
+  // Fusions are made at the preprocessing grid (where the interpolator was trained), then downsampled.
+  const modes = new Set(arms.map((a) => a.fusion).filter((x): x is 'interp' | 'raw' => x !== null));
+  const fullTrain: Sample[] = split.train.map((x) => ({ id: x.id, age: x.age!, volume: x.volume }));
+  const fusions = modes.size ? await makeFusions(fullTrain, n, s, modes, inputs.interpolator, (l) => ctx.say(l)) : [];
+  const fusedSamples = new Map<'interp' | 'raw', Sample[]>();
+  for (const f of fusions) {
+    fusedSamples.set(
+      f.mode,
+      f.samples.map((x) => ({ id: x.id, age: x.age, volume: downsampleVolume(x.volume, n, s.data.downsample) })),
+    );
+    if (f.samples.length) {
+      const shape: Vec3 = [n, n, n];
+      midSliceMontagePng(
+        f.samples.slice(0, 4).map((x) => ({ shape, data: x.volume })),
+        path.join(ctx.outDir, `fusions-${f.mode === 'interp' ? 'brainfuse' : 'raw'}.png`),
+      );
+    }
+  }
+  const fusionSummary = fusions.map((f) => ({
+    mode: f.mode === 'interp' ? 'BrainFuse' : 'RawBrainFuse',
+    transition: f.transition,
+    proposed: f.proposed,
+    kept: f.kept,
+    rejected: f.rejected,
+    samples: f.samples.map((x) => ({ a: x.a, b: x.b, axis: x.axis, k: x.k, age: +x.age.toFixed(2), smoothness: +x.smoothness.toFixed(3) })),
+  }));
+  for (const f of fusions) f.samples.length = 0; // the full-size volumes are no longer needed
+
+  const setup: StudySetup = { ctx, s, bins, m };
+  const base = s.training.seed;
+  const results: ArmResult[] = [];
+  for (let i = 0; i < s.study.seeds && !ctx.interrupted; i++) {
+    const seed = base + i;
+    let backbone: string | null = null;
+    if (arms.some((a) => a.bt)) {
+      const name = `BT-s${seed}`;
+      const bt = await study.phase<BtResult>(name, () => trainBarlowTwins(setup, name, seed, train));
+      if (!bt) break;
+      backbone = path.join(ctx.outDir, bt.backbone);
+    }
+    for (const arm of arms) {
+      const name = `${arm.name}-s${seed}`;
+      const pool = [...train, ...(arm.fusion ? (fusedSamples.get(arm.fusion) ?? []) : [])];
+      const r = await study.phase<ArmResult>(name, () => trainArm(setup, name, arm, seed, { pool, val, test }, arm.bt ? backbone : null));
+      if (!r) break;
+      results.push(r);
+    }
+  }
+  if (ctx.interrupted) {
+    ctx.say(`interrupted: finished phases are recorded in ${study.file}; continue with --resume`);
+    process.exitCode = 130;
+    return;
+  }
+
+  const summary = summariseArms(s.study.arms, results);
+  const majority = majorityBaseline(train, test, bins);
+  // Training time of every phase, summed over however many invocations the study took.
+  const trainSeconds = Object.values(study.finished).reduce(
+    (acc: number, p) => acc + (typeof (p as { wall_s?: unknown }).wall_s === 'number' ? (p as { wall_s: number }).wall_s : 0),
+    0,
+  );
+  const metrics = {
+    brainage: {
+      demonstration: true,
+      split: splitRecord,
+      bins: { edges: bins.edges, count: bins.count, label_sigma: s.data.label_sigma },
+      input: `${m}³ (preprocessed at ${n}³, averaged ${s.data.downsample}×)`,
+      arms: summary,
+      majority_baseline: {
+        top1: +(100 * majority.top1).toFixed(2),
+        top3: +(100 * majority.top3).toFixed(2),
+        top5: +(100 * majority.top5).toFixed(2),
+      },
+      fusion: fusionSummary.map(({ samples: _samples, ...rest }) => rest),
+      wall_s: +((Date.now() - ctx.started) / 1000).toFixed(1),
+      train_s: +trainSeconds.toFixed(1),
+      runs: results.map(({ predictions: _p, ...r }) => r),
+    },
+    thesis: { citation: THESIS_CITATION, table: THESIS_BRAINAGE },
+  };
+  writeJsonAtomic(path.join(ctx.outDir, 'metrics.json'), metrics);
+  writeJsonAtomic(path.join(ctx.outDir, 'fusions.json'), fusionSummary);
+  const md = brainAgeReport(ctx, s, bins, split.text, summary, majority, fusionSummary, train.length, test.length, m, trainSeconds);
+  writeFileAtomic(path.join(ctx.outDir, 'report.md'), new TextEncoder().encode(md));
+  for (const [name, a] of Object.entries(summary)) {
+    ctx.say(
+      `${name}: top-1 ${a.top1[0].toFixed(1)} ± ${a.top1[1].toFixed(1)}, top-3 ${a.top3[0].toFixed(1)} ± ${a.top3[1].toFixed(1)}, top-5 ${a.top5[0].toFixed(1)} ± ${a.top5[1].toFixed(1)} (${a.seeds} seeds)`,
+    );
+  }
+}

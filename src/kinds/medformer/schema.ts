@@ -1,0 +1,246 @@
+// The experiment file of the four Medformer kinds (supervised, multitask, ssl, finetune): the model preset and
+// its overrides, the MedMNIST data sets, augmentation and training; each kind adds its own section.
+import { type Static, type TProperties, Type } from '@sinclair/typebox';
+import { ConfigError } from '../../errors.ts';
+import {
+  type AugmentConfig as SampleAugment,
+  type AugmentPolicy,
+  augmentPolicy,
+  SSL_INTENSITY,
+  THESIS_RANDAUGMENT,
+} from '../../data/augment.ts';
+import { type ModelConfig, PRESETS, type PresetName, resolveModelConfig } from '../../models/medformer_config.ts';
+import { RESNET18_SIZE } from '../../models/resnet18.ts';
+import { PosInt, PosNumber, RunName, resolveTraining, Strict, type TrainingSettings, TrainingSchema } from '../../train/schema.ts';
+import type { RunSettings } from '../kind.ts';
+
+export type ImageSize = 28 | 64 | 128 | 224;
+export type Sampling = 'uniform' | 'proportional' | 'temperature';
+
+const ModelSchema = Strict({
+  /** A Medformer preset, or "resnet18": the MedMNIST v2 ResNet-18 (28) baseline (kind "supervised", no other model key). */
+  preset: Type.Union([Type.Literal('small'), Type.Literal('large'), Type.Literal('resnet18')]),
+  image_size_2d: Type.Optional(PosInt),
+  image_size_3d: Type.Optional(PosInt),
+  hidden_dim: Type.Optional(PosInt),
+  num_layers: Type.Optional(PosInt),
+  num_heads: Type.Optional(PosInt),
+  mlp_ratio: Type.Optional(PosNumber),
+  patch_size_2d: Type.Optional(PosInt),
+  patch_size_3d: Type.Optional(PosInt),
+  latent_dim: Type.Optional(PosInt),
+  num_latent_tokens: Type.Optional(PosInt),
+  num_task_latents: Type.Optional(PosInt),
+  dropout: Type.Optional(Type.Number({ minimum: 0, exclusiveMaximum: 1 })),
+});
+
+/** `data.augment` as an object: custom settings instead of a named policy. */
+const AugmentObject = Strict({
+  flips: Type.Boolean(),
+  /** Maximum rotation in degrees (0 = none). */
+  rotate: Type.Number({ minimum: 0, maximum: 180 }),
+  /** Pad-and-crop padding in pixels (0 = off, the default); 2D and 3D. */
+  crop: Type.Optional(Type.Integer({ minimum: 0, maximum: 256 })),
+  /**
+   * RandAugment (2D only): n operations per image at magnitude bin m of torchvision's 31 (0..30, torchvision's
+   * scale: RandAugment(num_ops=n, magnitude=m)); n = 0 disables it.
+   */
+  randaugment: Strict({ n: Type.Integer({ minimum: 0, maximum: 14 }), m: Type.Integer({ minimum: 0, maximum: 30 }) }),
+  /** Intensity jitter x·s + t, s in 1 ± 0.1, t in ±0.1, on 2D and 3D. */
+  intensity: Type.Boolean(),
+});
+/** `data.augment` as written in the experiment file. */
+export type AugmentFile = boolean | AugmentPolicy | Static<typeof AugmentObject>;
+
+/**
+ * `data.augment` resolved: the policy it came from ("custom" for an object) and the concrete ops each
+ * dimensionality's samples go through, so config.json shows exactly what ran. `null` is no augmentation.
+ */
+export interface AugmentConfig {
+  policy: 'thesis' | 'flips-rotations' | 'ssl' | 'custom';
+  '2d': SampleAugment;
+  '3d': SampleAugment;
+}
+
+const DataSchema = Strict({
+  datasets: Type.Array(Type.String({ minLength: 1 }), { minItems: 1, uniqueItems: true }),
+  size: Type.Optional(Type.Union([Type.Literal(28), Type.Literal(64), Type.Literal(128), Type.Literal(224)])),
+  root: Type.Optional(Type.String({ minLength: 1 })),
+  augment: Type.Optional(
+    Type.Union(
+      [Type.Literal('thesis'), Type.Literal('flips-rotations'), Type.Literal('ssl'), Type.Literal('none'), Type.Boolean(), AugmentObject],
+      {
+        description:
+          '"thesis", "flips-rotations", "ssl", "none", true (= "thesis"), false (= "none"), or an object {flips, rotate, crop, randaugment: {n, m}, intensity}',
+      },
+    ),
+  ),
+  sampling: Type.Optional(Type.Union([Type.Literal('uniform'), Type.Literal('proportional'), Type.Literal('temperature')])),
+  temperature: Type.Optional(PosNumber),
+  train_limit: Type.Optional(PosInt),
+  /** The head of ordinal tasks (RetinaMNIST): "classes" (cross-entropy, the default) or "regression" (MSE). */
+  ordinal: Type.Optional(Type.Union([Type.Literal('classes'), Type.Literal('regression')])),
+});
+
+/** A Medformer kind's experiment file: the shared sections plus `extra` (the kind's own section). */
+export function medformerSchema<K extends string, P extends TProperties>(kind: K, extra: P) {
+  return Strict({
+    name: RunName,
+    kind: Type.Literal(kind),
+    description: Type.Optional(Type.String()),
+    model: ModelSchema,
+    data: DataSchema,
+    training: TrainingSchema,
+    ...extra,
+  });
+}
+const BaseSchema = medformerSchema('supervised', {});
+type MedformerFile = Static<typeof BaseSchema>;
+
+/** `model` of a Medformer: the preset's configuration with the file's overrides. */
+export type MedformerModelSettings = ModelConfig & { preset: PresetName };
+/** `model` of the MedMNIST v2 ResNet-18 (28) baseline (src/models/resnet18.ts): nothing to configure. */
+export interface ResNet18ModelSettings {
+  preset: 'resnet18';
+  image_size_2d: typeof RESNET18_SIZE;
+}
+/** Any model a supervised run can train. */
+export type ModelSettings = MedformerModelSettings | ResNet18ModelSettings;
+
+/** The kinds whose files may name `"preset": "resnet18"` (the others need Medformer's parts). */
+const RESNET18_KINDS = ['supervised'];
+
+/**
+ * The shared sections after defaults: every field present, `null` meaning "off / not set". `M` is the model: a
+ * Medformer for every kind but "supervised", which may also train the ResNet-18 baseline (`AnyModelSettings`).
+ */
+export interface MedformerSettings<M extends ModelSettings = MedformerModelSettings> extends RunSettings {
+  model: M;
+  data: {
+    datasets: string[];
+    /** Size of the 2D MedMNIST+ files; equals model.image_size_2d. 3D files use model.image_size_3d. */
+    size: ImageSize;
+    /** Dataset directory; null = the data module's default. Relative paths are relative to the working directory. */
+    root: string | null;
+    augment: AugmentConfig | null;
+    sampling: Sampling;
+    temperature: number | null;
+    train_limit: number | null;
+    ordinal: 'classes' | 'regression';
+  };
+  training: TrainingSettings;
+}
+
+/** Settings whose model may be either one (kind "supervised"). */
+export type AnyModelSettings = MedformerSettings<ModelSettings>;
+
+type FileOfKind<K extends string> = Omit<MedformerFile, 'kind'> & { kind: K };
+
+/**
+ * Defaults and cross-field checks of the shared sections. `"preset": "resnet18"` is accepted for kind "supervised"
+ * only (its settings are `AnyModelSettings`); for every other kind it is a ConfigError.
+ */
+export function resolveMedformer(x: FileOfKind<'supervised'>, file: string): AnyModelSettings;
+export function resolveMedformer(x: FileOfKind<string>, file: string): MedformerSettings;
+export function resolveMedformer(x: FileOfKind<string>, file: string): AnyModelSettings {
+  if (x.model.preset === 'resnet18') return resolveResNet18(x, file);
+  const { preset, ...overrides } = x.model;
+  const epochs = PRESETS[preset].training.max_epochs;
+  return resolveShared(
+    x,
+    file,
+    { preset, ...resolveModelConfig(preset, overrides, file) },
+    epochs === undefined ? { missing: `the thesis gives no epoch count for the ${preset} preset` } : { epochs },
+  );
+}
+
+function resolveResNet18(x: FileOfKind<string>, file: string): MedformerSettings<ResNet18ModelSettings> {
+  const err = (msg: string, hint?: string): ConfigError => new ConfigError(`${file}: ${msg}`, hint);
+  if (!RESNET18_KINDS.includes(x.kind)) {
+    throw err(
+      `/model/preset "resnet18" is for kind ${RESNET18_KINDS.map((k) => `"${k}"`).join(', ')}, not "${x.kind}"`,
+      'use a Medformer preset',
+    );
+  }
+  const others = Object.keys(x.model).filter((k) => k !== 'preset');
+  if (others.length) {
+    throw err(
+      `/model/preset "resnet18" takes no other model key, got ${others.map((k) => `/model/${k}`).join(', ')}`,
+      'ResNet-18 (28) is fixed; remove them',
+    );
+  }
+  if (x.data.size !== undefined && x.data.size !== RESNET18_SIZE) {
+    throw err(`/data/size ${x.data.size}: /model/preset "resnet18" is ResNet-18 (28), for ${RESNET18_SIZE} px images`);
+  }
+  const threeD = x.data.datasets.filter((d) => /3d$/i.test(d));
+  if (threeD.length) throw err(`/model/preset "resnet18" is a 2D model; /data/datasets lists ${threeD.join(', ')}`);
+  return resolveShared(
+    x,
+    file,
+    { preset: 'resnet18', image_size_2d: RESNET18_SIZE },
+    { missing: 'the MedMNIST v2 recipe is 100 epochs; say so in the file' },
+  );
+}
+
+function resolveShared<M extends ModelSettings>(
+  x: FileOfKind<string>,
+  file: string,
+  model: M,
+  defaultEpochs: { epochs: number } | { missing: string },
+): MedformerSettings<M> {
+  const err = (msg: string): ConfigError => new ConfigError(`${file}: ${msg}`);
+  const size3d = 'image_size_3d' in model ? model.image_size_3d : RESNET18_SIZE;
+
+  const size = x.data.size ?? (model.image_size_2d as ImageSize);
+  if (![28, 64, 128, 224].includes(size)) {
+    throw err(`/model/image_size_2d ${model.image_size_2d} has no MedMNIST+ file size (28, 64, 128, 224); set /data/size or change it`);
+  }
+  if (size !== model.image_size_2d)
+    throw err(`/data/size ${size} differs from /model/image_size_2d ${model.image_size_2d}; make them equal`);
+  if (x.data.datasets.some((d) => /3d$/i.test(d)) && ![28, 64].includes(size3d)) {
+    throw err(`/model/image_size_3d ${size3d} has no MedMNIST+ 3D file (28 or 64); change it`);
+  }
+  const sampling = x.data.sampling ?? 'proportional';
+  if (sampling === 'temperature' && x.data.temperature === undefined) {
+    throw err('missing /data/temperature, required when /data/sampling is "temperature"');
+  }
+  if (sampling !== 'temperature' && x.data.temperature !== undefined) {
+    throw err('/data/temperature is only used with /data/sampling "temperature"; remove it or set the sampling');
+  }
+  const training = resolveTraining(x.training, file, defaultEpochs);
+  return {
+    source: file,
+    name: x.name,
+    kind: x.kind,
+    description: x.description ?? '',
+    model,
+    data: {
+      datasets: [...x.data.datasets],
+      size,
+      root: x.data.root ?? null,
+      augment: resolveAugment(x.data.augment ?? 'thesis', size, size3d),
+      sampling,
+      temperature: x.data.temperature ?? null,
+      train_limit: x.data.train_limit ?? null,
+      ordinal: x.data.ordinal ?? 'classes',
+    },
+    training,
+  };
+}
+
+/**
+ * A policy name becomes its ops (src/data/augment.ts has the table) for 2D samples of side `size2d` and 3D ones of
+ * `size3d`. Absent is "thesis"; `true`, which older files use, is "thesis" too (it meant the thesis recipe); `false`
+ * and "none" are no augmentation. An object keeps its switches: intensity jitter ±0.1 in scale and shift on both
+ * dimensionalities, RandAugment on 2D only, at torchvision's 31 magnitude bins.
+ */
+export function resolveAugment(a: AugmentFile, size2d: number, size3d: number): AugmentConfig | null {
+  if (a === false || a === 'none') return null;
+  if (a === true || a === 'flips-rotations' || a === 'thesis' || a === 'ssl') {
+    const policy = a === true ? 'thesis' : a;
+    return { policy, '2d': augmentPolicy(policy, 2, size2d)!, '3d': augmentPolicy(policy, 3, size3d)! };
+  }
+  const common = { crop: a.crop ?? 0, flips: a.flips, rotate: a.rotate, intensity: a.intensity ? { ...SSL_INTENSITY } : null };
+  const ra = a.randaugment.n > 0 ? { n: a.randaugment.n, m: a.randaugment.m, bins: THESIS_RANDAUGMENT.bins } : null;
+  return { policy: 'custom', '2d': { ...common, randaugment: ra }, '3d': { ...common, randaugment: null } };
+}

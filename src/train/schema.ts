@@ -1,0 +1,177 @@
+// The pieces every experiment file shares, as TypeBox schemas (JSON Schema with TypeScript types derived from
+// them), and the one validator every kind uses. Validation is strict: unknown keys are errors at every level, so
+// a typo like "lrr" fails loudly instead of silently training with a default. Every error is one ConfigError
+// line naming the file and the JSON path, e.g. `experiments/x.json: /training/lr must be number`.
+import { type Static, type TObject, type TProperties, type TSchema, Type } from '@sinclair/typebox';
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import { ConfigError } from '../errors.ts';
+
+export const PosInt = Type.Integer({ minimum: 1 });
+export const NonNegNumber = Type.Number({ minimum: 0 });
+export const PosNumber = Type.Number({ exclusiveMinimum: 0 });
+export const Seed = Type.Integer({ minimum: 0, maximum: 4294967295 });
+
+/** A closed object: unknown keys are errors. */
+export const Strict = <P extends TProperties>(properties: P, description?: string): TObject<P> =>
+  Type.Object(properties, { additionalProperties: false, ...(description ? { description } : {}) });
+
+/** The name becomes the run directory (runs/<name>), so it must be one safe path segment. */
+export const RunName = Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$' });
+
+/** Keys of `training` shared by every kind; a kind may add its own (`trainingSchema(extra)`). */
+export const TRAINING_PROPERTIES = {
+  epochs: Type.Optional(PosInt),
+  max_steps: Type.Optional(PosInt),
+  batch_size: PosInt,
+  lr: PosNumber,
+  weight_decay: NonNegNumber,
+  warmup_epochs: NonNegNumber,
+  grad_clip: Type.Optional(PosNumber),
+  seed: Type.Optional(Seed),
+  eval_every: Type.Optional(Type.Union([Type.Literal('epoch'), PosInt], { description: '"epoch" or a positive integer number of steps' })),
+  log_every: Type.Optional(PosInt),
+  nan_policy: Type.Optional(Type.Union([Type.Literal('stop'), Type.Literal('skip')])),
+  checkpoint_every: Type.Optional(PosInt),
+  /** Repeat the run once per seed (into seed-<s>/ folders) and report mean ± std; replaces `seed`. */
+  seeds: Type.Optional(Type.Array(Seed, { minItems: 1, uniqueItems: true })),
+  /** The learning-rate schedule: "onecycle" (the default) or step decay at epoch milestones (PyTorch's MultiStepLR). */
+  schedule: Type.Optional(
+    Type.Union(
+      [
+        Type.Literal('onecycle'),
+        Strict({ kind: Type.Literal('multistep'), milestones: Type.Array(PosInt, { minItems: 1 }), gamma: PosNumber }),
+      ],
+      {
+        description: '"onecycle" or {"kind": "multistep", "milestones": [epochs...], "gamma": number}',
+      },
+    ),
+  ),
+};
+
+export const trainingSchema = <P extends TProperties>(extra: P) => Strict({ ...TRAINING_PROPERTIES, ...extra });
+export const TrainingSchema = trainingSchema({});
+export type TrainingFile = Static<typeof TrainingSchema>;
+
+/** `training` after defaults: every field present, `null` meaning "off / not set". */
+export interface TrainingSettings {
+  /** The stopping rule is epochs, max_steps, or both (whichever comes first stops). */
+  epochs: number | null;
+  max_steps: number | null;
+  batch_size: number;
+  lr: number;
+  weight_decay: number;
+  warmup_epochs: number;
+  grad_clip: number | null;
+  seed: number;
+  eval_every: 'epoch' | number;
+  log_every: number;
+  nan_policy: 'stop' | 'skip';
+  /** Steps between checkpoints; null = at the end of every epoch. */
+  checkpoint_every: number | null;
+  /** Seeds of a repeated run (`mf run` makes one run per seed); null = one run with `seed`. */
+  seeds: number[] | null;
+  /**
+   * Step decay instead of OneCycle: lr · gamma^k once k of the milestones (epochs, ascending) have passed. Absent
+   * for OneCycle (absent rather than null so that the config hash of every OneCycle run stays what it was).
+   */
+  schedule?: MultiStepSettings;
+}
+
+export interface MultiStepSettings {
+  kind: 'multistep';
+  /** Epochs at whose start the rate is multiplied by gamma, ascending. */
+  milestones: number[];
+  gamma: number;
+}
+
+/**
+ * Defaults and cross-field checks of `training`. `defaultEpochs` applies when the file sets neither epochs nor
+ * max_steps (the thesis's epoch count for a preset); without it one of the two is required.
+ */
+export function resolveTraining(t: TrainingFile, file: string, defaultEpochs?: { epochs: number } | { missing: string }): TrainingSettings {
+  let epochs = t.epochs ?? null;
+  const maxSteps = t.max_steps ?? null;
+  if (epochs === null && maxSteps === null) {
+    if (!defaultEpochs || 'missing' in defaultEpochs) {
+      throw new ConfigError(`${file}: set /training/epochs or /training/max_steps${defaultEpochs ? ` (${defaultEpochs.missing})` : ''}`);
+    }
+    epochs = defaultEpochs.epochs;
+  }
+  if (t.seeds && t.seed !== undefined) {
+    throw new ConfigError(`${file}: /training/seed and /training/seeds are both set; keep one (seeds repeats the run once per seed)`);
+  }
+  if (epochs !== null && t.warmup_epochs > epochs) {
+    throw new ConfigError(`${file}: /training/warmup_epochs ${t.warmup_epochs} exceeds /training/epochs ${epochs}; lower it`);
+  }
+  const sched = t.schedule === undefined || t.schedule === 'onecycle' ? null : t.schedule;
+  if (sched) {
+    if (t.warmup_epochs !== 0) {
+      throw new ConfigError(`${file}: /training/warmup_epochs ${t.warmup_epochs}: the multistep schedule has no warm-up; set it to 0`);
+    }
+    if (sched.milestones.some((m, i) => i > 0 && m <= sched.milestones[i - 1])) {
+      throw new ConfigError(`${file}: /training/schedule/milestones [${sched.milestones.join(', ')}] must be ascending epochs`);
+    }
+  }
+  return {
+    epochs,
+    max_steps: maxSteps,
+    batch_size: t.batch_size,
+    lr: t.lr,
+    weight_decay: t.weight_decay,
+    warmup_epochs: t.warmup_epochs,
+    grad_clip: t.grad_clip ?? null,
+    seed: t.seed ?? 0,
+    eval_every: t.eval_every ?? 'epoch',
+    log_every: t.log_every ?? 50,
+    nan_policy: t.nan_policy ?? 'stop',
+    checkpoint_every: t.checkpoint_every ?? null,
+    seeds: t.seeds ? [...t.seeds] : null,
+    ...(sched ? { schedule: { kind: 'multistep', milestones: [...sched.milestones], gamma: sched.gamma } } : {}),
+  };
+}
+
+// verbose: errors carry parentSchema, whose description names what an anyOf accepts.
+const ajv = new Ajv({ strict: true, allErrors: false, verbose: true, allowUnionTypes: true });
+const compiled = new WeakMap<TSchema, ValidateFunction>();
+
+/** Checks `raw` against `schema`; the first error becomes one ConfigError line naming `file` and the JSON path. */
+export function check<S extends TSchema>(schema: S, raw: unknown, file: string): asserts raw is Static<S> {
+  let validate = compiled.get(schema);
+  if (!validate) {
+    validate = ajv.compile(schema);
+    compiled.set(schema, validate);
+  }
+  if (!validate(raw)) throw new ConfigError(`${file}: ${describeError(validate.errors ?? [])}`);
+}
+
+/** One readable line for the most useful of ajv's errors. */
+function describeError(errors: readonly ErrorObject[]): string {
+  // With allErrors off, an anyOf failure lists its branches' errors first and the anyOf itself last; the branch
+  // errors (e.g. "must be boolean") mislead, so report the anyOf with its description instead.
+  const e = errors.find((x) => x.keyword === 'anyOf') ?? errors[0];
+  if (!e) return 'is invalid';
+  const at = e.instancePath || '/';
+  const params = e.params as Record<string, unknown>;
+  switch (e.keyword) {
+    case 'required':
+      return `missing required key ${e.instancePath}/${String(params.missingProperty)}`;
+    case 'additionalProperties': {
+      const allowed = Object.keys((e.parentSchema as { properties?: object } | undefined)?.properties ?? {});
+      return `unknown key ${e.instancePath}/${String(params.additionalProperty)} (allowed: ${allowed.join(', ')})`;
+    }
+    case 'enum':
+      return `${at} must be one of ${(params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}`;
+    case 'anyOf': {
+      const what = (e.parentSchema as { description?: string } | undefined)?.description;
+      if (what) return `${at} must be ${what}`;
+      const options = ((e.parentSchema as { anyOf?: { const?: unknown }[] } | undefined)?.anyOf ?? []).map((s) => s.const);
+      return options.every((o) => o !== undefined)
+        ? `${at} must be one of ${options.map((o) => JSON.stringify(o)).join(', ')}`
+        : `${at} must be one of the allowed forms`;
+    }
+    case 'pattern':
+      return `${at} must be one path segment of letters, digits, '.', '_' or '-' (it names the run directory)`;
+    default:
+      return `${at} ${e.message ?? 'is invalid'}`;
+  }
+}
