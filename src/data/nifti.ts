@@ -9,6 +9,8 @@
 // Write: float32 little-endian single-file NIfTI-1 (`.nii`, or `.nii.gz` when the name says so), with both
 // sform (the affine as given) and qform (its rotation as a quaternion, when it is a rotation) set so every
 // viewer places it the same way. Units are taken to be mm, as nibabel does (xyzt_units is not applied).
+// Over 400 lines because the NIfTI-1 header is one format read and written in one place; splitting reader
+// and writer would separate the two halves of each field's layout.
 
 import { crc32 } from '../util/crc32.ts';
 import { readFileSync, existsSync } from 'node:fs';

@@ -5,7 +5,7 @@
 // (`ParamSource.buffer`): they live in the arena, so checkpoints, best-<task>.safetensors and --resume carry them,
 // but they have no gradient, get no optimizer update and no weight decay. Training mode updates them in place.
 import { ShapeError } from '../errors.ts';
-import { add, affine, div, mean, mul, reshape, sqrt, square, sub } from '../ops/index.ts';
+import { add, affine, div, expand, mean, mul, reshape, sqrt, square, sub } from '../ops/index.ts';
 import { launch } from '../ops/launch.ts';
 import { noGrad, shapeStr, type Tensor, tidy } from '../tensor/tensor.ts';
 import { ONES, ZEROS } from './layers.ts';
@@ -58,24 +58,25 @@ export class BatchNorm2d {
       throw new ShapeError(`BatchNorm2d ${this.name}: input must be [B, ${C}, H, W], got ${shapeStr(x.shape)}`);
     }
     const [B, , H, W] = x.shape;
-    const col = (t: Tensor) => reshape(t, [1, C, 1, 1]);
-    const gamma = col(this.weight.tensor);
-    const beta = col(this.bias.tensor);
+    // Per-channel values reach [B, C, H, W] through [B, C, 1, 1]: the gradients then sum over (H, W) for B·C
+    // outputs in parallel, then over B, instead of one long serial sum over (B, H, W) per channel.
+    const perSample = (t: Tensor) => expand(reshape(t, [1, C, 1, 1]), [B, C, 1, 1]);
+    const gamma = perSample(this.weight.tensor);
+    const beta = perSample(this.bias.tensor);
     if (!this.training) {
-      const scale = div(gamma, sqrt(affine(col(this.runningVar.tensor), 1, this.eps)));
-      return add(mul(sub(x, col(this.runningMean.tensor)), scale), beta);
+      const scale = div(gamma, sqrt(affine(perSample(this.runningVar.tensor), 1, this.eps)));
+      return add(mul(sub(x, perSample(this.runningMean.tensor)), scale), beta);
     }
     const n = B * H * W;
     if (n < 2) {
       throw new ShapeError(`BatchNorm2d ${this.name}: training needs more than one value per channel, got ${shapeStr(x.shape)}`);
     }
-    // Means over (H, W) first, then over B: B·C parallel sums of H·W values, then C short ones (one
-    // reduction over (B, H, W) at once would be C long serial sums).
+    // Means over (H, W) first, then over B, for the same reason.
     const channelMean = (t: Tensor) => mean(mean(t, [2, 3], true), 0, true);
     const mu = channelMean(x);
-    const xc = sub(x, mu);
+    const xc = sub(x, expand(mu, [B, C, 1, 1]));
     const variance = channelMean(square(xc));
-    const y = add(mul(xc, div(gamma, sqrt(affine(variance, 1, this.eps)))), beta);
+    const y = add(mul(xc, div(gamma, sqrt(affine(expand(variance, [B, C, 1, 1]), 1, this.eps)))), beta);
     tidy(() =>
       noGrad(() => {
         const m = this.momentum;

@@ -58,8 +58,10 @@ describe('registry', () => {
       expect(MODALITIES[d.latent.modality], d.key).toBe(d.modality);
       expect(BODY_PARTS[d.latent.bodyPart], d.key).toBe(d.bodyPart);
     }
-    expect(getDataset('pathmnist')).toMatchObject({ dim: 2, modality: 'microscopy/histopathology', bodyPart: 'colon tissue' });
+    expect(getDataset('pathmnist')).toMatchObject({ dim: 2, modality: 'microscope', bodyPart: 'colon tissue' });
     expect(getDataset('organmnist3d')).toMatchObject({ dim: 3, modality: 'ct', bodyPart: 'abdomen' });
+    // The thesis's grouping: one microscope latent for the four 2D microscopy sets.
+    for (const k of ['pathmnist', 'dermamnist', 'bloodmnist', 'tissuemnist']) expect(getDataset(k).modality, k).toBe('microscope');
     // Every modality and body part except the synthetic one is used by a real dataset.
     for (const m of MODALITIES)
       if (m !== 'synthetic')
