@@ -206,3 +206,10 @@ export function majorityAccuracy(
   for (let i = 0; i < n; i++) scores.set(row, i * k);
   return evaluate(task, scores, labels, n, k).acc;
 }
+
+/** Mean and sample (n − 1) standard deviation; the deviation is 0 for fewer than two values. */
+export function meanStd(xs: readonly number[]): [number, number] {
+  const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
+  const std = xs.length > 1 ? Math.sqrt(xs.reduce((a, b) => a + (b - mean) ** 2, 0) / (xs.length - 1)) : 0;
+  return [mean, std];
+}

@@ -5,17 +5,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { RunSettings } from '../kinds/kind.ts';
 import { writeFileAtomic, writeJsonAtomic } from '../util/files.ts';
+import { meanStd } from './metrics.ts';
 import { checkJson, type DatasetResultJson, readJsonFile, SupervisedMetricsSchema } from './records.ts';
 
 export const seedFolder = (dir: string, seed: number): string => path.join(dir, `seed-${seed}`);
-
-/** Mean and (sample, n − 1) standard deviation; std 0 for one value, NaN mean for none. */
-export function meanStd(xs: readonly number[]): { mean: number; std: number } {
-  if (xs.length === 0) return { mean: Number.NaN, std: Number.NaN };
-  const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
-  const v = xs.length > 1 ? xs.reduce((a, b) => a + (b - mean) ** 2, 0) / (xs.length - 1) : 0;
-  return { mean, std: Math.sqrt(v) };
-}
 
 const num = (x: number | null): number => (x === null ? Number.NaN : x);
 
@@ -40,7 +33,10 @@ export function summariseSeeds(dir: string, seeds: readonly number[]): Record<st
     const rows: DatasetResultJson[] = per.map(
       (p) => checkJson(SupervisedMetricsSchema, p.metrics, { file: p.file, fix: 'rerun that seed' })[key]!,
     );
-    const stat = (f: (r: DatasetResultJson) => number | null) => meanStd(rows.map((r) => num(f(r))));
+    const stat = (f: (r: DatasetResultJson) => number | null) => {
+      const [mean, std] = meanStd(rows.map((r) => num(f(r))));
+      return { mean, std };
+    };
     const auc = stat((r) => r.test.auc);
     const acc = stat((r) => r.test.acc);
     const majority = first.metrics[key]!.majority_acc;

@@ -1,6 +1,5 @@
 // BrainFuse: the slice-interpolation U-Net, its curriculum, `mf fuse`, the Barlow Twins loss, and tiny
 // interpolation and brain-age runs end to end. Synthetic volumes made here; real IXI only with MEDFORMER_SHARED_DATA.
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -21,24 +20,10 @@ import { setBackend, Tensor, tidy } from '../../src/tensor/tensor.ts';
 import { readSafetensors } from '../../src/train/safetensors.ts';
 import { Rng } from '../../src/util/rng.ts';
 import { cpu, gpuBackend, uniform, releaseGpu } from '../helpers.ts';
+import { mf } from '../run/helpers.ts';
 import { SHARED_SKIP, sharedData, tempDir } from './helpers.ts';
 
 afterAll(releaseGpu);
-
-const ROOT = path.resolve(import.meta.dirname, '../..');
-const MF = path.join(ROOT, 'bin/mf.js');
-
-function mf(args: string[], env: Record<string, string> = {}): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [MF, ...args], { cwd: ROOT, env: { ...process.env, ...env }, encoding: 'utf8', timeout: 600_000 });
-  return {
-    status: r.status,
-    stdout: r.stdout,
-    stderr: r.stderr
-      .split('\n')
-      .filter((l) => !/artificially reduced/.test(l))
-      .join('\n'),
-  };
-}
 
 /** A brain-like n³ volume: an ellipsoid of intensity shells in a zero background, ventricles growing with age. */
 function brainLike(n: number, age: number, wobble = 0): Float32Array {

@@ -3,16 +3,16 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { meanStd } from '../../src/train/seeds.ts';
+import { meanStd } from '../../src/train/metrics.ts';
 import { mf, tinyExperiment, tmpDir } from './helpers.ts';
 
 const env = { MEDMNIST_ROOT: tmpDir('data') };
 
 describe('repeated runs over seeds', () => {
   it('meanStd is the sample standard deviation', () => {
-    expect(meanStd([1, 2, 3])).toEqual({ mean: 2, std: 1 });
-    expect(meanStd([5])).toEqual({ mean: 5, std: 0 });
-    expect(Number.isNaN(meanStd([]).mean)).toBe(true);
+    expect(meanStd([1, 2, 3])).toEqual([2, 1]);
+    expect(meanStd([5])).toEqual([5, 0]);
+    expect(Number.isNaN(meanStd([])[0])).toBe(true);
   });
 
   it('--seeds runs each seed into seed-<s>/ and summarises them; --resume keeps finished seeds', () => {

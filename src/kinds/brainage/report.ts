@@ -2,16 +2,11 @@
 // thesis's table next to this project's numbers.
 import type { AgeBins } from '../../data/age_bins.ts';
 import type { RunContext } from '../../train/context.ts';
+import { meanStd } from '../../train/metrics.ts';
 import { reportHeader } from '../../train/report.ts';
 import type { ArmResult, Sample } from './arms.ts';
 import type { BrainAgeSettings } from './schema.ts';
 import { THESIS_BRAINAGE } from './thesis.ts';
-
-export const meanStd = (xs: readonly number[]): [number, number] => {
-  const mu = xs.reduce((a, b) => a + b, 0) / xs.length;
-  const sd = xs.length > 1 ? Math.sqrt(xs.reduce((a, b) => a + (b - mu) ** 2, 0) / (xs.length - 1)) : 0;
-  return [mu, sd];
-};
 
 /** Top-k accuracy of always answering the k most frequent training bins (ties by lower bin). */
 export function majorityBaseline(

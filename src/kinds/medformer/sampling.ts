@@ -83,7 +83,7 @@ export function shuffledOrder(order: Int32Array, seed: number, epoch: number): I
   return new Rng(hashSeed(seed, 'multitask-order', epoch)).shuffle(Int32Array.from(order));
 }
 
-/** For each position of `order`, how many earlier positions hold the same task (batchIndexAt for all at once). */
+/** For each position of `order`, how many earlier positions hold the same task: which batch of its task it is. */
 export function occurrences(order: Int32Array): Int32Array {
   const seen = new Map<number, number>();
   return order.map((task) => {
@@ -91,11 +91,4 @@ export function occurrences(order: Int32Array): Int32Array {
     seen.set(task, j + 1);
     return j;
   });
-}
-
-/** Which batch of task `order[position]` sits at `position` of the epoch's order. */
-export function batchIndexAt(order: Int32Array, position: number): number {
-  let j = 0;
-  for (let p = 0; p < position; p++) if (order[p] === order[position]) j++;
-  return j;
 }

@@ -13,7 +13,7 @@ import { NonNegNumber, PosInt, Strict } from '../../train/schema.ts';
 import type { SslMetrics } from '../../train/records.ts';
 import { writeFileAtomic, writeJsonAtomic } from '../../util/files.ts';
 import { defineKind } from '../kind.ts';
-import { batchIndexAt, epochOrder, loaderPosition, taskBatchCounts, trainLoaders } from '../medformer/sampling.ts';
+import { epochOrder, loaderPosition, occurrences, taskBatchCounts, trainLoaders } from '../medformer/sampling.ts';
 import { type MedformerSettings, medformerSchema, resolveMedformer } from '../medformer/schema.ts';
 import { buildMedformer, loadTasks, type TaskData } from '../medformer/tasks.ts';
 import { vicreg } from './vicreg.ts';
@@ -60,13 +60,14 @@ async function trainSsl(ctx: RunContext, s: SslSettings, tasks: TaskData[]): Pro
     s.data.temperature,
   );
   const order = epochOrder(counts);
+  const batchIndex = occurrences(order);
   const coeffs = { sim: ssl.sim_coeff, std: ssl.std_coeff, cov: ssl.cov_coeff, cosine: ssl.cosine_coeff };
 
   const result = await phase.run({
     stepsPerEpoch: order.length,
     step(epoch, position) {
       const ti = order[position];
-      const at = loaderPosition(epoch, batchIndexAt(order, position), counts[ti], view1[ti].batchesPerEpoch);
+      const at = loaderPosition(epoch, batchIndex[position], counts[ti], view1[ti].batchesPerEpoch);
       const a = view1[ti].batchAt(at.epoch, at.index);
       const b = view2[ti].batchAt(at.epoch, at.index);
       const meta = tasks[ti].meta;
