@@ -1,9 +1,11 @@
-// AdamW over a whole parameter arena in one dispatch, and the squared gradient norm it clips by.
+// AdamW over a whole parameter arena in one dispatch, the squared gradient norm it clips by, and the guard
+// between them that lets a step with a non-finite loss or gradient skip its update on the device.
 // The arenas are runs of 64-float blocks and every parameter starts on a block boundary (the 256-byte
 // view alignment), so one u32 per block describes every element: bit 0 trainable, bit 1 weight decay.
 // Padding between parameters is zero in the parameter, gradient and moment arenas and stays zero.
 // Constants: N4 (arena floats / 4); norm_partial CHUNK4 (vec4s per workgroup); norm_final NPART.
 // Uniforms (adamw): [lr, beta1, beta2, eps], [weight_decay, 1-beta1^t, 1-beta2^t, max_grad_norm (0: off)].
+// The norm buffer (Out in the norm entries and guard, S in adamw) holds [squared norm, update flag].
 @group(0) @binding(0) var<storage, read> G: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read> Mask: array<u32>;
 @group(0) @binding(2) var<storage, read> S: array<f32>;
@@ -11,6 +13,8 @@
 @group(0) @binding(4) var<storage, read_write> M: array<vec4<f32>>;
 @group(0) @binding(5) var<storage, read_write> V: array<vec4<f32>>;
 @group(0) @binding(6) var<storage, read_write> Out: array<f32>;
+@group(0) @binding(7) var<storage, read> L: array<f32>;
+@group(0) @binding(8) var<storage, read_write> H: array<u32>;
 @group(1) @binding(0) var<uniform> U: array<vec4<f32>, 2>;
 
 const WG: u32 = 256u;
@@ -54,13 +58,35 @@ fn norm_final(@builtin(local_invocation_index) t: u32) {
   if (t == 0u) { Out[0] = total; }
 }
 
+// NaN and +-Inf have every exponent bit set. A bit test, because WGSL has no isnan and compilers may fold x != x.
+fn is_finite(x: f32) -> bool {
+  return (bitcast<u32>(x) & 0x7f800000u) != 0x7f800000u;
+}
+
+// After norm_final: the update flag Out[1] is 1 when the loss L[0] and the squared norm Out[0] are finite, else 0.
+// H counts on the device so that no step waits for a read: H[0] steps guarded, H[1] bad steps, H[2] and H[3]
+// the count H[0] at the first and at the last bad step (0: none yet). The host reads H when it logs.
+@compute @workgroup_size(1)
+fn guard() {
+  let ok = is_finite(Out[0]) && is_finite(L[0]);
+  Out[1] = select(0.0, 1.0, ok);
+  let n = H[0] + 1u;
+  H[0] = n;
+  if (!ok) {
+    H[1] = H[1] + 1u;
+    if (H[2] == 0u) { H[2] = n; }
+    H[3] = n;
+  }
+}
+
 // PyTorch's AdamW arithmetic: p *= 1 - lr*wd; m, v updated; p -= (lr/bc1) * m / (sqrt(v)/sqrt(bc2) + eps).
 @compute @workgroup_size(WG)
 fn adamw(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = gid.x + gid.y * nwg.x * WG;
   if (i >= N4) { return; }
   let mk = Mask[i / BLOCK4];
-  if ((mk & 1u) == 0u) { return; }
+  // A step the guard refused changes nothing: parameters and moments stay as they were.
+  if ((mk & 1u) == 0u || S[1] == 0.0) { return; }
   let lr = U[0].x;
   let b1 = U[0].y;
   let b2 = U[0].z;

@@ -4,7 +4,7 @@
 import { execSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { configHash } from '../src/train/hash.ts';
+import { resultRecord } from '../src/report/results.ts';
 import type { RunSettings } from '../src/kinds/kind.ts';
 import { writeJsonAtomic } from '../src/util/files.ts';
 
@@ -21,18 +21,6 @@ for (const dir of args) {
   const report = fs.readFileSync(path.join(reportDir, 'report.md'), 'utf8');
   const device = /^Device: (.*)$/m.exec(report)?.[1] ?? null;
   const out = path.join('results', `${path.basename(dir)}.json`);
-  writeJsonAtomic(out, {
-    name: settings.name,
-    kind: settings.kind,
-    source: settings.source,
-    config_hash: configHash(settings),
-    commit,
-    device,
-    seeds,
-    collected: new Date().toISOString(),
-    ...(note ? { note } : {}),
-    settings,
-    metrics,
-  });
+  writeJsonAtomic(out, resultRecord(settings, { commit, device, seeds, ...(note ? { note } : {}), metrics }));
   console.log(`${dir} -> ${out}`);
 }

@@ -9,6 +9,7 @@ import { ParameterStore } from '../nn/parameters.ts';
 import { noGrad, Tensor, tidy } from '../tensor/tensor.ts';
 import { asF32 } from '../train/context.ts';
 import { readSafetensors, writeSafetensors } from '../train/safetensors.ts';
+import { parseJsonText } from '../util/json.ts';
 import type { BrainDataSettings } from './settings.ts';
 
 /** Batch of the interpolator at inference; the training recipe's batch size, so its kernels are reused. */
@@ -147,8 +148,14 @@ export function readInterpolator(where: string): InterpolatorFile {
   const st = readSafetensors(file);
   if (st.metadata.get('format') !== FORMAT)
     throw new MfError(`${file} is not a BrainFuse interpolator (metadata format ${st.metadata.get('format') ?? 'missing'})`);
-  const unet = resolveUNetConfig(JSON.parse(st.metadata.get('unet') ?? '{}') as Partial<SliceUNetConfig>, file);
-  const split = st.metadata.has('split') ? (JSON.parse(st.metadata.get('split')!) as BrainDataSettings['split']) : null;
+  const fix = 'point fusion.interp_run at a finished brainfuse-interp run';
+  const unet = resolveUNetConfig(
+    parseJsonText(st.metadata.get('unet') ?? '{}', { file, at: 'metadata unet', fix }) as Partial<SliceUNetConfig>,
+    file,
+  );
+  const split = st.metadata.has('split')
+    ? (parseJsonText(st.metadata.get('split')!, { file, at: 'metadata split', fix }) as BrainDataSettings['split'])
+    : null;
   return { file, tensors: asF32(st.tensors), unet, shape: Number(st.metadata.get('shape') ?? 0), split };
 }
 

@@ -77,35 +77,60 @@ export function tripletBatch(vols: readonly Float32Array[], n: number, ts: reado
 // ---------------------------------------------------------------------------------------------
 // Whole volumes
 
-/** Mean over f×f×f blocks of an n³ volume. */
-export function downsampleVolume(v: Float32Array, n: number, f: number): Float32Array {
+/** Mean over f×f×f blocks of each channel of a [channels, n, n, n] volume. */
+export function downsampleVolume(v: Float32Array, n: number, f: number, channels = 1): Float32Array {
   if (f === 1) return v;
+  if (v.length !== channels * n * n * n) throw new MfError(`downsampleVolume: ${v.length} values are not ${channels} × ${n}³`);
   const m = n / f;
-  const out = new Float32Array(m * m * m);
+  const out = new Float32Array(channels * m * m * m);
   const w = 1 / (f * f * f);
-  for (let z = 0; z < n; z++) {
-    const oz = Math.floor(z / f);
-    for (let y = 0; y < n; y++) {
-      const oy = Math.floor(y / f);
-      const row = n * (y + n * z);
-      const orow = m * (oy + m * oz);
-      for (let x = 0; x < n; x++) out[orow + Math.floor(x / f)] += v[row + x]! * w;
+  for (let c = 0; c < channels; c++) {
+    const src = c * n * n * n;
+    const dst = c * m * m * m;
+    for (let z = 0; z < n; z++) {
+      const oz = Math.floor(z / f);
+      for (let y = 0; y < n; y++) {
+        const oy = Math.floor(y / f);
+        const row = src + n * (y + n * z);
+        const orow = dst + m * (oy + m * oz);
+        for (let x = 0; x < n; x++) out[orow + Math.floor(x / f)] += v[row + x]! * w;
+      }
     }
   }
   return out;
 }
 
 /**
- * A training augmentation of an m³ RAS volume: left-right flip (p = 0.5), a shift of up to m/16 voxels
- * along each axis (zero fill), and intensity x·a + b with a in [0.9, 1.1], b in [-0.05, 0.05], clipped to [0, 1].
+ * A training augmentation of a [channels, m, m, m] RAS volume: left-right flip (p = 0.5), a shift of up to
+ * m/16 voxels along each axis (zero fill), and intensity x·a + b with a in [0.9, 1.1], b in [-0.05, 0.05],
+ * clipped to [0, 1]. Every channel gets the same flip and shift (they are one subject's aligned scans) and
+ * its own intensity change (the modalities' contrasts vary independently between scanners).
  */
-export function augmentVolume(v: Float32Array, m: number, rng: Rng): Float32Array {
+export function augmentVolume(v: Float32Array, m: number, rng: Rng, channels = 1): Float32Array {
   const flip = rng.bool();
   const s = Math.max(1, Math.round(m / 16));
   const [dx, dy, dz] = [0, 1, 2].map(() => rng.int(2 * s + 1) - s) as [number, number, number];
-  const a = rng.uniform(0.9, 1.1);
-  const b = rng.uniform(-0.05, 0.05);
-  const out = new Float32Array(m * m * m);
+  const V = m * m * m;
+  if (v.length !== channels * V) throw new MfError(`augmentVolume: ${v.length} values are not ${channels} × ${m}³`);
+  const out = new Float32Array(channels * V);
+  for (let c = 0; c < channels; c++) {
+    const a = rng.uniform(0.9, 1.1);
+    const b = rng.uniform(-0.05, 0.05);
+    shiftFlipScale(v.subarray(c * V, (c + 1) * V), out.subarray(c * V, (c + 1) * V), m, [dx, dy, dz], flip, a, b);
+  }
+  return out;
+}
+
+function shiftFlipScale(
+  v: Float32Array,
+  out: Float32Array,
+  m: number,
+  d: [number, number, number],
+  flip: boolean,
+  a: number,
+  b: number,
+): void {
+  const [dx, dy, dz] = d;
   for (let z = 0; z < m; z++) {
     const sz = z - dz;
     if (sz < 0 || sz >= m) continue;
@@ -121,7 +146,6 @@ export function augmentVolume(v: Float32Array, m: number, rng: Rng): Float32Arra
       }
     }
   }
-  return out;
 }
 
 /** Volumes of one size, back to back: a batch [B, ...] on the host. */

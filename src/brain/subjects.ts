@@ -1,8 +1,9 @@
-// The subjects of a brain run: IXI volumes (with ages when a demographics CSV is there), preprocessed
-// through the cache, and their subject-level split.
+// The subjects of a brain run: IXI volumes (with ages when a demographics CSV is there), one per modality,
+// preprocessed through the cache, and their subject-level split.
 import fs from 'node:fs';
-import { preprocessBrain } from '../data/brain.ts';
-import { findIxiVolumes, loadIxiSubjects, subjectSplit, type IxiSubject } from '../data/ixi.ts';
+import path from 'node:path';
+import { gridCentreMm, preprocessBrain } from '../data/brain.ts';
+import { findIxiVolumes, ixiModality, loadIxiSubjects, siblingModalityFile, subjectSplit, type IxiSubject } from '../data/ixi.ts';
 import type { Vec3 } from '../data/nifti.ts';
 import { ConfigError } from '../errors.ts';
 import type { BrainDataSettings, BrainPaths } from './settings.ts';
@@ -11,13 +12,39 @@ export interface BrainSubject {
   id: string;
   /** Age in years; null when no demographics CSV names it. */
   age: number | null;
+  /** The first modality's file (the CSV's, or the one found by id). */
   file: string;
-  /** Preprocessed (RAS, [0, 1], shape³) volume, x fastest. */
+  /** Preprocessed (RAS, [0, 1], shape³) volumes of the modalities, channel after channel, x fastest. */
   volume: Float32Array;
 }
 
-/** Reads the subjects (with ages when a CSV is there) and preprocesses their volumes through the cache. */
-export function loadBrainSubjects(p: BrainPaths, side: number, opts: { needAges: boolean; say?: (line: string) => void }): BrainSubject[] {
+/**
+ * The file of `modality` for a subject whose first modality is `first`: the same name with the modality
+ * swapped (IXI's layout keeps a session's T1, T2 and PD side by side), else the one found by id under the
+ * data folder. A missing one is an error naming the file looked for.
+ */
+function modalityFile(id: string, first: string, modality: string, dataDir: string, index: () => Map<string, string>): string {
+  const sibling = siblingModalityFile(first, modality);
+  if (sibling && fs.existsSync(sibling)) return sibling;
+  const found = index().get(id);
+  if (found) return found;
+  throw new ConfigError(
+    `${id}: no ${modality} volume: ${sibling ?? `${id}-…-${modality}.nii.gz`} does not exist and none is under ${dataDir}`,
+    `put the subject's ${modality} file beside its T1 (IXI names end in -${modality}.nii.gz), or remove "${modality}" from data.modalities`,
+  );
+}
+
+/**
+ * Reads the subjects (with ages when a CSV is there) and preprocesses their volumes through the cache: the
+ * first modality (default T1) as usual, every further one on the first one's grid (same centre in world
+ * coordinates, same spacing), so the channels line up.
+ */
+export function loadBrainSubjects(
+  p: BrainPaths,
+  side: number,
+  opts: { needAges: boolean; modalities?: readonly string[]; say?: (line: string) => void },
+): BrainSubject[] {
+  const modalities = opts.modalities ?? ['T1'];
   if (!fs.existsSync(p.dataDir) || !fs.statSync(p.dataDir).isDirectory()) {
     throw new ConfigError(
       `IXI data folder ${p.dataDir} does not exist`,
@@ -25,7 +52,12 @@ export function loadBrainSubjects(p: BrainPaths, side: number, opts: { needAges:
     );
   }
   let found: Map<string, string> | null = null;
-  const volumes = () => (found ??= findIxiVolumes(p.dataDir));
+  const volumes = () => (found ??= findIxiVolumes(p.dataDir, modalities[0]));
+  const others = new Map<string, Map<string, string>>();
+  const indexOf = (m: string) => () => {
+    if (!others.has(m)) others.set(m, findIxiVolumes(p.dataDir, m));
+    return others.get(m)!;
+  };
   let listed: { id: string; age: number | null; file: string | undefined }[];
   if (p.subjectsCsv) {
     listed = loadIxiSubjects(p.subjectsCsv, { dataRoot: p.dataDir }).map((x: IxiSubject) => ({ id: x.id, age: x.age, file: x.file }));
@@ -45,13 +77,28 @@ export function loadBrainSubjects(p: BrainPaths, side: number, opts: { needAges:
   const shape: Vec3 = [side, side, side];
   let computed = 0;
   const t0 = Date.now();
-  const out = withFile.map((x) => {
-    const v = preprocessBrain(x.file, { shape, cacheDir: p.cacheDir });
-    if (!v.cached) computed++;
-    return { id: x.id, age: x.age, file: x.file, volume: v.data };
+  // Every file is looked up before any is preprocessed, so a missing modality fails at once.
+  const files = withFile.map((x) =>
+    modalities.map((m) =>
+      (ixiModality(path.basename(x.file)) ?? 'T1') === m ? x.file : modalityFile(x.id, x.file, m, p.dataDir, indexOf(m)),
+    ),
+  );
+  const V = side ** 3;
+  const out = withFile.map((x, i) => {
+    const first = preprocessBrain(files[i]![0]!, { shape, cacheDir: p.cacheDir });
+    const volume = modalities.length === 1 ? first.data : new Float32Array(modalities.length * V);
+    if (modalities.length > 1) volume.set(first.data);
+    if (!first.cached) computed++;
+    const centreMm = gridCentreMm(first);
+    files[i]!.slice(1).forEach((f, c) => {
+      const v = preprocessBrain(f, { shape, cacheDir: p.cacheDir, centreMm });
+      if (!v.cached) computed++;
+      volume.set(v.data, (c + 1) * V);
+    });
+    return { id: x.id, age: x.age, file: files[i]![0]!, volume };
   });
   opts.say?.(
-    `brain data: ${out.length} subjects from ${p.dataDir} at ${side}³ (${computed} preprocessed in ${((Date.now() - t0) / 1000).toFixed(1)} s, ${out.length - computed} from the cache ${p.cacheDir})`,
+    `brain data: ${out.length} subjects (${modalities.join(', ')}) from ${p.dataDir} at ${side}³ (${computed} volumes preprocessed in ${((Date.now() - t0) / 1000).toFixed(1)} s, ${out.length * modalities.length - computed} from the cache ${p.cacheDir})`,
   );
   return out;
 }

@@ -165,6 +165,9 @@ export async function benchKernels(backend: Backend, quick: boolean): Promise<Ke
 }
 
 /** One full Medformer training step (forward, backward, AdamW) for the thesis configurations. */
+/** The configurations `mf bench train --only` can pick. */
+const TRAIN_CASES = ['small-2d', 'small-3d', 'large-2d'];
+
 export async function benchTrain(backend: Backend, quick: boolean, profile = false, only?: string, batch?: number): Promise<TrainResult[]> {
   const cases: { preset: PresetName; dim: 2 | 3; batch: number; channels: number }[] = quick
     ? [{ preset: 'small', dim: 2, batch: 4, channels: 1 }]
@@ -174,9 +177,9 @@ export async function benchTrain(backend: Backend, quick: boolean, profile = fal
         { preset: 'large', dim: 2, batch: 8, channels: 3 },
       ];
   const out: TrainResult[] = [];
-  // --only small-2d / small-3d / large-2d picks one configuration.
+  // --only small-2d / small-3d / large-2d picks one configuration (TRAIN_CASES).
   // --batch replaces each configuration's batch size (the memory targets: small at 128, large at 32).
-  for (const c of cases.filter((k) => !only || `${k.preset}-${k.dim}d`.includes(only)).map((k) => ({ ...k, batch: batch ?? k.batch }))) {
+  for (const c of cases.filter((k) => !only || `${k.preset}-${k.dim}d` === only).map((k) => ({ ...k, batch: batch ?? k.batch }))) {
     const config = resolveModelConfig(c.preset);
     // Earlier cases' buffers sit freed in the pool; the peak counts this case's live bytes only.
     backend.resetPeak();
@@ -255,6 +258,11 @@ export async function benchCommand(
   const batch = opts.batch === undefined ? undefined : Number(opts.batch);
   if (batch !== undefined && (!Number.isInteger(batch) || batch < 1)) throw new MfError(`--batch ${opts.batch} is not a positive integer`);
   if (batch !== undefined && what !== 'train') throw new MfError('--batch applies to `mf bench train`');
+  if (opts.only !== undefined) {
+    // Checked before the device starts: an --only that names nothing would otherwise run nothing and exit 0.
+    if (what !== 'train') throw new MfError('--only applies to `mf bench train`');
+    if (!TRAIN_CASES.includes(opts.only)) throw new MfError(`unknown --only "${opts.only}"`, `use one of ${TRAIN_CASES.join(', ')}`);
+  }
   const backend = await initEngine({ backend: opts.backend as 'auto' | 'webgpu' | 'cpu' });
   let rows: object[];
   if (what === 'kernels') rows = await benchKernels(backend, !!opts.quick);

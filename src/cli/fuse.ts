@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { initEngine } from '../backend/index.ts';
-import { fusePair, type TransitionMaker } from '../brain/fusion.ts';
+import { fuseChain, sourceShares, type TransitionMaker } from '../brain/fusion.ts';
 import { loadInterpolator, type LoadedInterpolator } from '../brain/interpolator.ts';
 import { defaultBrainCache, defaultBrainDataDir } from '../brain/settings.ts';
 import { preprocessBrain } from '../data/brain.ts';
@@ -15,8 +15,12 @@ import { midSliceMontagePng, transitionSmoothness, type FusableVolume, type Fuse
 import { findIxiVolumes, ixiId, loadIxiSubjects } from '../data/ixi.ts';
 import { readNifti, writeNifti, type Vec3 } from '../data/nifti.ts';
 import { ConfigError, MfError } from '../errors.ts';
-import { writeJsonAtomic } from '../util/files.ts';
+import { readJsonFile, writeJsonAtomic } from '../util/files.ts';
+import { Type } from '@sinclair/typebox';
 import { hashSeed, Rng } from '../util/rng.ts';
+
+/** The part of a fused volume's JSON sidecar that `mf fuse` reads back: how many fusions deep it is. */
+const SidecarSchema = Type.Object({ generation: Type.Optional(Type.Integer({ minimum: 0 })) });
 
 export interface FuseFlags {
   axis?: string;
@@ -87,49 +91,6 @@ function agesFrom(dataDir: string): Map<string, number> {
   return out;
 }
 
-/** Slice shares of each source along the fused axis (transition slices split evenly between neighbours). */
-export function sourceShares(n: number, ks: readonly number[], transition: number): number[] {
-  const bounds = [0, ...ks.map((k) => k + transition / 2), n];
-  return bounds.slice(1).map((b, i) => b - bounds[i]!);
-}
-
-/** Fuse `sources` in order along `axis` with seams `ks` (each source's kept slices end at its k). */
-export async function fuseChain(
-  sources: readonly Source[],
-  axis: 0 | 1 | 2,
-  ks: readonly number[],
-  transition: number,
-  maker: TransitionMaker,
-  maxGeneration: number,
-): Promise<FusedVolume> {
-  const n = sources[0]!.vol.shape[axis]!;
-  const t = maker.kind === 'raw' ? 0 : transition;
-  for (let i = 0; i < ks.length; i++) {
-    const lo = i === 0 ? 1 : ks[i - 1]! + t + 1;
-    if (!Number.isInteger(ks[i]) || ks[i]! < lo || ks[i]! + t > n - 1) {
-      throw new ConfigError(
-        `seam ${i + 1} at k ${ks[i]} must leave at least one slice of every volume: k in ${lo}..${n - 1 - t} along axis ${axis} (${n} slices, transition ${t})`,
-      );
-    }
-  }
-  const gen = Math.max(...sources.map((s) => s.vol.generation ?? 0));
-  if (gen > maxGeneration) {
-    throw new ConfigError(
-      `refusing to fuse a generation-${gen} volume (--max-generation ${maxGeneration}): re-fusing fused volumes compounds seams and blurs the age label`,
-      'fuse real scans, or raise --max-generation deliberately',
-    );
-  }
-  let f: FusableVolume = { ...sources[0]!.vol, generation: gen };
-  let out: FusedVolume | null = null;
-  for (let i = 0; i < ks.length; i++) {
-    out = await fusePair(f, sources[i + 1]!.vol, { axis, k: ks[i]!, transition: t, maxGeneration: gen }, maker);
-    // An intermediate of the chain is not a re-fusion: keep the sources' generation until the end.
-    f = { ...out, generation: gen };
-  }
-  const shares = sourceShares(n, ks, t);
-  return { ...out!, generation: gen + 1, fractionA: shares[0]! / n };
-}
-
 function loadSources(inputs: readonly string[], flags: FuseFlags, dataDir: string, shape: number, cacheDir: string): Source[] {
   const ages = agesFrom(dataDir);
   const extraAges = flags.ages ? flags.ages.split(',').map((a) => Number(a)) : [];
@@ -157,8 +118,12 @@ function loadSources(inputs: readonly string[], flags: FuseFlags, dataDir: strin
     let generation = 0;
     const side = sidecarOf(file);
     if (fs.existsSync(side)) {
-      const meta = JSON.parse(fs.readFileSync(side, 'utf8')) as { generation?: unknown };
-      if (typeof meta.generation === 'number') generation = meta.generation;
+      const meta = readJsonFile(side, SidecarSchema, {
+        what: 'a fused volume sidecar',
+        fix: 'delete it or rewrite it with mf fuse',
+        maxBytes: 2 ** 20,
+      });
+      generation = meta.generation ?? 0;
     }
     const vol = flags.asIs ? readNifti(file) : preprocessBrain(file, { shape: [shape, shape, shape], cacheDir });
     return { name: input, id, file, age, vol: { shape: vol.shape, data: vol.data, spacing: vol.spacing, affine: vol.affine, generation } };
@@ -231,7 +196,11 @@ export async function fuseCommand(inputs: string[], flags: FuseFlags): Promise<v
         : Array.from({ length: sources.length - 1 }, (_, i) => Math.round(((i + 1) * n) / sources.length - t / 2));
       if (ks.length !== sources.length - 1)
         throw new ConfigError(`--k needs ${sources.length - 1} seam position(s) for ${sources.length} volumes, got ${ks.length}`);
-      const fused = await fuseChain(sources, ax, ks, transition, maker, maxGeneration);
+      const fused = await fuseChain(
+        sources.map((s) => s.vol),
+        { axis: ax, ks, transition, maxGeneration },
+        maker,
+      );
       const shares = sourceShares(n, ks, t);
       const ages = sources.map((s) => s.age);
       const age = ages.every((a): a is number => a !== null) ? ages.reduce((acc, a, i) => acc + (a * shares[i]!) / n, 0) : null;
@@ -283,7 +252,11 @@ export async function fuseCommand(inputs: string[], flags: FuseFlags): Promise<v
       const b = (a + 1 + rng.int(sources.length - 1)) % sources.length;
       const k = Math.max(1, Math.min(n - 2 - t, Math.round(rng.uniform(0.3, 0.7) * n)));
       const pair = [sources[a]!, sources[b]!];
-      const fused = await fuseChain(pair, ax, [k], transition, maker, maxGeneration);
+      const fused = await fuseChain(
+        pair.map((s) => s.vol),
+        { axis: ax, ks: [k], transition, maxGeneration },
+        maker,
+      );
       const smoothness = seamScores(fused, ax, [k], t);
       if (!smoothness.every((x) => x <= threshold)) {
         rejected++;

@@ -179,8 +179,8 @@ export function indexRuns(runsDir: string): RunIndex {
   return index;
 }
 
-/** The newest run of a kind and model size with a test result for `key`. */
-export function pick(index: RunIndex, kind: RunKind, model: ModelSize, key: string): Cell {
+/** The newest run of a kind and model preset (a size, or "resnet18") with a test result for `key`. */
+export function pick(index: RunIndex, kind: RunKind, model: ModelSize | 'resnet18', key: string): Cell {
   const candidates = index.runs
     .filter((r) => r.kind === kind && r.preset === model && r.results.has(key))
     .sort((a, b) => b.mtimeMs - a.mtimeMs || a.ref.dir.localeCompare(b.ref.dir));

@@ -44,6 +44,11 @@ export interface ValueRow {
   diff: { auc: number | null; acc: number } | null;
   /** MedMNIST v2 benchmark (ResNet-18 (28) for 2D, ResNet-18 + 3D for 3D), accuracy in percent. */
   baseline: Baseline | null;
+  /**
+   * This project's own ResNet-18 (28) run (`model.preset: "resnet18"`) in single-task tables of the small
+   * configuration, so the pipeline can be read against the paper's figure beside it; null in other tables.
+   */
+  resnet18: Cell | null;
 }
 
 export type Steps = number | 'not reached' | 'not recorded' | 'missing';
@@ -96,6 +101,8 @@ export function buildTable(id: string, runsDir: string): TableView {
 
   if (table.regime !== 'deltas') {
     const kind = KIND_OF[table.regime];
+    // The pipeline's ResNet-18 runs are at 28 px and single-task: they belong beside the small single-task tables.
+    const withResNet = table.regime === 'single-task' && table.model === 'small';
     const rows = table.rows.map((r): ValueRow => {
       const key = datasetKey(r.dataset);
       const ours = pick(index, kind, table.model, key);
@@ -110,6 +117,7 @@ export function buildTable(id: string, runsDir: string): TableView {
         ours,
         diff,
         baseline: medmnistBaseline(r.dataset) ?? null,
+        resnet18: withResNet ? pick(index, 'supervised', 'resnet18', key) : null,
       };
     });
     const warnings = [...index.warnings, ...pendingWarnings(index, [kind], table.model, keys)];
@@ -199,14 +207,21 @@ function markdownValues(view: ValueView): string {
     '',
     `Thesis vs this project (runs of kind "${view.run_kind}", preset "${view.model}", from ${view.runs_dir}/). ACC in percent; Δ = this project − thesis.`,
     '',
-    '| Dataset | Thesis AUC | Thesis ACC | Ours AUC | Ours ACC | ΔAUC | ΔACC | ResNet-18 (28) AUC | ResNet-18 (28) ACC |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
+  // Our ResNet-18 columns only where such a run exists: a column of "missing" in every table would say nothing.
+  const withResNet = view.rows.some((r) => r.resnet18 !== null && r.resnet18 !== 'missing');
+  const resnetHead = withResNet ? ' Ours ResNet-18 (28) AUC | Ours ResNet-18 (28) ACC |' : '';
+  lines.push(
+    `| Dataset | Thesis AUC | Thesis ACC | Ours AUC | Ours ACC | ΔAUC | ΔACC | ResNet-18 (28) AUC | ResNet-18 (28) ACC |${resnetHead}`,
+    `|---|---:|---:|---:|---:|---:|---:|---:|---:|${withResNet ? '---:|---:|' : ''}`,
+  );
   let otherBaseline = false;
   let atMajority = false;
   for (const r of view.rows) {
     const ours = r.ours === 'missing' ? [MISSING, MISSING] : ourCells(r.ours);
-    atMajority ||= r.ours !== 'missing' && r.ours.majority_acc !== undefined && r.ours.acc <= r.ours.majority_acc;
+    const resnet = r.resnet18 === null || r.resnet18 === 'missing' ? [MISSING, MISSING] : ourCells(r.resnet18);
+    for (const c of [r.ours, r.resnet18])
+      atMajority ||= c !== null && c !== 'missing' && c.majority_acc !== undefined && c.acc <= c.majority_acc;
     const diff = r.diff === null ? ['–', '–'] : [r.diff.auc === null ? 'n/a' : fmtDiffAuc(r.diff.auc), fmtDiffAcc(r.diff.acc)];
     let baseline = ['–', '–'];
     if (r.baseline) {
@@ -215,7 +230,7 @@ function markdownValues(view: ValueView): string {
       baseline = [`${fmtAuc(r.baseline.auc)}${note}`, `${fmtAcc(r.baseline.acc)}${note}`];
     }
     const thesis = [mark(fmtAuc(r.thesis.auc), r.flags, 'auc'), mark(fmtAcc(r.thesis.acc), r.flags, 'acc')];
-    lines.push(`| ${r.dataset} | ${[...thesis, ...ours, ...diff, ...baseline].join(' | ')} |`);
+    lines.push(`| ${r.dataset} | ${[...thesis, ...ours, ...diff, ...baseline, ...(withResNet ? resnet : [])].join(' | ')} |`);
   }
   lines.push(...footnotes(view.rows));
   if (atMajority)
@@ -223,20 +238,24 @@ function markdownValues(view: ValueView): string {
       '',
       `${AT_MAJORITY} Not above the majority class: always answering the training split's most common class scores this ACC (or more) on the test split.`,
     );
-  if (view.rows.some((r) => r.ours !== 'missing' && r.ours.seeds > 1))
+  if (view.rows.some((r) => [r.ours, r.resnet18].some((c) => c !== null && c !== 'missing' && c.seeds > 1)))
     lines.push('', 'Ours: mean ± standard deviation over the seeds given as (n = seeds).');
   if (otherBaseline) lines.push('', '‡ MedMNIST v2 has no ResNet-18 (28) row for 3D sets; the figure is its ResNet-18 + 3D (28×28×28).');
   const used = view.rows.filter((r): r is ValueRow & { ours: OurScores } => r.ours !== 'missing');
   if (used.length) {
     lines.push('', 'Runs used:', '');
-    for (const r of used)
-      lines.push(
-        `- ${r.dataset}: ${r.ours.run.dir} (${r.ours.run.name}${r.ours.run.length ? `, ${r.ours.run.length}` : ''}, metrics ${r.ours.run.metrics_mtime})`,
-      );
+    for (const r of used) lines.push(`- ${r.dataset}: ${runLine(r.ours.run)}`);
+  }
+  const resnetRuns = view.rows.filter((r): r is ValueRow & { resnet18: OurScores } => r.resnet18 !== null && r.resnet18 !== 'missing');
+  if (resnetRuns.length) {
+    lines.push('', 'Our ResNet-18 (28) runs used:', '');
+    for (const r of resnetRuns) lines.push(`- ${r.dataset}: ${runLine(r.resnet18.run)}`);
   }
   lines.push('', `Thesis: ${view.thesis_source}`, '', `Baseline: ${view.baseline_source}`, ...warningLines(view));
   return lines.join('\n');
 }
+
+const runLine = (run: RunRef) => `${run.dir} (${run.name}${run.length ? `, ${run.length}` : ''}, metrics ${run.metrics_mtime})`;
 
 function fmtSteps(s: Steps): string {
   return typeof s === 'number' ? String(s) : s;
@@ -297,6 +316,9 @@ export function renderCsv(view: TableView): string {
         'baseline_acc',
         'thesis_flags',
         'run',
+        'ours_resnet18_auc',
+        'ours_resnet18_acc',
+        'resnet18_run',
       ]),
     ];
     for (const r of view.rows) {
@@ -317,6 +339,10 @@ export function renderCsv(view: TableView): string {
           r.baseline?.acc ?? null,
           flagsOf(r.flags),
           o === 'missing' ? null : o.run.dir,
+          // Empty where the table has no ResNet-18 column (not single-task small), "missing" where it has no run.
+          r.resnet18 === null ? null : r.resnet18 === 'missing' ? MISSING : r.resnet18.auc,
+          r.resnet18 === null ? null : r.resnet18 === 'missing' ? MISSING : r.resnet18.acc,
+          r.resnet18 === null || r.resnet18 === 'missing' ? null : r.resnet18.run.dir,
         ]),
       );
     }

@@ -280,6 +280,11 @@ export interface PreprocessOptions {
   foregroundThreshold?: number;
   /** Box prefilter before trilinear sampling when downsampling. Default true. */
   antialias?: boolean;
+  /**
+   * Centre the grid on this world point (mm, the file's affine) instead of the foreground box: the other
+   * modalities of a subject are sampled on the grid of its first, so the channels line up voxel for voxel.
+   */
+  centreMm?: Vec3;
   /** Where to cache results; no caching when unset. */
   cacheDir?: string;
 }
@@ -296,7 +301,9 @@ export interface BrainVolume extends Volume {
 const CACHE_VERSION = 1;
 const BRAIN_FOV_MM: Vec3 = [160, 192, 160];
 
-function resolveOptions(o: PreprocessOptions): Required<Omit<PreprocessOptions, 'cacheDir'>> {
+type ResolvedOptions = Required<Omit<PreprocessOptions, 'cacheDir' | 'centreMm'>> & { centreMm: Vec3 | null };
+
+function resolveOptions(o: PreprocessOptions): ResolvedOptions {
   const shape = o.shape ?? [64, 64, 64];
   if (shape.length !== 3 || !shape.every((s) => Number.isInteger(s) && s >= 1 && s <= 1024)) {
     throw new ConfigError(`brain preprocessing shape [${shape.join(', ')}] must be 3 integers in 1..1024`);
@@ -313,13 +320,41 @@ function resolveOptions(o: PreprocessOptions): Required<Omit<PreprocessOptions, 
   if (!(foregroundThreshold >= 0 && foregroundThreshold < 1)) {
     throw new ConfigError(`brain preprocessing foregroundThreshold ${foregroundThreshold} must be in [0, 1)`);
   }
+  const centreMm = o.centreMm ?? null;
+  if (centreMm && !(centreMm.length === 3 && centreMm.every(Number.isFinite))) {
+    throw new ConfigError(`brain preprocessing centreMm [${centreMm.join(', ')}] must be 3 finite numbers`);
+  }
   return {
     shape: [shape[0], shape[1], shape[2]],
     spacingMm,
     clipPercentiles: [clip[0], clip[1]],
     foregroundThreshold,
     antialias: o.antialias ?? true,
+    centreMm: centreMm ? [centreMm[0], centreMm[1], centreMm[2]] : null,
   };
+}
+
+/** The continuous voxel index of world point `w` under a 4×4 row-major affine (Cramer's rule on its 3×3 part). */
+export function worldToVoxel(affine: readonly number[], w: Vec3): Vec3 {
+  const a = (r: number, c: number) => affine[4 * r + c]!;
+  const det3 = (m: number[][]) =>
+    m[0]![0]! * (m[1]![1]! * m[2]![2]! - m[1]![2]! * m[2]![1]!) -
+    m[0]![1]! * (m[1]![0]! * m[2]![2]! - m[1]![2]! * m[2]![0]!) +
+    m[0]![2]! * (m[1]![0]! * m[2]![1]! - m[1]![1]! * m[2]![0]!);
+  const M = [0, 1, 2].map((r) => [0, 1, 2].map((c) => a(r, c)));
+  const b = [0, 1, 2].map((r) => w[r]! - a(r, 3));
+  const d = det3(M);
+  if (!(Math.abs(d) > 1e-12))
+    throw new MfError("the volume's affine is singular: cannot place a world point in it", 'check the NIfTI header');
+  return [0, 1, 2].map((c) => det3(M.map((row, r) => row.map((v, k) => (k === c ? b[r]! : v)))) / d) as Vec3;
+}
+
+/** The world point (mm) at the centre of a volume's grid. */
+export function gridCentreMm(vol: Pick<Volume, 'shape' | 'affine'>): Vec3 {
+  const c = vol.shape.map((s) => (s - 1) / 2);
+  return [0, 1, 2].map(
+    (r) => vol.affine[4 * r]! * c[0]! + vol.affine[4 * r + 1]! * c[1]! + vol.affine[4 * r + 2]! * c[2]! + vol.affine[4 * r + 3]!,
+  ) as Vec3;
 }
 
 /** Steps 1–3 above on a volume already in memory. */
@@ -330,7 +365,7 @@ export function preprocessVolume(vol: Volume, options: PreprocessOptions = {}, n
   clipNormalize(ras.data, plo!, phi!);
   const box = foregroundBox(ras, o.foregroundThreshold);
   if (!box) throw new MfError(`${name}: no voxel above the background, nothing to preprocess`, 'check that this is the right file');
-  const centre = [0, 1, 2].map((a) => (box.min[a]! + box.max[a]!) / 2) as Vec3;
+  const centre = o.centreMm ? worldToVoxel(ras.affine, o.centreMm) : ([0, 1, 2].map((a) => (box.min[a]! + box.max[a]!) / 2) as Vec3);
   const spacingMm =
     o.spacingMm === 'fit'
       ? Math.max(...[0, 1, 2].map((a) => ((box.max[a]! - box.min[a]! + 1) * ras.spacing[a]!) / o.shape[a]!))
@@ -355,7 +390,9 @@ export function cachePath(file: string, options: PreprocessOptions, cacheDir: st
   } catch {
     throw new FileFormatError(`${file}: no such file`, 'check the path');
   }
-  const key = JSON.stringify({ v: CACHE_VERSION, abs, size: st.size, mtime: st.mtimeMs, o: resolveOptions(options) });
+  // centreMm joins the key only when set, so the entries written before it existed stay valid.
+  const { centreMm, ...o } = resolveOptions(options);
+  const key = JSON.stringify({ v: CACHE_VERSION, abs, size: st.size, mtime: st.mtimeMs, o: centreMm ? { ...o, centreMm } : o });
   return join(cacheDir, `${createHash('sha256').update(key).digest('hex').slice(0, 24)}.nii`);
 }
 
@@ -384,7 +421,7 @@ export function preprocessBrain(file: string, options: PreprocessOptions = {}): 
     }
   }
   const src = readNifti(file);
-  const out = preprocessVolume(src, o, file);
+  const out = preprocessVolume(src, options, file);
   const sourceOrientation = orientationCode(src.affine);
   if (cache) {
     mkdirSync(options.cacheDir!, { recursive: true });

@@ -78,7 +78,15 @@ export function loadSplit(dsOrKey: DatasetInfo | string, split: Split, opts: Loa
   const file = ds.synthetic ? ensureSynthetic(opts.root, ds.key) : join(opts.root, rec.file);
   const ik = `${split}_images`;
   const lk = `${split}_labels`;
-  const arrays = readNpz(file, [ik, lk]);
+  const strict = (opts.strictCounts ?? true) && !ds.synthetic;
+  // An official file holds exactly its split's samples: an entry larger than that (plus a .npy header) is refused
+  // before it is inflated, however honest its sizes.
+  const voxels = ds.dim === 3 ? size ** 3 : size * size * ds.channels;
+  const arrays = readNpz(
+    file,
+    [ik, lk],
+    strict ? { maxBytes: { [ik]: 65548 + ds.splits[split] * voxels, [lk]: 65548 + ds.splits[split] * numLabelColumns(ds) * 8 } } : {},
+  );
   const img = arrays.get(ik)!;
   const lab = arrays.get(lk)!;
 
@@ -91,7 +99,6 @@ export function loadSplit(dsOrKey: DatasetInfo | string, split: Split, opts: Loa
     bad(file, ik, `shape ${fmt(img.shape)}, expected ${fmt(expect)} for ${ds.name} at ${size}px`);
   }
   if (n === 0) bad(file, ik, 'no samples');
-  const strict = (opts.strictCounts ?? true) && !ds.synthetic;
   if (strict && n !== ds.splits[split]) {
     bad(file, ik, `${n} samples, ${ds.name} ${split} has ${ds.splits[split]} (v2.2.4+/v3 counts)`);
   }

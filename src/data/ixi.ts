@@ -1,8 +1,9 @@
 // IXI subjects: ids, the demographics CSV (this project's ixi_subjects.csv or an export of IXI.xls), finding the
 // volumes under a folder, and the deterministic subject-level train/val/test split.
-import { type Dirent, existsSync, readdirSync, readFileSync } from 'node:fs';
+import { type Dirent, existsSync, readdirSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { ConfigError, FileFormatError } from '../errors.ts';
+import { readTextFile } from '../util/files.ts';
 import { hashSeed, Rng } from '../util/rng.ts';
 
 export interface IxiSubject {
@@ -51,12 +52,8 @@ function parseCsv(text: string): string[][] {
  * against `dataRoot`, then the CSV's folder, then its parent (the shared layout), and kept where it exists.
  */
 export function loadIxiSubjects(csvPath: string, opts: { dataRoot?: string } = {}): IxiSubject[] {
-  let text: string;
-  try {
-    text = readFileSync(csvPath, 'utf8');
-  } catch {
-    throw new FileFormatError(`${csvPath}: cannot read the IXI subjects CSV`, 'check the path');
-  }
+  // A regular file only: a FIFO or a device named as the CSV is refused unread, never waited on.
+  const text = readTextFile(csvPath, 'the IXI subjects CSV', 'check --data-dir');
   const rows = parseCsv(text.replace(/^\uFEFF/, ''));
   const head = (rows[0] ?? []).map((h) => h.trim().toLowerCase());
   const col = (...names: string[]) => head.findIndex((h) => names.includes(h));
@@ -96,8 +93,31 @@ export function loadIxiSubjects(csvPath: string, opts: { dataRoot?: string } = {
   return [...byId.values()];
 }
 
-/** Every NIfTI file under `dir` (recursively) whose name holds an IXI id, as id → path. */
-export function findIxiVolumes(dir: string): Map<string, string> {
+/**
+ * The modality an IXI file name ends in ('IXI002-Guys-0828-T2.nii.gz' → 'T2'), upper-cased; null when the
+ * name has none (the last dash-separated part must start with a letter, so a scanner number is not one).
+ */
+export function ixiModality(fileName: string): string | null {
+  const m = /-([A-Za-z][A-Za-z0-9]*)\.(nii|nii\.gz|hdr)$/i.exec(fileName);
+  return m ? m[1]!.toUpperCase() : null;
+}
+
+/**
+ * The file of another modality of the same scan session, by IXI's naming: the T1 file's name with its
+ * modality replaced ('…/IXI002-Guys-0828-T1.nii.gz' → '…/IXI002-Guys-0828-T2.nii.gz'); null when the name
+ * carries no modality. The file may not exist.
+ */
+export function siblingModalityFile(file: string, modality: string): string | null {
+  const m = /-([A-Za-z][A-Za-z0-9]*)(\.(?:nii|nii\.gz|hdr))$/i.exec(file);
+  return m ? `${file.slice(0, m.index)}-${modality}${m[2]}` : null;
+}
+
+/**
+ * Every NIfTI file under `dir` (recursively) whose name holds an IXI id and ends in `modality` (default
+ * T1; files without a modality in their name count as T1), as id → path.
+ */
+export function findIxiVolumes(dir: string, modality = 'T1'): Map<string, string> {
+  const want = modality.toUpperCase();
   const found = new Map<string, string>();
   const walk = (d: string) => {
     let entries: Dirent[];
@@ -109,7 +129,7 @@ export function findIxiVolumes(dir: string): Map<string, string> {
     for (const e of entries.sort((a, b) => (a.name < b.name ? -1 : 1))) {
       const p = join(d, e.name);
       if (e.isDirectory()) walk(p);
-      else if (/^IXI\d+.*\.(nii|nii\.gz|hdr)$/i.test(e.name)) {
+      else if (/^IXI\d+.*\.(nii|nii\.gz|hdr)$/i.test(e.name) && (ixiModality(e.name) ?? 'T1') === want) {
         const id = ixiId(e.name)!;
         const prev = found.get(id);
         if (prev)

@@ -13,10 +13,11 @@
 // and writer would separate the two halves of each field's layout.
 
 import { crc32 } from '../util/crc32.ts';
-import { readFileSync, existsSync } from 'node:fs';
-import { gunzipSync, gzipSync } from 'fflate';
+import { existsSync } from 'node:fs';
+import { gzipSync } from 'fflate';
 import { FileFormatError } from '../errors.ts';
-import { writeFileAtomic } from '../util/files.ts';
+import { MAX_BINARY_BYTES, readRegularFile, writeFileAtomic } from '../util/files.ts';
+import { gunzipBounded } from '../util/inflate.ts';
 
 export type NiftiDatatype = 'uint8' | 'int8' | 'int16' | 'uint16' | 'int32' | 'uint32' | 'float32' | 'float64';
 
@@ -83,29 +84,30 @@ export { crc32 };
 
 export const isGzip = (b: Uint8Array): boolean => b.length >= 2 && b[0] === 0x1f && b[1] === 0x8b;
 
+/** The most an image may inflate to: one typed array's worth. */
+const MAX_IMAGE_BYTES = 2 ** 31 - 1;
+/** A two-file pair's .hdr: the header, its extension flag and up to 1 MiB of extensions. */
+const MAX_HDR_FILE_BYTES = VOX_OFFSET + 1024 * 1024;
+const GZIP_HINT = 'the .gz file is corrupt or cut short; re-download it or re-compress with gzip';
+
 /**
- * gunzip with the checks fflate leaves out: the trailer's CRC-32 and length must match what came out,
- * so a flipped bit inside the compressed stream is an error rather than silently different voxels.
- * The output buffer is sized from the trailer but capped by deflate's best ratio (1032:1), so a corrupt
- * trailer cannot make us allocate gigabytes up front.
+ * gunzip a NIfTI image (or a two-file pair's header) with a cap from its own header: the first 348 bytes out give
+ * vox_offset and the voxel count, and not one piece more than that is inflated. A header that does not parse is
+ * reported as soon as it is out. CRC-32 and length are checked against the gzip trailer (see gunzipBounded).
  */
-export function gunzipStrict(bytes: Uint8Array, file: string): Uint8Array {
-  const hint = 'the .gz file is corrupt or cut short; re-download it or re-compress with gzip';
-  if (bytes.length < 18) fail(file, `gzip file of ${bytes.length} bytes is truncated`, hint);
-  const n = bytes.length;
-  const isize = (bytes[n - 4]! | (bytes[n - 3]! << 8) | (bytes[n - 2]! << 16) | (bytes[n - 1]! << 24)) >>> 0;
-  const crc = (bytes[n - 8]! | (bytes[n - 7]! << 8) | (bytes[n - 6]! << 16) | (bytes[n - 5]! << 24)) >>> 0;
-  let out: Uint8Array;
-  try {
-    out = gunzipSync(bytes, { out: new Uint8Array(Math.min(isize, n * 1032)) });
-  } catch (e) {
-    return fail(file, `corrupt gzip data (${(e as Error).message})`, hint);
-  }
-  if (out.length % 2 ** 32 !== isize || crc32(out) !== crc) {
-    // Multi-member gzip (bgzip) also lands here: fflate decodes only the first member.
-    fail(file, 'corrupt gzip data (CRC-32 or length does not match the gzip trailer; multi-member gzip is not supported)', hint);
-  }
-  return out;
+function gunzipNifti(bytes: Uint8Array, file: string): Uint8Array {
+  return gunzipBounded(bytes, {
+    max: MAX_IMAGE_BYTES,
+    maxWhat: `${MAX_IMAGE_BYTES} bytes, more than one image can hold in memory`,
+    limitFromHead: (head) => {
+      if (head.length < HDR_SIZE) return undefined;
+      const h = parseHeader(head, file);
+      if (h.magic === 'ni1') return { max: MAX_HDR_FILE_BYTES, what: `the ${MAX_HDR_FILE_BYTES} bytes a .hdr file may hold` };
+      const max = imageLayout(h, file).end;
+      return { max, what: `the ${max} bytes its header describes (vox_offset + every voxel)` };
+    },
+    fail: (what) => fail(file, what.startsWith('corrupt') ? what.replace(/deflate/, 'gzip') : what, GZIP_HINT),
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -191,15 +193,21 @@ function qformAffine(b: number, c: number, d: number, spacing: Vec3, qfac: numbe
 // ---------------------------------------------------------------------------------------------
 // Reading
 
-/**
- * Decodes a NIfTI-1 image held in memory (gzip or not). `imgBytes` is the separate .img payload of a
- * two-file ('ni1') pair; readNifti finds it. Exposed for tests that build or mutate files in memory.
- */
-export function decodeNifti(bytesIn: Uint8Array, file: string, imgBytes?: Uint8Array): NiftiVolume {
-  const bytes = isGzip(bytesIn) ? gunzipStrict(bytesIn, file) : bytesIn;
-  const h = parseHeader(bytes, file);
-  const notes: string[] = [];
+interface ImageLayout {
+  shape: Vec3;
+  /** Volumes in a 4D series (only the first is read). */
+  nt: number;
+  dt: { name: NiftiDatatype; size: number };
+  /** vox_offset: where the voxels start. */
+  off: number;
+  /** Bytes of the first volume. */
+  need: number;
+  /** Where the voxels of every volume end: what an uncompressed single-file image holds. */
+  end: number;
+}
 
+/** Dimensions, datatype and where the voxels lie, checked; used to bound a gzip stream before it is inflated. */
+function imageLayout(h: Header, file: string): ImageLayout {
   const nd = h.dim[0]!;
   if (nd < 1 || nd > 7) fail(file, `dim[0] = ${nd} is not a number of dimensions in 1..7`);
   const dims = h.dim.slice(1, nd + 1);
@@ -210,18 +218,48 @@ export function decodeNifti(bytesIn: Uint8Array, file: string, imgBytes?: Uint8A
     fail(file, `a ${nd}D image (dims ${dims.join('×')}) is not supported, only up to 4D`, 'extract one 3D volume, e.g. with fslroi');
   const shape: Vec3 = [dims[0] ?? 1, dims[1] ?? 1, dims[2] ?? 1];
   const nt = dims[3] ?? 1;
-  if (nt > 1) notes.push(`${file} is 4D with ${nt} volumes; only the first was read`);
-
   const dt = DTYPES[h.datatype];
   if (!dt) {
     const what = KNOWN_UNSUPPORTED[h.datatype];
-    fail(
+    return fail(
       file,
       `unsupported datatype ${h.datatype}${what ? ` (${what})` : ''}`,
       'convert it to int16 or float32, e.g. `fslmaths in out -odt float`',
     );
   }
   if (h.bitpix !== dt.size * 8) fail(file, `bitpix ${h.bitpix} does not match datatype ${dt.name} (${dt.size * 8} bits)`);
+  const off = h.voxOffset;
+  if (!Number.isInteger(off) || off < 0 || (h.magic === 'n+1' && off < HDR_SIZE)) {
+    fail(file, `vox_offset ${off} is not a valid byte offset${h.magic === 'n+1' ? ' past the 348-byte header' : ''}`);
+  }
+  const need = shape[0] * shape[1] * shape[2] * dt.size;
+  if (need > MAX_IMAGE_BYTES) fail(file, `a ${shape.join('×')} ${dt.name} volume is ${need} bytes, more than one image can hold in memory`);
+  return { shape, nt, dt, off, need, end: off + need * nt };
+}
+
+/** The 3×3 part of the sform is usable: finite and of full rank (a zero or rank-deficient matrix maps no volume). */
+function sformUsable(srow: readonly number[]): boolean {
+  if (!srow.every(Number.isFinite)) return false;
+  const m = (r: number, c: number) => srow[4 * r + c]!;
+  const det =
+    m(0, 0) * (m(1, 1) * m(2, 2) - m(1, 2) * m(2, 1)) -
+    m(0, 1) * (m(1, 0) * m(2, 2) - m(1, 2) * m(2, 0)) +
+    m(0, 2) * (m(1, 0) * m(2, 1) - m(1, 1) * m(2, 0));
+  const norms = [0, 1, 2].map((c) => Math.hypot(m(0, c), m(1, c), m(2, c)));
+  // Relative to the column lengths, so the test does not depend on the voxel size in mm.
+  return norms.every((x) => x > 0) && Math.abs(det) > 1e-6 * norms[0]! * norms[1]! * norms[2]!;
+}
+
+/**
+ * Decodes a NIfTI-1 image held in memory (gzip or not). `imgBytes` is the separate .img payload of a
+ * two-file ('ni1') pair; readNifti finds it. Exposed for tests that build or mutate files in memory.
+ */
+export function decodeNifti(bytesIn: Uint8Array, file: string, imgBytes?: Uint8Array): NiftiVolume {
+  const bytes = isGzip(bytesIn) ? gunzipNifti(bytesIn, file) : bytesIn;
+  const h = parseHeader(bytes, file);
+  const notes: string[] = [];
+  const { shape, nt, dt, off, need } = imageLayout(h, file);
+  if (nt > 1) notes.push(`${file} is 4D with ${nt} volumes; only the first was read`);
 
   // Spacing: |pixdim| of each spatial axis; axes of length 1 (2D images) may carry 0 and get 1 mm.
   const spacing = [0, 1, 2].map((i) => {
@@ -233,8 +271,15 @@ export function decodeNifti(bytesIn: Uint8Array, file: string, imgBytes?: Uint8A
 
   let affine: number[];
   let affineSource: NiftiVolume['affineSource'];
-  if (h.sformCode > 0) {
-    if (!h.srow.every(Number.isFinite)) fail(file, 'sform (srow_x/y/z) holds non-finite numbers');
+  const sformOk = h.sformCode > 0 && sformUsable(h.srow);
+  if (h.sformCode > 0 && !sformOk) {
+    const why = h.srow.every(Number.isFinite) ? 'is zero or singular (rank < 3)' : 'holds non-finite numbers';
+    if (h.qformCode <= 0) {
+      fail(file, `sform (srow_x/y/z) ${why} and there is no qform to fall back to`, 'fix the header, e.g. with nibabel set_sform');
+    }
+    notes.push(`${file}: sform ${why}; the qform was used instead`);
+  }
+  if (sformOk) {
     affine = [...h.srow, 0, 0, 0, 1];
     affineSource = 'sform';
   } else if (h.qformCode > 0) {
@@ -249,12 +294,6 @@ export function decodeNifti(bytesIn: Uint8Array, file: string, imgBytes?: Uint8A
   // The voxel payload: after the header in the same file ('n+1'), or in the .img file ('ni1').
   const src = h.magic === 'n+1' ? bytes : imgBytes;
   if (!src) fail(file, 'two-file NIfTI (magic "ni1"): its .img file was not given', 'keep the .hdr and .img side by side');
-  const off = h.voxOffset;
-  if (!Number.isInteger(off) || off < 0 || (h.magic === 'n+1' && off < HDR_SIZE)) {
-    fail(file, `vox_offset ${off} is not a valid byte offset${h.magic === 'n+1' ? ' past the 348-byte header' : ''}`);
-  }
-  const n = shape[0] * shape[1] * shape[2];
-  const need = n * dt.size;
   if (src.length < off + need) {
     fail(
       file,
@@ -266,8 +305,15 @@ export function decodeNifti(bytesIn: Uint8Array, file: string, imgBytes?: Uint8A
   const scaled = Number.isFinite(h.sclSlope) && h.sclSlope !== 0;
   const slope = scaled ? h.sclSlope : 1;
   const inter = scaled && Number.isFinite(h.sclInter) ? h.sclInter : 0;
+  const n = shape[0] * shape[1] * shape[2];
   const data = convert(src, off, n, dt, h.le);
   if (slope !== 1 || inter !== 0) for (let i = 0; i < n; i++) data[i] = data[i]! * slope + inter;
+  // A NaN or ±Inf voxel would poison every mean and every loss downstream: refuse it here, where the file is known.
+  for (let i = 0; i < n; i++) {
+    if (Number.isFinite(data[i]!)) continue;
+    const cause = slope !== 1 || inter !== 0 ? ` after scl_slope ${slope} and scl_inter ${inter}` : '';
+    fail(file, `voxel ${i} is ${data[i]}${cause}`, 'fix the scaling (scl_slope/scl_inter) or the stored values');
+  }
   return { shape, data, spacing, affine, datatype: dt.name, file, affineSource, notes };
 }
 
@@ -320,26 +366,28 @@ function convert(src: Uint8Array, off: number, n: number, dt: { name: NiftiDatat
 }
 
 function readBytes(file: string): Uint8Array {
-  try {
-    return readFileSync(file);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    return fail(file, code === 'ENOENT' ? 'no such file' : `cannot read (${code ?? (e as Error).message})`, 'check the path');
-  }
+  return readRegularFile(file, { what: 'a NIfTI image', fix: 'check the path', maxBytes: MAX_BINARY_BYTES });
 }
 
 /** Reads a `.nii`, `.nii.gz` or `.hdr` (+ `.img`/`.img.gz`) file into a float32 volume. */
 export function readNifti(file: string): NiftiVolume {
   const bytes = readBytes(file);
   let img: Uint8Array | undefined;
-  const head = isGzip(bytes) ? gunzipStrict(bytes, file) : bytes;
+  const head = isGzip(bytes) ? gunzipNifti(bytes, file) : bytes;
   if (head.length >= HDR_SIZE && head[344] === 0x6e && head[345] === 0x69 && head[346] === 0x31) {
-    // 'ni1': the voxels live in the sibling .img (possibly gzipped).
+    // 'ni1': the voxels live in the sibling .img (possibly gzipped), bounded by what the header describes.
     const base = file.replace(/\.hdr(\.gz)?$/i, '');
     const imgFile = [`${base}.img`, `${base}.img.gz`].find((f) => f !== file && existsSync(f));
     if (!imgFile) fail(file, `two-file NIfTI: no ${base}.img(.gz) beside it`, 'keep the .hdr and .img side by side');
+    const { end } = imageLayout(parseHeader(head, file), file);
     const ib = readBytes(imgFile);
-    img = isGzip(ib) ? gunzipStrict(ib, imgFile) : ib;
+    img = isGzip(ib)
+      ? gunzipBounded(ib, {
+          max: end,
+          maxWhat: `the ${end} bytes ${file} describes`,
+          fail: (what) => fail(imgFile, what, GZIP_HINT),
+        })
+      : ib;
   }
   return decodeNifti(head, file, img);
 }
@@ -402,7 +450,11 @@ function toQuaternion(M: readonly number[]): { b: number; c: number; d: number; 
       c = (0.25 * (r(2, 3) + r(3, 2))) / d;
       a = (0.25 * (r(2, 1) - r(1, 2))) / d;
     }
-    if (a < 0) (b = -b), (c = -c), (d = -d);
+    if (a < 0) {
+      b = -b;
+      c = -c;
+      d = -d;
+    }
   }
   return { b, c, d, qfac };
 }

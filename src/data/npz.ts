@@ -3,13 +3,19 @@
 // training as garbage. The zip directory is parsed here and only the requested entries are read
 // from disk (positioned reads) and inflated with fflate, so loading one split of a large file
 // neither reads nor inflates the others; every entry's CRC-32 is checked after inflating.
+// Memory and time are bounded by what the file honestly holds: only a regular file is opened (a FIFO or a link to
+// /dev/zero is refused, never read), and an entry is inflated as a stream capped at its declared size, lowered to
+// the exact size its .npy header gives as soon as that header is out, so a zip bomb stops at the first piece past
+// the cap instead of filling gigabytes.
 // Over 400 lines because it holds one format end to end (zip directory, .npy header, payload checks); each
 // part is only meaningful with the others.
 import { crc32 } from '../util/crc32.ts';
-import { closeSync, fstatSync, openSync, readSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, readSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { inflateSync, zipSync, type Zippable } from 'fflate';
+import { zipSync, type Zippable } from 'fflate';
 import { FileFormatError, MfError } from '../errors.ts';
+import { openRegularFile } from '../util/files.ts';
+import { inflateBounded } from '../util/inflate.ts';
 
 /** The .npy dtypes supported, spelled as NumPy writes them (little-endian or byte-sized). */
 export type NpyDType = '|u1' | '|i1' | '|b1' | '<u2' | '<i2' | '<u4' | '<i4' | '<f4' | '<f8' | '<i8' | '<u8';
@@ -147,8 +153,20 @@ function parseHeaderDict(text: string, file: string, key: string): Map<string, P
   return out;
 }
 
-/** Parses one .npy file image. The returned data is a view when aligned, else a copy. */
-export function parseNpy(bytes: Uint8Array, file: string, key: string): NpyArray {
+/** The longest .npy header accepted; NumPy itself writes at most 10000 bytes unless told otherwise. */
+const MAX_NPY_HEADER = 65536;
+
+interface NpyLayout {
+  dtype: NpyDType;
+  shape: number[];
+  /** Offset of the first data byte. */
+  dataStart: number;
+  /** Data bytes the shape and dtype need. */
+  dataBytes: number;
+}
+
+/** Parses the magic, version and header of a .npy image (the data need not be there yet). */
+function npyLayout(bytes: Uint8Array, file: string, key: string): NpyLayout {
   if (bytes.length < 10 || NPY_MAGIC.some((b, j) => bytes[j] !== b)) fail(file, 'not a .npy array (bad magic)', key);
   const major = bytes[6]!;
   const minor = bytes[7]!;
@@ -157,8 +175,7 @@ export function parseNpy(bytes: Uint8Array, file: string, key: string): NpyArray
   if (bytes.length < 8 + lenBytes) fail(file, '.npy header is truncated', key);
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const headerLen = major === 1 ? dv.getUint16(8, true) : dv.getUint32(8, true);
-  // NumPy itself refuses headers over 10000 bytes unless told otherwise; a huge one is corruption.
-  if (headerLen > 65536) fail(file, `.npy header length ${headerLen} is implausible`, key);
+  if (headerLen > MAX_NPY_HEADER) fail(file, `.npy header length ${headerLen} is implausible`, key);
   const dataStart = 8 + lenBytes + headerLen;
   if (dataStart > bytes.length) fail(file, `.npy header claims ${headerLen} bytes but the entry has ${bytes.length}`, key);
   const raw = bytes.subarray(8 + lenBytes, dataStart);
@@ -181,13 +198,39 @@ export function parseNpy(bytes: Uint8Array, file: string, key: string): NpyArray
   }
   if (fortran) fail(file, 'fortran_order=True arrays are not supported', key, 're-save the array with np.ascontiguousarray');
   if (!HOST_LE && DTYPES[descr].size > 1) fail(file, 'multi-byte arrays need a little-endian host', key, 'run on a little-endian machine');
-  const { size, make } = DTYPES[descr];
   let count = 1;
   for (const d of shape) count *= d;
-  if (!Number.isSafeInteger(count * size)) fail(file, `shape (${shape.join(', ')}) is too large`, key);
+  const dataBytes = count * DTYPES[descr].size;
+  if (!Number.isSafeInteger(dataBytes)) fail(file, `shape (${shape.join(', ')}) is too large`, key);
+  return { dtype: descr, shape: [...shape], dataStart, dataBytes };
+}
+
+/**
+ * The size a .npy image's header implies, from the first bytes of an inflating entry: undefined until the header is
+ * complete, null when there is no valid header to read (parseNpy reports why once the entry is in).
+ */
+function npySizeFromHead(head: Uint8Array, file: string, key: string): { max: number; what: string } | null | undefined {
+  if (head.length < 12) return undefined;
+  const lenBytes = head[6] === 1 ? 2 : 4;
+  const headerLen = lenBytes === 2 ? head[8]! | (head[9]! << 8) : new DataView(head.buffer, head.byteOffset + 8, 4).getUint32(0, true);
+  if (headerLen <= MAX_NPY_HEADER && head.length < 8 + lenBytes + headerLen) return undefined;
+  try {
+    const l = npyLayout(head, file, key);
+    const max = l.dataStart + l.dataBytes;
+    return { max, what: `the ${max} bytes its .npy header describes (shape (${l.shape.join(', ')}), ${l.dtype})` };
+  } catch {
+    return null;
+  }
+}
+
+/** Parses one .npy file image. The returned data is a view when aligned, else a copy. */
+export function parseNpy(bytes: Uint8Array, file: string, key: string): NpyArray {
+  const { dtype: descr, shape, dataStart, dataBytes } = npyLayout(bytes, file, key);
+  const { size, make } = DTYPES[descr];
+  const count = dataBytes / size;
   const payload = bytes.length - dataStart;
-  if (payload !== count * size) {
-    fail(file, `shape (${shape.join(', ')}) × ${size} B needs ${count * size} bytes but the array holds ${payload}`, key);
+  if (payload !== dataBytes) {
+    fail(file, `shape (${shape.join(', ')}) × ${size} B needs ${dataBytes} bytes but the array holds ${payload}`, key);
   }
   const offset = bytes.byteOffset + dataStart;
   // Typed arrays need element alignment; NumPy pads headers to 64 bytes, but the entry itself may sit anywhere.
@@ -196,7 +239,7 @@ export function parseNpy(bytes: Uint8Array, file: string, key: string): NpyArray
     for (let j = 0; j < data.length; j++)
       if ((data as Uint8Array)[j]! > 1) fail(file, `bool array holds value ${(data as Uint8Array)[j]} at ${j}`, key);
   }
-  return { dtype: descr, shape: [...shape], data };
+  return { dtype: descr, shape, data };
 }
 
 function npyHeader(dtype: NpyDType, shape: readonly number[]): Uint8Array {
@@ -247,24 +290,23 @@ interface ZipEntry {
 
 export { crc32 };
 
+/** The largest entry read: one typed array's worth, and more than any MedMNIST+ file this project reads holds. */
+const MAX_ENTRY_BYTES = 2 ** 31 - 1;
+
 class ZipFile {
   private readonly fd: number;
   readonly length: number;
 
   constructor(readonly path: string) {
-    try {
-      this.fd = openSync(path, 'r');
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT') fail(path, 'file not found', undefined, 'download it with `mf data download` or copy it into the data root');
-      fail(path, `cannot open (${code ?? String(e)})`, undefined, 'check the path and its permissions');
-    }
-    const st = fstatSync(this.fd);
-    if (!st.isFile()) {
-      this.close();
-      fail(path, 'is not a regular file', undefined, 'point the data root at the folder holding the .npz files');
-    }
-    this.length = st.size;
+    // Positioned reads only, so no size limit here; each entry is bounded when it is extracted.
+    const opened = openRegularFile(path, {
+      what: 'an .npz data file',
+      fix: 'point the data root at the folder holding the .npz files',
+      maxBytes: Number.MAX_SAFE_INTEGER,
+      missing: () => fail(path, 'file not found', undefined, 'download it with `mf data download` or copy it into the data root'),
+    });
+    this.fd = opened.fd;
+    this.length = opened.size;
   }
 
   read(pos: number, len: number, what: string): Uint8Array {
@@ -365,13 +407,17 @@ class ZipFile {
     return out;
   }
 
-  /** Reads, inflates and CRC-checks one entry. */
-  extract(ent: ZipEntry, key: string): Uint8Array {
+  /**
+   * Reads, inflates and CRC-checks one entry of at most `maxBytes` (declared, and in fact: the inflate stops at the
+   * first piece past the declared size or the size its .npy header gives, whichever is smaller).
+   */
+  extract(ent: ZipEntry, key: string, maxBytes = MAX_ENTRY_BYTES): Uint8Array {
     const p = this.path;
     if (ent.flags & 1) fail(p, 'encrypted entries are not supported', key);
-    if (!Number.isSafeInteger(ent.size) || ent.size > 2 ** 31 - 1) {
+    if (!Number.isSafeInteger(ent.size) || ent.size > MAX_ENTRY_BYTES) {
       fail(p, `entry is ${ent.size} bytes, more than one array can hold in memory`, key, 'use a smaller image size');
     }
+    if (ent.size > maxBytes) fail(p, `entry declares ${ent.size} bytes, more than the ${maxBytes} this array can need`, key);
     const lh = new DataView(this.read(ent.localOffset, 30, `local header of ${ent.name}`).buffer);
     if (lh.getUint32(0, true) !== 0x04034b50) fail(p, 'bad local file header', key);
     const start = ent.localOffset + 30 + lh.getUint16(26, true) + lh.getUint16(28, true);
@@ -384,11 +430,12 @@ class ZipFile {
       // Deflate expands at most ~1032:1; a bigger claimed size is a corrupt directory, not a reason to allocate it.
       if (ent.size > ent.compressedSize * 1032 + 1024)
         fail(p, `claims ${ent.size} bytes from ${ent.compressedSize} compressed (corrupt)`, key);
-      try {
-        data = inflateSync(comp, { out: new Uint8Array(ent.size) });
-      } catch (e) {
-        return fail(p, `deflate data is corrupt (${(e as Error).message})`, key);
-      }
+      data = inflateBounded(comp, {
+        max: ent.size,
+        maxWhat: `the ${ent.size} bytes the zip directory declares`,
+        limitFromHead: (head) => npySizeFromHead(head, p, key),
+        fail: (what) => fail(p, what, key),
+      });
       if (data.length !== ent.size) fail(p, `inflated to ${data.length} bytes, the directory says ${ent.size}`, key);
     } else {
       return fail(p, `unsupported zip compression method ${ent.method}`, key, 're-save with np.savez or np.savez_compressed');
@@ -408,12 +455,21 @@ export function listNpz(path: string): string[] {
   }
 }
 
+export interface ReadNpzOptions {
+  /**
+   * Most bytes (the whole .npy image, header included) each named array may take, e.g. from the data set's known
+   * sample count and image size. An entry declaring more is refused before anything is inflated.
+   */
+  maxBytes?: Readonly<Record<string, number>>;
+}
+
 /**
  * Reads arrays from an .npz file: all of them, or just `keys` (only those are read and inflated).
  * Any problem — missing file, not a zip, truncation, bad CRC, bad .npy header, unsupported dtype,
- * shape/size mismatch, missing key — is a one-line FileFormatError naming the file (and array).
+ * shape/size mismatch, missing key, an entry larger than its limit — is a one-line FileFormatError naming the file
+ * (and array).
  */
-export function readNpz(path: string, keys?: readonly string[]): Map<string, NpyArray> {
+export function readNpz(path: string, keys?: readonly string[], opts: ReadNpzOptions = {}): Map<string, NpyArray> {
   const z = new ZipFile(path);
   try {
     const entries = z.entries();
@@ -436,7 +492,8 @@ export function readNpz(path: string, keys?: readonly string[]): Map<string, Npy
           'the file is not an official MedMNIST npz or is damaged; re-download it',
         );
       }
-      out.set(k, parseNpy(z.extract(e, k), path, k));
+      const limit = opts.maxBytes && Object.hasOwn(opts.maxBytes, k) ? opts.maxBytes[k] : undefined;
+      out.set(k, parseNpy(z.extract(e, k, limit), path, k));
     }
     return out;
   } catch (e) {

@@ -1,10 +1,10 @@
 // The registry of run kinds, and reading an experiment file: JSON syntax, then `kind`, then renamed keys of
 // older files, then that kind's schema, then its defaults and cross-field checks.
-import fs from 'node:fs';
 import { Type } from '@sinclair/typebox';
 import { ConfigError } from '../errors.ts';
 import type { TrainingSettings } from '../train/schema.ts';
-import { parseJson } from '../util/json.ts';
+import { readTextFile } from '../util/files.ts';
+import { parseJsonText } from '../util/json.ts';
 import { brainageKind } from './brainage/index.ts';
 import { brainfuseInterpKind } from './brainfuse-interp/index.ts';
 import { finetuneKind } from './finetune/index.ts';
@@ -51,14 +51,13 @@ export function validateExperiment(raw: unknown, file: string, overrides: Partia
 
 /** Reads, parses and validates an experiment file, filling in defaults. */
 export function loadExperiment(file: string, overrides: Partial<TrainingSettings> = {}): LoadedExperiment {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new ConfigError(`${file}: no such experiment file; check the path (experiments live in experiments/)`);
-    throw new ConfigError(`${file}: cannot read (${code ?? String(e)})`);
-  }
-  // Editors on Windows may prepend a byte-order mark, which JSON.parse rejects.
-  return validateExperiment(parseJson(text.replace(/^\uFEFF/, ''), file), file, overrides);
+  // A regular file of at most 16 MiB: a FIFO or a link to a device is refused unread, never waited on.
+  const text = readTextFile(
+    file,
+    'an experiment file',
+    'check the path (experiments live in experiments/)',
+    () => new ConfigError(`${file}: no such experiment file; check the path (experiments live in experiments/)`),
+    16 * 2 ** 20,
+  );
+  return validateExperiment(parseJsonText(text, { file, config: true }), file, overrides);
 }

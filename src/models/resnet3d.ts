@@ -2,7 +2,8 @@
 // max-pooling, stages of basic residual blocks (the first stage keeps the resolution, each later one
 // halves it with a strided convolution), GroupNorm throughout (batches here are a handful of volumes,
 // too few for batch statistics), global average pooling and a linear head. `represent` stops before the
-// head, for Barlow Twins pre-training.
+// head, for Barlow Twins pre-training. The input has one channel per MRI modality (the thesis stacks T1,
+// T2 and PD); only the stem sees the channel count.
 import { ConfigError, ShapeError } from '../errors.ts';
 import { Conv3d, GroupNorm, groupsFor } from '../nn/conv_layers.ts';
 import { BatchNorm1d, Linear, type ParamSource } from '../nn/layers.ts';
@@ -69,11 +70,13 @@ export class ResNet3d {
     ps: ParamSource,
     readonly config: ResNet3dConfig,
     readonly numClasses: number,
+    readonly inChannels = 1,
     readonly prefix = 'backbone',
     headName = 'head',
   ) {
     const { width, groups } = config;
-    this.stem = new Conv3d(ps, `${prefix}.stem`, 1, width, 3, { padding: 1, bias: false });
+    if (!Number.isInteger(inChannels) || inChannels < 1) throw new ConfigError(`ResNet3d: ${inChannels} input channels, need at least 1`);
+    this.stem = new Conv3d(ps, `${prefix}.stem`, inChannels, width, 3, { padding: 1, bias: false });
     this.stemNorm = new GroupNorm(ps, `${prefix}.stem_norm`, groupsFor(width, groups), width);
     let cin = width;
     config.blocks.forEach((n, s) => {
@@ -92,18 +95,19 @@ export class ResNet3d {
     return 2 ** this.config.blocks.length;
   }
 
-  /** x [B, 1, D, H, W] -> pooled features [B, featureDim]. */
+  /** x [B, C, D, H, W] (C = inChannels) -> pooled features [B, featureDim]. */
   represent(x: Tensor): Tensor {
     const m = this.multiple;
-    if (x.shape.length !== 5 || x.shape[1] !== 1 || x.shape.slice(2).some((d) => d % m !== 0)) {
-      throw new ShapeError(`ResNet3d: input must be [B, 1, D, H, W] with sides multiples of ${m}, got ${shapeStr(x.shape)}`);
+    const C = this.inChannels;
+    if (x.shape.length !== 5 || x.shape[1] !== C || x.shape.slice(2).some((d) => d % m !== 0)) {
+      throw new ShapeError(`ResNet3d: input must be [B, ${C}, D, H, W] with sides multiples of ${m}, got ${shapeStr(x.shape)}`);
     }
     let h = maxPool(relu(this.stemNorm.forward(this.stem.forward(x))), 2);
     for (const b of this.blocks) h = b.forward(h);
     return globalAvgPool(h);
   }
 
-  /** x [B, 1, D, H, W] -> logits [B, numClasses]. */
+  /** x [B, C, D, H, W] -> logits [B, numClasses]. */
   forward(x: Tensor): Tensor {
     return this.head.forward(this.represent(x));
   }

@@ -1,6 +1,7 @@
-// AdamW (decoupled weight decay, PyTorch's arithmetic) over a ParameterStore's arenas: the optional
-// global-norm clip and the update run entirely on the GPU, three dispatches a step at most (norm
-// stage 1, norm stage 2, update) and no readback. `lastGradNorm` is the one read, for logging.
+// AdamW (decoupled weight decay, PyTorch's arithmetic) over a ParameterStore's arenas: the global gradient
+// norm, the guard and the update run entirely on the GPU, four dispatches a step (norm stage 1, norm stage 2,
+// guard, update) and no readback. The guard makes a step whose loss or gradient norm is NaN or Inf skip its
+// update on the device and counts such steps there; `health()` and `lastGradNorm()` are the reads, for logging.
 import type { DeviceBuffer } from '../backend/backend.ts';
 import { normPartition } from '../backend/kernels/optimizer.ts';
 import { ConfigError, MfError, ShapeError } from '../errors.ts';
@@ -18,6 +19,17 @@ export interface AdamWOptions {
   weightDecay?: number;
   /** Clip the global L2 norm of the trainable gradients to this (torch.nn.utils.clip_grad_norm_). */
   maxGradNorm?: number;
+}
+
+/** What the device-side guard has counted since this optimizer was made (see kernels/optimizer.wgsl). */
+export interface GuardHealth {
+  /** Steps guarded. */
+  steps: number;
+  /** Steps whose update was skipped because the loss or the gradient norm was not finite. */
+  bad: number;
+  /** 1-based index (among the guarded steps) of the first and the last bad step; 0 when there was none. */
+  first: number;
+  last: number;
 }
 
 export interface AdamWState {
@@ -49,7 +61,8 @@ export class AdamW {
   readonly weightDecay: number;
   readonly maxGradNorm: number | null;
   private t = 0;
-  private norm: { partials: DeviceBuffer; out: DeviceBuffer } | null = null;
+  /** `out`: [squared gradient norm, update flag]; `health`: the guard's four counters. */
+  private norm: { partials: DeviceBuffer; out: DeviceBuffer; health: DeviceBuffer } | null = null;
   /** Whether `norm.out` holds the norm of the gradients the last step used. */
   private normOfLastStep = false;
 
@@ -85,18 +98,23 @@ export class AdamW {
     return this.t;
   }
 
-  /** One update from the gradients in the store's gradient arena; `lr` overrides the default for this step. */
-  step(lr: number = this.lr): void {
+  /**
+   * One update from the gradients in the store's gradient arena; `lr` overrides the default for this step.
+   * With `loss` (the step's scalar loss on the device), a non-finite loss also makes the guard skip the update;
+   * a non-finite gradient norm always does. A skipped step still counts in the bias corrections, as it does in
+   * the learning-rate schedule: the host learns of it only when it reads `health()`.
+   */
+  step(lr: number = this.lr, loss: DeviceBuffer | null = null): void {
     checkLr(lr);
     const { params, grads, mask, floats } = this.store.buffers();
     const { m, v } = this.store.moments();
     this.t++;
-    const clip = this.maxGradNorm !== null;
-    if (clip) this.launchNorm();
-    this.normOfLastStep = clip;
+    const norm = this.launchNorm();
+    launch('optimizer', 'guard', {}, { loss, health: norm.health, out: norm.out });
+    this.normOfLastStep = true;
     const bc1 = 1 - this.beta1 ** this.t;
     const bc2 = 1 - this.beta2 ** this.t;
-    launch('optimizer', 'adamw', { N4: floats / 4 }, { g: grads, mask, s: clip ? this.norm!.out : null, params, m, v }, undefined, [
+    launch('optimizer', 'adamw', { N4: floats / 4 }, { g: grads, mask, s: norm.out, params, m, v }, undefined, [
       lr,
       this.beta1,
       this.beta2,
@@ -109,22 +127,28 @@ export class AdamW {
   }
 
   /**
-   * The global L2 norm of the trainable gradients before clipping: with clipping on, the norm the
-   * last step computed; otherwise computed now from the gradient arena (so call it before zeroGrad).
-   * Waits for the device: call it at logging steps only.
+   * The global L2 norm of the trainable gradients before clipping that the last step computed (before any
+   * step: computed now from the gradient arena). Waits for the device: call it at logging steps only.
    */
   async lastGradNorm(): Promise<number> {
-    if (!this.normOfLastStep) this.launchNorm();
-    const n2 = new Float32Array(await backend().read(this.norm!.out))[0];
+    const norm = this.normOfLastStep && this.norm ? this.norm : this.launchNorm();
+    const n2 = new Float32Array(await backend().read(norm.out))[0];
     return Math.sqrt(n2);
   }
 
   /** The global L2 norm of the gradients now in the arena (before this step's update). Waits for the device. */
   async gradNorm(): Promise<number> {
-    this.launchNorm();
+    const norm = this.launchNorm();
     this.normOfLastStep = false;
-    const n2 = new Float32Array(await backend().read(this.norm!.out))[0];
+    const n2 = new Float32Array(await backend().read(norm.out))[0];
     return Math.sqrt(n2);
+  }
+
+  /** The guard's counters since this optimizer was made. Waits for the device: call it at logging steps only. */
+  async health(): Promise<GuardHealth> {
+    if (!this.norm) return { steps: 0, bad: 0, first: 0, last: 0 };
+    const [steps, bad, first, last] = new Uint32Array(await backend().read(this.norm.health));
+    return { steps, bad, first, last };
   }
 
   /** Moments and step count, sliced by parameter name (two reads). */
@@ -153,20 +177,23 @@ export class AdamW {
     this.normOfLastStep = false;
   }
 
-  /** Free the norm buffers (the moments belong to the store). */
+  /** Free the norm and guard buffers (the moments belong to the store). */
   dispose(): void {
     if (!this.norm) return;
-    backend().free(this.norm.partials);
-    backend().free(this.norm.out);
+    for (const b of [this.norm.partials, this.norm.out, this.norm.health]) backend().free(b);
     this.norm = null;
   }
 
-  private launchNorm(): void {
+  private launchNorm(): { partials: DeviceBuffer; out: DeviceBuffer; health: DeviceBuffer } {
     if (!this.norm) {
       const { NPART } = normPartition(this.store.buffers().floats / 4);
-      this.norm = { partials: backend().alloc(NPART * 4), out: backend().alloc(4) };
+      const health = backend().alloc(16);
+      // Pooled buffers come back holding old data: the counters must start at zero.
+      backend().write(health, new Uint32Array(4));
+      this.norm = { partials: backend().alloc(NPART * 4), out: backend().alloc(8), health };
     }
     gradNormSquared(this.store, this.norm.partials, this.norm.out);
+    return this.norm;
   }
 }
 

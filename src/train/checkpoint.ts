@@ -18,9 +18,12 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { Type } from '@sinclair/typebox';
 import { FileFormatError, MfError } from '../errors.ts';
-import { writeError, writeFileAtomic, writeJsonAtomic } from '../util/files.ts';
+import { MAX_BINARY_BYTES, readRegularFile, writeError, writeFileAtomic, writeJsonAtomic } from '../util/files.ts';
+import { parseJsonText } from '../util/json.ts';
 import {
+  checkJson,
   CheckpointPointerSchema,
   jsonProblem,
   LockInfoSchema,
@@ -32,6 +35,7 @@ import {
   type TrainingState,
 } from './records.ts';
 import { decodeSafetensors, encodeSafetensors, type SafeTensor, type TensorInput } from './safetensors.ts';
+import { killPoint } from '../util/faults.ts';
 
 // Re-exported for the code that imports them from here; their homes are src/util/files.ts, ./safetensors.ts
 // and ./records.ts.
@@ -113,6 +117,7 @@ export function saveCheckpoint(dir: string, input: CheckpointInput): { pointer: 
   const stale = safeReaddir(dir).filter(
     (name) => (PAIR_FILE.test(name) && name !== modelName && name !== stateName) || OUR_TEMP_FILE.test(name),
   );
+  killPoint('checkpoint:before-cleanup');
   removeQuietly(dir, stale);
   return { pointer: path.join(dir, POINTER_FILE), model: path.join(dir, modelName), state: path.join(dir, stateName) };
 }
@@ -135,25 +140,26 @@ function safeReaddir(dir: string): string[] {
   }
 }
 
+/** checkpoint.json is a few hundred bytes; anything near this is not one. */
+const MAX_POINTER_BYTES = 1024 * 1024;
+
 function readPointer(dir: string): CheckpointPointer {
   const file = path.join(dir, POINTER_FILE);
   return readJsonFile(file, CheckpointPointerSchema, {
     what: 'the checkpoint pointer',
     fix: 'restore the file or run without --resume to start fresh',
+    maxBytes: MAX_POINTER_BYTES,
     missing: () => new MfError(`no checkpoint in ${dir}: ${file} does not exist; run without --resume to start fresh`),
   });
 }
 
 function readVerified(dir: string, name: string, expectedSha: string): Uint8Array {
   const file = path.join(dir, name);
-  let bytes: Uint8Array;
-  try {
-    bytes = fs.readFileSync(file);
-  } catch (e) {
-    throw new FileFormatError(
-      `${file}: named by ${POINTER_FILE} but cannot be read (${(e as NodeJS.ErrnoException).code ?? String(e)}); restore it or run without --resume`,
-    );
-  }
+  const bytes = readRegularFile(file, {
+    what: `named by ${POINTER_FILE}`,
+    fix: 'restore it or run without --resume',
+    maxBytes: MAX_BINARY_BYTES,
+  });
   if (sha256(bytes) !== expectedSha) {
     throw new FileFormatError(
       `${file}: contents do not match the SHA-256 in ${POINTER_FILE}; the checkpoint is damaged, restore it or run without --resume`,
@@ -162,10 +168,42 @@ function readVerified(dir: string, name: string, expectedSha: string): Uint8Arra
   return bytes;
 }
 
+const NonNegInt = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: 'a non-negative integer' });
+
+/**
+ * The keys of training_state.extra that the training code writes and later reads back without further checks:
+ * AdamW's step (src/train/context.ts), the phase name and training time (src/train/phase.ts), the best validation
+ * record and the step a baseline was reached per task (src/kinds/medformer/trainer.ts). Other keys pass (open
+ * object); these must have the shape their readers assume, or a damaged checkpoint would crash the run later.
+ */
+export const TrainingExtraSchema = Type.Object(
+  {
+    adam_step: Type.Optional(NonNegInt),
+    phase: Type.Optional(Type.String()),
+    train_seconds: Type.Optional(Type.Number({ minimum: 0, description: 'a non-negative number' })),
+    best: Type.Optional(
+      Type.Record(
+        Type.String(),
+        Type.Union([Type.Object({ epoch: NonNegInt, step: NonNegInt, val: Type.Object({}) }), Type.Null()], {
+          description: '{epoch, step, val} or null',
+        }),
+        { description: 'an object of best-validation records' },
+      ),
+    ),
+    reached: Type.Optional(
+      Type.Record(Type.String(), Type.Union([NonNegInt, Type.Null()], { description: 'a step or null' }), {
+        description: 'an object of steps',
+      }),
+    ),
+  },
+  { description: 'an object' },
+);
+
 function parseTrainingState(raw: string | undefined, file: string, step: number): TrainingState {
   const fix = 'restore the checkpoint or run without --resume to start fresh';
   if (raw === undefined) throw new FileFormatError(`${file}: __metadata__ has no training_state; ${fix}`);
   const state = parseJson(raw, TrainingStateSchema, { file, at: 'training_state', fix });
+  if (state.extra !== undefined) checkJson(TrainingExtraSchema, state.extra, { file, at: 'training_state/extra', fix });
   if (state.step !== step)
     throw new FileFormatError(`${file}: training_state/step ${state.step} differs from the pointer's step ${step}; ${fix}`);
   return state;
@@ -207,16 +245,20 @@ function pidAlive(pid: number): boolean {
   }
 }
 
+class LockMissing extends MfError {}
+
 function readLock(file: string): LockInfo | 'missing' | 'unreadable' {
-  let text: string;
+  // A FIFO, a device or a huge file in place of the lock is 'unreadable' (and taken over when old), never read.
+  let bytes: Uint8Array;
   try {
-    text = fs.readFileSync(file, 'utf8');
+    const missing = () => new LockMissing(file);
+    bytes = readRegularFile(file, { what: 'the run lock', fix: 'delete it', maxBytes: 64 * 1024, missing });
   } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'missing' : 'unreadable';
+    return e instanceof LockMissing ? 'missing' : 'unreadable';
   }
   let v: unknown;
   try {
-    v = JSON.parse(text);
+    v = parseJsonText(new TextDecoder().decode(bytes), { file });
   } catch {
     return 'unreadable';
   }

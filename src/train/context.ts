@@ -4,9 +4,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Presets, SingleBar } from 'cli-progress';
 import type { Backend } from '../backend/backend.ts';
-import { MfError, NumericalError } from '../errors.ts';
+import { FileFormatError, MfError, NumericalError } from '../errors.ts';
 import type { ParameterStore } from '../nn/parameters.ts';
 import type { AdamW } from './adamw.ts';
+import { killPoint } from '../util/faults.ts';
 import type { LogEntry } from './records.ts';
 import { acquireRunLock, loadCheckpoint, POINTER_FILE, type RunLock, saveCheckpoint, type TrainingState } from './checkpoint.ts';
 
@@ -16,6 +17,17 @@ export function asF32(m: ReadonlyMap<string, { shape: number[]; data: ArrayLike<
   const out: Tensors = new Map();
   for (const [k, v] of m) out.set(k, { shape: v.shape, data: v.data instanceof Float32Array ? v.data : Float32Array.from(v.data) });
   return out;
+}
+
+/**
+ * Refuses tensors with a NaN or Inf element: a checkpoint or initial weights that hold one would train into
+ * NaN from the first step (the guard would then skip every update), so the file is named at load instead.
+ */
+export function assertFinite(tensors: ReadonlyMap<string, { data: Float32Array }>, file: string, fix: string): void {
+  for (const [name, t] of tensors) {
+    const at = t.data.findIndex((x) => !Number.isFinite(x));
+    if (at >= 0) throw new FileFormatError(`${file}: tensor ${name} holds ${t.data[at]} at element ${at}`, fix);
+  }
 }
 
 export interface RunFolderOptions {
@@ -32,8 +44,30 @@ export class RunFolder {
     readonly opts: RunFolderOptions,
   ) {}
 
+  /** Where a run named `name` writes: --out, or runs/<name>. Creates nothing. */
+  static pathFor(name: string, opts: RunFolderOptions): string {
+    return path.resolve(opts.out ?? path.join('runs', name));
+  }
+
+  /**
+   * Refuses, before anything is read or written, to start over an existing run without --resume, and to resume a
+   * run under another config (by the hash of the config.json it was started with), so that a refused command
+   * leaves the folder exactly as it was.
+   */
+  static check(dir: string, opts: RunFolderOptions, configHash: string, hashOf: (configFile: string) => string | null): void {
+    if (!fs.existsSync(path.join(dir, POINTER_FILE))) return;
+    if (!opts.resume) throw new MfError(`${dir} already holds a run`, 'pass --resume to continue it, or --out for a new folder');
+    const before = hashOf(path.join(dir, 'config.json'));
+    if (before !== null && before !== configHash) {
+      throw new MfError(
+        `${dir}: the checkpoint was made with a different config`,
+        'resume with the same experiment file and flags, or use --out',
+      );
+    }
+  }
+
   static open(name: string, opts: RunFolderOptions): RunFolder {
-    const dir = path.resolve(opts.out ?? path.join('runs', name));
+    const dir = RunFolder.pathFor(name, opts);
     try {
       fs.mkdirSync(dir, { recursive: true });
     } catch (e) {
@@ -74,6 +108,7 @@ export class CheckpointStore {
     const optimizer: Tensors = new Map();
     for (const [k, v] of os.m) optimizer.set(`m.${k}`, v);
     for (const [k, v] of os.v) optimizer.set(`v.${k}`, v);
+    killPoint('checkpoint');
     saveCheckpoint(this.ctx.outDir, {
       model,
       optimizer,
@@ -96,7 +131,12 @@ export class CheckpointStore {
         'resume with the same experiment file and flags, or use --out',
       );
     }
-    const r = store.load(asF32(ck.model), { strict: true });
+    const weights = asF32(ck.model);
+    const moments = asF32(ck.optimizer);
+    const fix = 'the run cannot resume from it; remove the run folder (or use --out) and start again';
+    assertFinite(weights, ck.modelPath, fix);
+    assertFinite(moments, ck.statePath, fix);
+    const r = store.load(weights, { strict: true });
     if (r.missing.length || r.mismatched.length) {
       throw new MfError(
         `${ck.modelPath}: checkpoint does not match the model (missing ${r.missing.length}, mismatched ${r.mismatched.length})`,
@@ -104,7 +144,7 @@ export class CheckpointStore {
     }
     const m: Tensors = new Map();
     const v: Tensors = new Map();
-    for (const [k, t] of asF32(ck.optimizer)) (k.startsWith('m.') ? m : v).set(k.slice(2), t);
+    for (const [k, t] of moments) (k.startsWith('m.') ? m : v).set(k.slice(2), t);
     opt.loadState({ step: Number(ck.state.extra?.adam_step ?? ck.state.step), m, v });
     this.ctx.say(`resume: continuing${phase ? ` ${phase}` : ''} from step ${ck.state.step} (epoch ${ck.state.epoch + 1})`);
     return ck.state;

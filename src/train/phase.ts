@@ -2,7 +2,11 @@
 // (epoch, position) with a OneCycle (or multi-step) schedule, periodic loss read-back (the only GPU->CPU
 // sync in a step), NaN/Inf policy, validation hooks, atomic checkpoints, Ctrl-C, and resume from the exact
 // (epoch, position) of the last checkpoint. A kind with several phases (the brain-age study) names each one.
+// Every step is guarded on the device (kernels/optimizer.wgsl `guard`): a NaN or Inf loss or gradient norm
+// skips that step's update there, and the loop reads the guard's counters when it logs, before every
+// checkpoint and at the end, so "stop" names the first bad step and never checkpoints past it.
 import { NumericalError } from '../errors.ts';
+import { killPoint } from '../util/faults.ts';
 import type { ParameterStore } from '../nn/parameters.ts';
 import type { Tensor } from '../tensor/tensor.ts';
 import { AdamW } from './adamw.ts';
@@ -108,7 +112,29 @@ async function runLoop(
     pausedMs += Date.now() - t0;
   };
   const validate = (epoch: number, step: number) => paused(async () => spec.validate?.(epoch, step));
+  // The guard counts from this optimizer's first step: its n-th guarded step is step `guardBase + n`.
+  const guardBase = step;
+  let reportedBad = 0;
+  const checkGuard = async () => {
+    const h = await opt.health();
+    if (h.bad === reportedBad) return;
+    const first = guardBase + h.first;
+    const last = guardBase + h.last;
+    if (t.nan_policy !== 'skip') {
+      throw new NumericalError(
+        `the loss or the gradient norm became NaN/Inf at step ${first}${phase ? ` (phase ${phase})` : ''}; its update was not applied`,
+        `the last good checkpoint in ${ctx.outDir} is kept; lower training.lr or set training.grad_clip, then --resume`,
+      );
+    }
+    const skipped = h.bad - reportedBad;
+    reportedBad = h.bad;
+    ctx.say(
+      `warning: ${skipped} step${skipped > 1 ? 's' : ''} with a NaN/Inf loss or gradient norm (the last at step ${last}); update${skipped > 1 ? 's' : ''} skipped (nan_policy "skip")`,
+    );
+    ctx.log({ event: 'skip', step: last, ...(phase ? { phase } : {}), skipped, total: h.bad, first_step: first });
+  };
   const checkpoint = async () => {
+    await checkGuard();
     await ctx.backend.sync();
     trainSeconds += (Date.now() - segmentStart - pausedMs) / 1000;
     const extra = { ...spec.extra?.(), ...(phase ? { phase } : {}), train_seconds: trainSeconds };
@@ -126,52 +152,42 @@ async function runLoop(
       if (Number(process.env.MF_FAULT_LOSE_DEVICE_AT_STEP) === step + 1) ctx.backend.destroy();
       store.zeroGrad();
       const out = spec.step(epoch, position);
+      // Fault injection for the reliability tests: a NaN gradient at this step (any step, logged or not).
+      if (Number(process.env.MF_FAULT_NAN_AT_STEP) === step + 1) ctx.backend.write(store.buffers().grads, new Float32Array([Number.NaN]));
+      opt.step(lr, out.loss.buffer);
+      killPoint('step');
       const logNow = (step + 1) % t.log_every === 0 || step + 1 === totalSteps;
-      let record: { loss: number; grad_norm: number; [term: string]: number } = { loss: Number.NaN, grad_norm: Number.NaN };
-      if (logNow) {
-        const v = await out.loss.item();
-        const gradNorm = Number.isFinite(v) ? await opt.gradNorm() : NaN;
-        if (!Number.isFinite(v) || !Number.isFinite(gradNorm)) {
-          const what = Number.isFinite(v) ? `the gradient norm became ${gradNorm}` : `loss became ${v}`;
-          out.loss.dispose();
-          Object.values(out.terms ?? {}).forEach((x) => x.dispose());
-          if (t.nan_policy !== 'skip') {
-            throw new NumericalError(
-              `${what} at step ${step + 1}`,
-              `the last good checkpoint in ${ctx.outDir} is kept; lower training.lr or set training.grad_clip, then --resume`,
-            );
-          }
-          ctx.say(`warning: ${what} at step ${step + 1}; update skipped (nan_policy "skip")`);
-          ctx.log({ event: 'skip', step: step + 1, ...(phase ? { phase } : {}), loss: String(v), grad_norm: String(gradNorm) });
-          step++;
-          position++;
-          continue;
-        }
-        lastLoss = v;
-        record = { loss: v, grad_norm: gradNorm };
-        for (const [k, x] of Object.entries(out.terms ?? {})) record[k] = await x.item();
-      }
-      opt.step(lr);
-      out.loss.dispose();
-      Object.values(out.terms ?? {}).forEach((x) => x.dispose());
       step++;
       position++;
       samplesSinceLog += out.samples;
       if (logNow) {
-        const now = Date.now();
-        const sps = samplesSinceLog / Math.max(1e-3, (now - lastLogTime) / 1000);
-        ctx.log({ event: 'train', step, epoch, ...(phase ? { phase } : {}), ...out.tag, ...record, lr, samples_per_s: +sps.toFixed(2) });
-        ctx.progress(position, { loss: lastLoss, lr, sps });
-        if (ctx.plain) {
-          ctx.say(`step ${step}/${totalSteps} loss ${lastLoss?.toFixed(4)} lr ${lr.toExponential(2)} ${sps.toFixed(1)} samples/s`);
+        await checkGuard();
+        const v = await out.loss.item();
+        const gradNorm = await opt.lastGradNorm();
+        // A bad logged step was just reported by the guard; a train record holds finite numbers only.
+        if (Number.isFinite(v) && Number.isFinite(gradNorm)) {
+          lastLoss = v;
+          const record: { loss: number; grad_norm: number; [term: string]: number } = { loss: v, grad_norm: gradNorm };
+          for (const [k, x] of Object.entries(out.terms ?? {})) record[k] = await x.item();
+          const now = Date.now();
+          const sps = samplesSinceLog / Math.max(1e-3, (now - lastLogTime) / 1000);
+          ctx.log({ event: 'train', step, epoch, ...(phase ? { phase } : {}), ...out.tag, ...record, lr, samples_per_s: +sps.toFixed(2) });
+          ctx.progress(position, { loss: lastLoss, lr, sps });
+          if (ctx.plain) {
+            ctx.say(`step ${step}/${totalSteps} loss ${lastLoss.toFixed(4)} lr ${lr.toExponential(2)} ${sps.toFixed(1)} samples/s`);
+          }
+          samplesSinceLog = 0;
+          lastLogTime = now;
         }
-        samplesSinceLog = 0;
-        lastLogTime = now;
       } else {
         ctx.progress(position, { loss: lastLoss, lr, sps: 0 });
       }
+      out.loss.dispose();
+      Object.values(out.terms ?? {}).forEach((x) => x.dispose());
       if (typeof t.eval_every === 'number' && step % t.eval_every === 0) await validate(epoch, step);
-      if (t.checkpoint_every && step % t.checkpoint_every === 0) await checkpoint();
+      // Not at an epoch's (or the run's) last step: the checkpoint after its validation follows, and one taken
+      // before that validation would resume past it, so a kill during the validation would lose it.
+      if (t.checkpoint_every && step % t.checkpoint_every === 0 && position < stepsPerEpoch && step < totalSteps) await checkpoint();
     }
     ctx.endProgress();
     if (ctx.interrupted) break;
@@ -189,6 +205,7 @@ async function runLoop(
     ctx.say(`interrupted: checkpoint saved at step ${step} in ${ctx.outDir}; continue with --resume`);
     process.exitCode = 130;
   }
+  await checkGuard();
   await ctx.backend.sync();
   trainSeconds += (Date.now() - segmentStart - pausedMs) / 1000;
   return { step, epoch, trainSeconds, interrupted: ctx.interrupted, restored };

@@ -16,8 +16,8 @@
 // NaN (the AUC of a split without a class) or ±Infinity (the PSNR of identical images), which JSON.stringify
 // writes as null: such fields are `number | null` here.
 import { type Static, type TProperties, Type } from '@sinclair/typebox';
-import { FileFormatError } from '../errors.ts';
 import { checkJson, readTextFile } from '../util/files.ts';
+import { parseJsonText } from '../util/json.ts';
 
 // The validating readers, re-exported so that a reader imports schemas and helpers from one place.
 export { checkJson, jsonProblem, parseJson, pointer, readJsonFile, type JsonSource, type ReadJsonOptions } from '../util/files.ts';
@@ -104,8 +104,11 @@ export const LogTestSchema = logEvent('test', {
 
 export const LogCheckpointSchema = logEvent('checkpoint', { step: NonNegInt });
 
-/** A step whose update was dropped (training.nan_policy "skip"); the values as text ("NaN", "Infinity"). */
-export const LogSkipSchema = logEvent('skip', { step: NonNegInt, loss: Type.String(), grad_norm: Type.String() });
+/**
+ * Updates the device-side guard dropped (training.nan_policy "skip"), reported when the loop next reads the
+ * guard: `skipped` steps since the last report, the last of them at `step`; `total` and `first_step` over the phase.
+ */
+export const LogSkipSchema = logEvent('skip', { step: NonNegInt, skipped: NonNegInt, total: NonNegInt, first_step: NonNegInt });
 
 /** finetune: which tensors came from the initial weights. */
 export const LogInitSchema = logEvent('init', {
@@ -161,13 +164,7 @@ export function readLogFile(file: string): LogRecord[] {
   const records: LogRecord[] = [];
   text.split('\n').forEach((line, i) => {
     if (line.trim() === '') return;
-    let value: unknown;
-    try {
-      value = JSON.parse(line);
-    } catch (e) {
-      const why = (e as Error).message.replace(/\s+/g, ' ');
-      throw new FileFormatError(`${file}:${i + 1}: not valid JSON (${why}); the log is damaged: repair or delete that line`);
-    }
+    const value = parseJsonText(line, { file: `${file}:${i + 1}`, fix: 'the log is damaged: repair or delete that line' });
     records.push(checkLogRecord(value, file, i + 1));
   });
   return records;
@@ -268,6 +265,23 @@ export const BrainAgeMetricsSchema = Type.Object({
         proposed: NonNegInt,
         kept: NonNegInt,
         rejected: NonNegInt,
+        /** Whether the plausibility filter was applied (RawBrainFuse is unfiltered by default). */
+        filtered: Type.Optional(Type.Boolean()),
+        /** Kept volumes that the filter would have rejected (an unfiltered arm). */
+        implausible: Type.Optional(NonNegInt),
+      }),
+    ),
+    /** The input channels, e.g. ["T1"] (the thesis stacks T1, T2, PD). */
+    modalities: Type.Optional(Type.Array(Type.String())),
+    /** What Barlow Twins pre-trained on: real and fused volumes, by chain length and by generation. */
+    ssl: Type.Optional(
+      Type.Object({
+        real: NonNegInt,
+        fused: NonNegInt,
+        chain: Type.Array(NonNegInt),
+        max_generation: NonNegInt,
+        by_generation: Type.Record(Type.String(), NonNegInt),
+        by_chain_length: Type.Record(Type.String(), NonNegInt),
       }),
     ),
     wall_s: NonNeg,

@@ -1,50 +1,62 @@
-// `mf run <experiment.json>`: read and validate the experiment, open the run folder, let its kind read its
-// inputs, start the device, then hand over to the kind.
+// `mf run <experiment.json>`: read and validate the experiment, let its kind read its inputs, open the run
+// folder, start the device, then hand over to the kind. A run refused before its first step leaves no folder.
+import fs from 'node:fs';
 import path from 'node:path';
+import { Type } from '@sinclair/typebox';
 import { initEngine } from '../backend/index.ts';
 import { ConfigError } from '../errors.ts';
-import type { LoadedExperiment } from '../kinds/kind.ts';
+import type { LoadedExperiment, RunSettings } from '../kinds/kind.ts';
 import { loadExperiment } from '../kinds/index.ts';
-import { writeJsonAtomic } from '../util/files.ts';
+import { readJsonFile, writeJsonAtomic } from '../util/files.ts';
 import { RunContext, RunFolder, type RunFolderOptions } from './context.ts';
 import { configHash } from './hash.ts';
 import { hasMetrics, seedFolder, summariseSeeds, writeSeedSummary } from './seeds.ts';
-import type { TrainingSettings } from './schema.ts';
+import { TRAINING_LIMITS, type TrainingSettings } from './schema.ts';
 
 export interface RunFlags extends RunFolderOptions {
-  epochs?: number;
-  maxSteps?: number;
-  batchSize?: number;
-  seed?: number;
+  /** Numeric flags arrive as the text typed (commander is given no parser), so an error can quote it. */
+  epochs?: string;
+  maxSteps?: string;
+  batchSize?: string;
+  seed?: string;
   /** --seeds 0,1,2: one run per seed, summarised. */
   seeds?: string;
   backend?: string;
   dataDir?: string;
 }
 
-function positiveInt(name: string, v: number | undefined): number | undefined {
-  if (v === undefined) return undefined;
-  if (!Number.isInteger(v) || v <= 0) throw new ConfigError(`${name} must be a positive integer, got ${v}`);
+/**
+ * A whole-number flag in [min, max], or undefined when absent. Digits only: "abc", "1.5", "1e3", "-2" and "" are
+ * refused, quoting what was typed (Number() would turn them into NaN, 1000 or 0 and the message into "got NaN").
+ */
+function intFlag(name: string, raw: string | undefined, min: number, max: number, example: string): number | undefined {
+  if (raw === undefined) return undefined;
+  const text = String(raw).trim();
+  const v = /^\d{1,16}$/.test(text) ? Number(text) : Number.NaN;
+  if (!(v >= min && v <= max)) {
+    throw new ConfigError(
+      `${name} ${JSON.stringify(String(raw))} is not a whole number in [${min}, ${max}]; give one, e.g. ${name} ${example}`,
+    );
+  }
   return v;
 }
 
-/** The command line's overrides of `training`. */
+/** The command line's overrides of `training`, within the bounds experiment files have (TRAINING_LIMITS). */
 export function trainingOverrides(flags: RunFlags): Partial<TrainingSettings> {
   const o: Partial<TrainingSettings> = {};
-  const epochs = positiveInt('--epochs', flags.epochs);
-  const maxSteps = positiveInt('--max-steps', flags.maxSteps);
-  const batch = positiveInt('--batch-size', flags.batchSize);
+  const epochs = intFlag('--epochs', flags.epochs, 1, TRAINING_LIMITS.epochs, '100');
+  const maxSteps = intFlag('--max-steps', flags.maxSteps, 1, TRAINING_LIMITS.max_steps, '1000');
+  const batch = intFlag('--batch-size', flags.batchSize, 1, TRAINING_LIMITS.batch_size, '64');
+  const seed = intFlag('--seed', flags.seed, 0, 2 ** 32 - 1, '0');
   if (epochs !== undefined) o.epochs = epochs;
   if (maxSteps !== undefined) o.max_steps = maxSteps;
   if (batch !== undefined) o.batch_size = batch;
-  if (flags.seed !== undefined) {
-    if (!Number.isInteger(flags.seed) || flags.seed < 0) throw new ConfigError(`--seed must be a non-negative integer, got ${flags.seed}`);
-    o.seed = flags.seed;
-  }
+  if (seed !== undefined) o.seed = seed;
   if (flags.seeds !== undefined) {
     const parts = flags.seeds.split(',').map((x) => x.trim());
     const seeds = parts.map(Number);
-    if (parts.some((x) => !/^\d+$/.test(x)) || new Set(seeds).size !== seeds.length) {
+    const bad = parts.some((x) => !/^\d{1,10}$/.test(x)) || seeds.some((x) => x > 2 ** 32 - 1) || seeds.length > TRAINING_LIMITS.seeds;
+    if (bad || new Set(seeds).size !== seeds.length) {
       throw new ConfigError(`--seeds must be distinct non-negative integers separated by commas, got "${flags.seeds}"`);
     }
     if (flags.seed !== undefined) throw new ConfigError('--seed and --seeds are both given; keep one');
@@ -81,17 +93,32 @@ export async function runCommand(file: string, flags: RunFlags): Promise<void> {
 
 async function runOnce(exp: LoadedExperiment, flags: RunFlags): Promise<void> {
   const { settings } = exp;
+  const hash = configHash(settings);
+  const dir = RunFolder.pathFor(settings.name, flags);
+  // Everything that can refuse the run does so before the folder is created or touched: an existing run without
+  // --resume, a resume under a changed config, then every input (prepare reads and checks data on the host).
+  RunFolder.check(dir, flags, hash, configHashOfFile);
+  const run = await exp.prepare({ dataDir: flags.dataDir, outDir: dir });
   const folder = RunFolder.open(settings.name, flags);
   let ctx: RunContext | null = null;
   try {
-    const run = await exp.prepare({ dataDir: flags.dataDir, outDir: folder.dir });
     const backend = await initEngine({ backend: (flags.backend ?? 'auto') as 'auto' | 'webgpu' | 'cpu' });
     writeJsonAtomic(path.join(folder.dir, 'config.json'), settings);
-    ctx = new RunContext(folder, backend, configHash(settings));
+    ctx = new RunContext(folder, backend, hash);
     ctx.say(`${settings.name} (${settings.kind}) on ${backend.describe()} -> ${folder.dir}`);
     await run(ctx);
   } finally {
     if (ctx) ctx.close();
     else folder.lock.release();
+  }
+}
+
+/** The config hash of a run folder's config.json, or null when it is missing or unreadable (the checkpoint's own hash still decides). */
+function configHashOfFile(file: string): string | null {
+  if (!fs.existsSync(file)) return null;
+  try {
+    return configHash(readJsonFile(file, Type.Unknown(), { what: "the run's config", fix: 'none' }) as RunSettings);
+  } catch {
+    return null;
   }
 }

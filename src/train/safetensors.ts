@@ -10,10 +10,9 @@
 // the last of duplicate keys; a hidden duplicate cannot smuggle bytes past us because the surviving entries must
 // still tile the data section exactly.
 
-import fs from 'node:fs';
 import os from 'node:os';
 import { FileFormatError, MfError } from '../errors.ts';
-import { writeFileAtomic } from '../util/files.ts';
+import { MAX_BINARY_BYTES, readRegularFile, writeFileAtomic } from '../util/files.ts';
 
 export type Dtype = 'F32' | 'I32' | 'U8';
 
@@ -117,16 +116,12 @@ export function writeSafetensors(
   writeFileAtomic(file, encodeSafetensors(tensors, metadata));
 }
 
-/** Reads and validates a safetensors file from disk. */
+/**
+ * Reads and validates a safetensors file from disk: a regular file of at most 2 GiB (a FIFO or a link to a device
+ * is refused unread, never waited on).
+ */
 export function readSafetensors(path: string): SafetensorsFile {
-  let bytes: Buffer;
-  try {
-    bytes = fs.readFileSync(path);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new MfError(`${path}: no such file; check the path`);
-    throw new MfError(`${path}: cannot read (${code ?? String(e)})`);
-  }
+  const bytes = readRegularFile(path, { what: 'a safetensors file', fix: 'check the path', maxBytes: MAX_BINARY_BYTES });
   return decodeSafetensors(bytes, path);
 }
 

@@ -18,28 +18,67 @@ export const Strict = <P extends TProperties>(properties: P, description?: strin
 /** The name becomes the run directory (runs/<name>), so it must be one safe path segment. */
 export const RunName = Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$' });
 
+/**
+ * Upper bounds of `training`, far above any real run (the thesis trains at most a few hundred epochs with batches
+ * of at most a few hundred) and low enough that a slip such as 1e300 or 2**53 is an error naming the key here, not
+ * an hour-long allocation or a loop that never ends. The command line's overrides obey the same bounds.
+ */
+export const TRAINING_LIMITS = {
+  epochs: 100_000,
+  max_steps: 1_000_000_000,
+  /** A batch of 65536 images of 224² floats is 13 GB of input alone: past any device. */
+  batch_size: 65_536,
+  /** AdamW diverges long before a step size of 1; larger is a typo for a small number. */
+  lr: 1,
+  weight_decay: 10,
+  grad_clip: 1_000_000,
+  /** Steps between logs, evaluations or checkpoints. */
+  every: 1_000_000_000,
+  seeds: 1000,
+  milestones: 1000,
+} as const;
+
+const L = TRAINING_LIMITS;
+const boundedInt = (max: number, description: string) => Type.Integer({ minimum: 1, maximum: max, description });
+
 /** Keys of `training` shared by every kind; a kind may add its own (`trainingSchema(extra)`). */
 export const TRAINING_PROPERTIES = {
-  epochs: Type.Optional(PosInt),
-  max_steps: Type.Optional(PosInt),
-  batch_size: PosInt,
-  lr: PosNumber,
-  weight_decay: NonNegNumber,
-  warmup_epochs: NonNegNumber,
-  grad_clip: Type.Optional(PosNumber),
+  epochs: Type.Optional(boundedInt(L.epochs, `training epochs, an integer in [1, ${L.epochs}]`)),
+  max_steps: Type.Optional(boundedInt(L.max_steps, `optimizer steps, an integer in [1, ${L.max_steps}]`)),
+  batch_size: boundedInt(L.batch_size, `samples per step, an integer in [1, ${L.batch_size}]`),
+  lr: Type.Number({ exclusiveMinimum: 0, maximum: L.lr, description: `peak learning rate, a number in (0, ${L.lr}]` }),
+  weight_decay: Type.Number({ minimum: 0, maximum: L.weight_decay, description: `AdamW weight decay, a number in [0, ${L.weight_decay}]` }),
+  warmup_epochs: Type.Number({ minimum: 0, maximum: L.epochs, description: `OneCycle warm-up in epochs, a number in [0, ${L.epochs}]` }),
+  grad_clip: Type.Optional(
+    Type.Number({ exclusiveMinimum: 0, maximum: L.grad_clip, description: `largest gradient norm, a number in (0, ${L.grad_clip}]` }),
+  ),
   seed: Type.Optional(Seed),
-  eval_every: Type.Optional(Type.Union([Type.Literal('epoch'), PosInt], { description: '"epoch" or a positive integer number of steps' })),
-  log_every: Type.Optional(PosInt),
+  eval_every: Type.Optional(
+    Type.Union([Type.Literal('epoch'), boundedInt(L.every, `steps, an integer in [1, ${L.every}]`)], {
+      description: '"epoch" or a positive integer number of steps',
+    }),
+  ),
+  log_every: Type.Optional(boundedInt(L.every, `steps between log lines, an integer in [1, ${L.every}]`)),
   nan_policy: Type.Optional(Type.Union([Type.Literal('stop'), Type.Literal('skip')])),
-  checkpoint_every: Type.Optional(PosInt),
+  checkpoint_every: Type.Optional(boundedInt(L.every, `steps between checkpoints, an integer in [1, ${L.every}]`)),
   /** Repeat the run once per seed (into seed-<s>/ folders) and report mean ± std; replaces `seed`. */
-  seeds: Type.Optional(Type.Array(Seed, { minItems: 1, uniqueItems: true })),
+  seeds: Type.Optional(
+    Type.Array(Seed, { minItems: 1, maxItems: L.seeds, uniqueItems: true, description: `1 to ${L.seeds} distinct seeds` }),
+  ),
   /** The learning-rate schedule: "onecycle" (the default) or step decay at epoch milestones (PyTorch's MultiStepLR). */
   schedule: Type.Optional(
     Type.Union(
       [
         Type.Literal('onecycle'),
-        Strict({ kind: Type.Literal('multistep'), milestones: Type.Array(PosInt, { minItems: 1 }), gamma: PosNumber }),
+        Strict({
+          kind: Type.Literal('multistep'),
+          milestones: Type.Array(boundedInt(L.epochs, `an epoch, an integer in [1, ${L.epochs}]`), {
+            minItems: 1,
+            maxItems: L.milestones,
+            description: `1 to ${L.milestones} ascending epochs`,
+          }),
+          gamma: Type.Number({ exclusiveMinimum: 0, maximum: 1, description: 'the factor at each milestone, a number in (0, 1]' }),
+        }),
       ],
       {
         description: '"onecycle" or {"kind": "multistep", "milestones": [epochs...], "gamma": number}',

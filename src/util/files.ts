@@ -12,6 +12,8 @@ import path from 'node:path';
 import { Kind, type Static, type TSchema } from '@sinclair/typebox';
 import { Value, type ValueError, ValueErrorType } from '@sinclair/typebox/value';
 import { FileFormatError, MfError } from '../errors.ts';
+import { parseJsonText } from './json.ts';
+import { killPoint } from './faults.ts';
 
 /** One line naming the path and the fix, from a Node fs error (an MfError passes through). */
 export function writeError(file: string, e: unknown): MfError {
@@ -59,11 +61,17 @@ export function writeFileAtomic(file: string, bytes: Uint8Array): void {
   try {
     fd = fs.openSync(tmp, 'wx', 0o644);
     let off = 0;
+    // Half the bytes, then a kill point: a torn temp file is one of the states a crash can leave.
+    const half = bytes.length >> 1;
+    while (off < half) off += fs.writeSync(fd, bytes, off, half - off);
+    killPoint('write:partial');
     while (off < bytes.length) off += fs.writeSync(fd, bytes, off, bytes.length - off);
     fs.fsyncSync(fd);
     fs.closeSync(fd);
     fd = undefined;
+    killPoint('write:before-rename');
     fs.renameSync(tmp, file);
+    killPoint('write:renamed');
   } catch (e) {
     if (fd !== undefined) {
       try {
@@ -171,18 +179,95 @@ export function checkJson<S extends TSchema>(schema: S, value: unknown, source: 
   return value as Static<S>;
 }
 
-const oneLine = (text: string) => text.replace(/\s+/g, ' ').trim();
-
-/** Parses JSON text (a file's, or a string inside one) and checks it. */
+/** Parses JSON text (a file's, or a string inside one; see parseJsonText for depth and positions) and checks it. */
 export function parseJson<S extends TSchema>(text: string, schema: S, source: JsonSource): Static<S> {
-  let value: unknown;
+  return checkJson(schema, parseJsonText(text, source), source);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Reading files: regular files only, with a size limit
+
+/** The largest text file read whole (JSON, log.jsonl of a long run with log_every 1 stays far below it). */
+export const MAX_TEXT_BYTES = 256 * 1024 * 1024;
+/** The largest binary file read whole (safetensors, NIfTI): what one typed array of a run can hold. */
+export const MAX_BINARY_BYTES = 2 ** 31 - 1;
+
+export interface ReadFileOptions {
+  /** What the file is, for errors: "the checkpoint pointer". */
+  what: string;
+  /** What to do, appended to every message. */
+  fix: string;
+  /** Larger files are refused before anything is read. */
+  maxBytes: number;
+  /** The error for a file that does not exist (default: `<file>: no such file (<what>); <fix>`). */
+  missing?: () => MfError;
+}
+
+const KIND_OF = (st: fs.Stats): string =>
+  st.isDirectory()
+    ? 'a directory'
+    : st.isFIFO()
+      ? 'a named pipe (FIFO)'
+      : st.isCharacterDevice()
+        ? 'a character device'
+        : st.isBlockDevice()
+          ? 'a block device'
+          : st.isSocket()
+            ? 'a socket'
+            : 'not a regular file';
+
+/**
+ * Opens `file` for reading if it is a regular file of at most `maxBytes`; returns the descriptor and size. A FIFO,
+ * a device (a link to /dev/zero) or a directory is refused before it is opened, and the open itself does not block
+ * (O_NONBLOCK), so a pipe swapped in meanwhile cannot hang the run; fstat then checks what was really opened.
+ * Failures are FileFormatErrors naming the file and the fix (`missing` makes the ENOENT one).
+ */
+export function openRegularFile(file: string, opts: ReadFileOptions): { fd: number; size: number } {
+  const refuse = (why: string) => new FileFormatError(`${file}: ${why} (${opts.what}); ${opts.fix}`);
+  const check = (st: fs.Stats): void => {
+    if (!st.isFile()) throw refuse(`is ${KIND_OF(st)}, not a regular file`);
+    if (st.size > opts.maxBytes) throw refuse(`is ${st.size} bytes, more than the ${opts.maxBytes}-byte limit`);
+  };
+  let fd: number | undefined;
   try {
-    value = JSON.parse(text.replace(/^\uFEFF/, ''));
+    check(fs.statSync(file));
+    fd = fs.openSync(file, fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0));
+    const st = fs.fstatSync(fd);
+    check(st);
+    return { fd, size: st.size };
   } catch (e) {
-    const what = source.at ? `${source.at} is not valid JSON` : 'not valid JSON';
-    throw new FileFormatError(`${source.file}: ${what} (${oneLine((e as Error).message)}); ${source.fix}`);
+    if (fd !== undefined) fs.closeSync(fd);
+    if (e instanceof MfError) throw e;
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') throw opts.missing ? opts.missing() : refuse('no such file');
+    throw refuse(`cannot be read (${code ?? String(e)})`);
   }
-  return checkJson(schema, value, source);
+}
+
+/** A regular file's bytes (see openRegularFile), in a fresh buffer of exactly the size fstat gave. */
+export function readRegularFile(file: string, opts: ReadFileOptions): Uint8Array {
+  const { fd, size } = openRegularFile(file, opts);
+  try {
+    const out = new Uint8Array(size);
+    let got = 0;
+    while (got < size) {
+      const n = fs.readSync(fd, out, got, size - got, got);
+      if (n === 0) break; // shrank while reading: what was read is all there is
+      got += n;
+    }
+    return got === size ? out : out.subarray(0, got);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new FileFormatError(`${file}: cannot be read (${opts.what}; ${code ?? String(e)}); ${opts.fix}`);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** A text file's contents (UTF-8, at most `maxBytes`); failures are one FileFormatError line naming the file. */
+export function readTextFile(file: string, what: string, fix: string, missing?: () => MfError, maxBytes = MAX_TEXT_BYTES): string {
+  const bytes = readRegularFile(file, { what, fix, maxBytes, ...(missing ? { missing } : {}) });
+  return new TextDecoder().decode(bytes);
 }
 
 export interface ReadJsonOptions {
@@ -192,23 +277,16 @@ export interface ReadJsonOptions {
   fix: string;
   /** The error for a file that does not exist (default: `<file>: no such file (<what>); <fix>`). */
   missing?: () => MfError;
-}
-
-/** A file's text; a file that cannot be read is one MfError line naming it (`missing` makes the ENOENT one). */
-export function readTextFile(file: string, what: string, fix: string, missing?: () => MfError): string {
-  try {
-    return fs.readFileSync(file, 'utf8');
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw missing ? missing() : new MfError(`${file}: no such file (${what}); ${fix}`);
-    throw new MfError(`${file}: cannot read ${what} (${code ?? String(e)}); ${fix}`);
-  }
+  /** Larger files are refused unread (default MAX_TEXT_BYTES). */
+  maxBytes?: number;
 }
 
 /**
- * Reads a JSON file and checks it against `schema`. A file that cannot be read is an MfError; one that is not
- * JSON or does not conform is a FileFormatError; every message is one line naming the file and ending in `fix`.
+ * Reads a JSON file and checks it against `schema`. A file that cannot be read, is not JSON (or nests past
+ * MAX_JSON_DEPTH) or does not conform is a FileFormatError; every message is one line naming the file and ending
+ * in `fix`.
  */
 export function readJsonFile<S extends TSchema>(file: string, schema: S, opts: ReadJsonOptions): Static<S> {
-  return parseJson(readTextFile(file, opts.what, opts.fix, opts.missing), schema, { file, fix: opts.fix });
+  const text = readTextFile(file, opts.what, opts.fix, opts.missing, opts.maxBytes);
+  return parseJson(text, schema, { file, fix: opts.fix });
 }

@@ -1,6 +1,14 @@
-// JSON files a user writes (experiments, sweeps): parsing with the position of a syntax error, and the
-// canonical form (sorted keys) used for hashing so that key order in a file does not matter.
-import { ConfigError } from '../errors.ts';
+// JSON text, parsed once for the whole project: experiment files a user writes (ConfigError) and files the project
+// writes and reads back (FileFormatError, via parseJson in ./files.ts). Syntax errors carry a line and column;
+// nesting is bounded, so a hostile file cannot overflow the stack later (schema checks, JSON.stringify,
+// canonical() all recurse). Also the canonical form (sorted keys) used for hashing, so key order does not matter.
+import { ConfigError, FileFormatError } from '../errors.ts';
+
+/**
+ * Deepest nesting of arrays and objects accepted. The deepest file the project reads (thesis tables, metrics) is
+ * under 10 levels; 100 leaves room and keeps every recursive walk of a parsed value far from the stack limit.
+ */
+export const MAX_JSON_DEPTH = 100;
 
 /** Line and column (1-based) of a character offset, for JSON syntax errors. */
 function lineCol(text: string, offset: number): string {
@@ -10,12 +18,30 @@ function lineCol(text: string, offset: number): string {
   return `line ${line}, column ${col}`;
 }
 
+/** Offset of the bracket that opens level MAX_JSON_DEPTH + 1, or undefined. A loop, not recursion: any input is safe. */
+function tooDeepAt(text: string): number | undefined {
+  let depth = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22) {
+      // skip a string, escapes included; an unterminated one ends the scan (the parser reports it)
+      for (i++; i < text.length && text.charCodeAt(i) !== 0x22; i++) if (text.charCodeAt(i) === 0x5c) i++;
+    } else if (c === 0x5b || c === 0x7b) {
+      if (++depth > MAX_JSON_DEPTH) return i;
+    } else if (c === 0x5d || c === 0x7d) depth--;
+  }
+  return undefined;
+}
+
 /**
  * Offset and description of the first JSON syntax error in `text`, or undefined if it is valid. Node 20's
  * JSON.parse messages often carry no position ("Unexpected token '}', ... is not valid JSON"), so syntax errors are
- * located by this small scanner of the JSON grammar; JSON.parse still does the actual parsing.
+ * located by this small scanner of the JSON grammar; JSON.parse still does the actual parsing. It recurses once per
+ * nesting level, so it is only run on text whose depth tooDeepAt has bounded.
  */
 export function findJsonError(text: string): { at: number; what: string } | undefined {
+  const deep = tooDeepAt(text);
+  if (deep !== undefined) return { at: deep, what: `nested deeper than ${MAX_JSON_DEPTH} levels` };
   let i = 0;
   const fail = (what: string): never => {
     throw { at: i, what: i >= text.length ? 'unexpected end of file' : what };
@@ -84,18 +110,47 @@ export function findJsonError(text: string): { at: number; what: string } | unde
     if (i < text.length) fail('unexpected text after the end');
     return undefined;
   } catch (e) {
-    return e as { at: number; what: string };
+    // Only our own { at, what } is thrown above; anything else (a RangeError) must not pass as a position.
+    if (e !== null && typeof e === 'object' && 'at' in e && 'what' in e) return e as { at: number; what: string };
+    throw e;
   }
 }
 
-export function parseJson(text: string, file: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    const found = findJsonError(text);
-    if (!found) throw new ConfigError(`${file}: invalid JSON: ${e instanceof Error ? e.message.replace(/\s+/g, ' ') : String(e)}`);
-    throw new ConfigError(`${file}: invalid JSON at ${lineCol(text, found.at)}: ${found.what}`);
+/** Where JSON text came from, for its error message. */
+export interface JsonOrigin {
+  file: string;
+  /** A label for JSON held inside the file (`training_state` in a safetensors header). */
+  at?: string;
+  /** What to do, appended to the message. */
+  fix?: string;
+  /** A file the user writes (experiment, sweep): a ConfigError `invalid JSON at …`. Otherwise a FileFormatError. */
+  config?: boolean;
+}
+
+const oneLine = (text: string) => text.replace(/\s+/g, ' ').trim();
+
+/**
+ * The one JSON parser: strips a byte-order mark (Windows editors add one), refuses nesting past MAX_JSON_DEPTH and
+ * reports a syntax error as one line with its line and column. The depth is checked before JSON.parse so that a
+ * value that parses is also safe to walk recursively.
+ */
+export function parseJsonText(text: string, origin: JsonOrigin): unknown {
+  const body = text.replace(/^\uFEFF/, '');
+  let parseMessage = '';
+  if (tooDeepAt(body) === undefined) {
+    try {
+      return JSON.parse(body);
+    } catch (e) {
+      parseMessage = oneLine(e instanceof Error ? e.message : String(e));
+    }
   }
+  // Too deep, or a syntax error: the scanner gives the position (it agrees with JSON.parse on what is valid).
+  const found = findJsonError(body);
+  const where = found ? `${lineCol(body, found.at)}: ${found.what}` : parseMessage;
+  const label = origin.at ? `${origin.at} is ` : '';
+  const fix = origin.fix ? `; ${origin.fix}` : '';
+  if (origin.config) throw new ConfigError(`${origin.file}: ${label}invalid JSON at ${where}${fix}`);
+  throw new FileFormatError(`${origin.file}: ${label}not valid JSON (${where})${fix}`);
 }
 
 /** Canonical JSON (sorted keys) of a value; used for hashing so key order in the file does not matter. */

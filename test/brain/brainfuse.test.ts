@@ -336,7 +336,14 @@ function syntheticIxi(): string {
     const id = `IXI${String(100 + i).padStart(3, '0')}`;
     const file = `${id}-Synth-T1.nii.gz`;
     // 32³ at 5 mm: a 160 mm field of view, as the preprocessing expects of a brain.
-    writeNifti(path.join(data, file), { shape: [32, 32, 32], data: brainLike(32, age, i).map((v) => v * 1000), spacing: [5, 5, 5] });
+    const t1 = brainLike(32, age, i).map((v) => v * 1000);
+    writeNifti(path.join(data, file), { shape: [32, 32, 32], data: t1, spacing: [5, 5, 5] });
+    // A T2 beside it (inverted contrast inside the brain), for the multi-channel study.
+    writeNifti(path.join(data, file.replace('-T1.', '-T2.')), {
+      shape: [32, 32, 32],
+      data: t1.map((v) => (v > 0 ? 1200 - v : 0)),
+      spacing: [5, 5, 5],
+    });
     rows.push(`${100 + i},${i % 2 ? 'M' : 'F'},${age},${file}`);
   });
   fs.writeFileSync(path.join(data, 'ixi_subjects.csv'), `${rows.join('\n')}\n`);
@@ -420,12 +427,12 @@ describe('slice-interpolation run', () => {
 });
 
 describe('brain-age study', () => {
-  it('a tiny study (1 seed, 2 epochs) runs end to end and reports top-1/3/5 next to the thesis', () => {
+  it('a tiny two-channel study (1 seed, 2 epochs) runs end to end and reports top-1/3/5 next to the thesis', () => {
     const data = syntheticIxi();
     const exp = {
       name: 'tiny-brainage',
       kind: 'brainage',
-      data: { data_dir: data, cache_dir: 'cache', shape: 16, split: { seed: 0, test: 3, val: 1 }, downsample: 1 },
+      data: { data_dir: data, cache_dir: 'cache', shape: 16, split: { seed: 0, test: 3, val: 1 }, size: 16, modalities: ['T1', 'T2'] },
       model: { width: 4, blocks: [1, 1], groups: 2 },
       training: { epochs: 2, batch_size: 4, lr: 0.003, weight_decay: 0, warmup_epochs: 0, seed: 0, log_every: 1, steps_per_epoch: 2 },
       study: { arms: ['NT', 'NT+BT+BrainFuse', 'NT+RawBrainFuse+ConsistencyReg'], seeds: 1 },
@@ -450,10 +457,27 @@ describe('brain-age study', () => {
       expect(a.top3![0]).toBeLessThanOrEqual(a.top5![0]!);
     }
     expect(metrics.brainage.split.test).toHaveLength(3);
-    expect(metrics.brainage.fusion.map((f: { mode: string; kept: number }) => [f.mode, f.kept])).toEqual([
-      ['BrainFuse', 6],
-      ['RawBrainFuse', 6],
+    expect(metrics.brainage.input).toBe('16³ × 2 (T1, T2) (preprocessed at 16³, averaged 1×)');
+    expect(
+      metrics.brainage.fusion.map((f: { mode: string; kept: number; filtered: boolean; proposed: number }) => [
+        f.mode,
+        f.kept,
+        f.filtered,
+        f.proposed,
+      ]),
+    ).toEqual([
+      ['BrainFuse', 6, true, 6],
+      ['RawBrainFuse', 6, false, 6],
     ]);
+    // Barlow Twins saw the 6 training volumes and 4 fused ones per real one, chains re-fused up to generation 2.
+    const ssl = metrics.brainage.ssl;
+    expect([ssl.real, ssl.fused, ssl.max_generation]).toEqual([6, 24, 2]);
+    const sslFusions = JSON.parse(fs.readFileSync(path.join(out, 'ssl-fusions.json'), 'utf8')) as {
+      generation: number;
+      sources: string[];
+    }[];
+    expect(sslFusions).toHaveLength(24);
+    expect(sslFusions.every((x) => x.generation >= 1 && x.generation <= 2 && x.sources.length >= 2 && x.sources.length <= 4)).toBe(true);
     expect(metrics.thesis.table.NT.top1).toEqual([32.1, 0.27]);
     const report = fs.readFileSync(path.join(out, 'report.md'), 'utf8');
     expect(report).toMatch(/demonstration, not a reproduction/);
@@ -461,6 +485,9 @@ describe('brain-age study', () => {
       /\| NT \| [\d.]+ ± [\d.]+ \| [\d.]+ ± [\d.]+ \| [\d.]+ ± [\d.]+ \| [\d.]+ \| [\d.]+ \| 32\.10 ± 0\.27 \| 53\.80 ± 0\.18 \| 64\.21 ± 0\.32 \|/,
     );
     expect(report).toMatch(/subject-level split/);
+    expect(report).toMatch(/with 2 channel\(s\) \(T1, T2;/);
+    expect(report).toMatch(/on the 6 training volumes and 24 unlabelled fused ones \(4 per real volume/);
+    expect(report).toMatch(/RawBrainFuse is not \(fusion\.filter_raw false\)/);
     const study = JSON.parse(fs.readFileSync(path.join(out, 'study.json'), 'utf8'));
     expect(Object.keys(study.phases)).toEqual(['BT-s0', 'NT-s0', 'NT+BT+BrainFuse-s0', 'NT+RawBrainFuse+ConsistencyReg-s0']);
     // Running again without --resume refuses; with --resume every phase is already done and nothing retrains.

@@ -136,13 +136,20 @@ describe('brainfuse-interp experiment files', () => {
 describe('brainage experiment files', () => {
   it('experiments/brainage.json resolves to the settings of the old brainfuse section', () => {
     const s = loadExperiment(path.join(ROOT, 'experiments/brainage.json')).settings as BrainAgeSettings;
-    expect(s.data).toEqual({ ...DATA_DEFAULTS, downsample: 2, bins: { min: 20, max: 90, width: 5 }, label_sigma: 1, augment: true });
+    expect(s.data).toEqual({
+      ...DATA_DEFAULTS,
+      size: 32,
+      modalities: ['T1'],
+      bins: { min: 20, max: 90, width: 5 },
+      label_sigma: 1,
+      augment: true,
+    });
     expect(s.model).toEqual({ width: 8, blocks: [1, 1, 1], groups: 4 });
     expect(s.study).toEqual({
       arms: ['NT', 'NT+BT', 'NT+BT+BrainFuse', 'NT+BT+RawBrainFuse', 'NT+BT+BrainFuse+ConsistencyReg', 'NT+BT+RawBrainFuse+ConsistencyReg'],
       seeds: 3,
     });
-    expect(s.bt).toEqual({ steps_per_epoch: 6, dim: 64, lambda: 0.005 });
+    expect(s.bt).toEqual({ steps_per_epoch: 6, dim: 64, lambda: 0.005, fused_per_real: 4, chain: [2, 4], max_generation: 2 });
     expect(s.fusion).toEqual({
       interp_run: 'runs/brainfuse-interp',
       per_subject: 4,
@@ -152,6 +159,7 @@ describe('brainage experiment files', () => {
       threshold: 3,
       attempts: 4,
       seed: 0,
+      filter_raw: false,
     });
     expect(s.consistency).toEqual({ weight: 1 });
     expect(s.training).toMatchObject({ epochs: 15, steps_per_epoch: 6, batch_size: 8, lr: 0.001, log_every: 6 });
@@ -169,14 +177,37 @@ describe('brainage experiment files', () => {
     expect(ageSettings(age({ fusion: { interp_run: null } })).fusion.interp_run).toBeNull();
   });
 
+  it('defaults: 64³ input, T1 only, 4 fused volumes per real one for Barlow Twins, RawBrainFuse unfiltered', () => {
+    const s = ageSettings(age());
+    expect([s.data.shape, s.data.size, s.data.modalities]).toEqual([64, 64, ['T1']]);
+    expect(s.bt).toMatchObject({ fused_per_real: 4, chain: [2, 4], max_generation: 2 });
+    expect(s.fusion.filter_raw).toBe(false);
+    // A smaller grid is the input size unless data.size says otherwise; modalities are upper-cased.
+    expect(ageSettings(age({ data: { shape: 32 } })).data.size).toBe(32);
+    const thesis = ageSettings(age({ data: { size: 32, modalities: ['T1', 't2', 'PD'] }, fusion: { filter_raw: true } }));
+    expect([thesis.data.size, thesis.data.modalities, thesis.fusion.filter_raw]).toEqual([32, ['T1', 'T2', 'PD'], true]);
+  });
+
   it('checks the arm grammar, the grid, the bins and k_range, naming the file and the key', () => {
     expect(errorFor(age({ study: { arms: ['NT', 'BT+NT'] } }))).toMatch(/^\/study\/arms\/1 arm "BT\+NT" must be NT followed by/);
     expect(errorFor(age({ study: { arms: ['NT+BrainFuse+RawBrainFuse'] } }))).toMatch(/^\/study\/arms\/0 arm/);
     expect(errorFor(age({ study: { arms: ['NT', 'NT'] } }))).toBe('/study/arms lists an arm twice');
-    expect(errorFor(age({ data: { shape: 64, downsample: 3 } }))).toBe('/data/downsample 3 must divide the grid side 64');
-    expect(errorFor(age({ data: { shape: 48, downsample: 4 } }))).toBe(
-      "/data/downsample the network's input side 12 must be a multiple of 8",
+    expect(errorFor(age({ data: { shape: 64, size: 24 } }))).toBe('/data/size 24 must divide the grid side data.shape 64');
+    expect(errorFor(age({ data: { shape: 48, size: 12 } }))).toBe('/data/size 12 must be a multiple of 8 (2 per stage of model.blocks)');
+    expect(errorFor(age({ data: { modalities: ['T1', 't1'] } }))).toBe('/data/modalities lists a modality twice');
+    expect(errorFor(age({ data: { modalities: [] } }))).toMatch(/^\/data\/modalities /);
+    expect(errorFor(age({ data: { modalities: ['T1.nii'] } }))).toMatch(/^\/data\/modalities\/0 /);
+    expect(errorFor(age({ bt: { chain: [4, 2] } }))).toBe('/bt/chain [4, 2] must be [fewest, most] with fewest <= most');
+    expect(errorFor(age({ data: { shape: 16 }, bt: { chain: [2, 3] }, fusion: { transition: 5 } }))).toBe(
+      '/bt/chain 3 brains with 5 transition slices each do not fit in 16 slices',
     );
+    // ...unless no arm pre-trains, or nothing is fused for it.
+    expect(
+      ageSettings(age({ data: { shape: 16 }, bt: { chain: [2, 3] }, fusion: { transition: 5 }, study: { arms: ['NT'] } })).bt.chain,
+    ).toEqual([2, 3]);
+    expect(
+      ageSettings(age({ data: { shape: 16 }, bt: { chain: [2, 3], fused_per_real: 0 }, fusion: { transition: 5 } })).bt.fused_per_real,
+    ).toBe(0);
     expect(errorFor(age({ data: { bins: { min: 50, max: 40 } } }))).toMatch(
       /^\/data\/bins age bins \{min: 50, max: 40, width: 5\} need min < max/,
     );
@@ -202,5 +233,8 @@ describe('brainage experiment files', () => {
       /^\/brainfuse is no longer read by kind "brainage": its settings moved to \/data, \/model, \/study, \/bt, \/fusion, \/consistency .*experiments\/brainage\.json/,
     );
     expect(errorFor(age({ model: { preset: 'small' } }))).toMatch(/^\/model\/preset is no longer read by kind "brainage"/);
+    expect(errorFor(age({ data: { downsample: 2 } }))).toMatch(
+      /^\/data\/downsample is no longer read by kind "brainage": replaced by \/data\/size/,
+    );
   });
 });

@@ -195,7 +195,7 @@ describe('launch checks names, constants and sizes before dispatching', () => {
   it('the uniform count', () => {
     const z = Tensor.empty([64]);
     const mask = Tensor.empty([1]);
-    const call = () => launch('optimizer', 'adamw', { N4: 16 }, { g: z, mask, params: z, m: z, v: z }, undefined, [1, 2, 3]);
+    const call = () => launch('optimizer', 'adamw', { N4: 16 }, { g: z, mask, s: z, params: z, m: z, v: z }, undefined, [1, 2, 3]);
     fails(call, /optimizer\.adamw: takes 8 uniforms, got 3/);
   });
 

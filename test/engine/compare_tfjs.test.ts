@@ -4,7 +4,7 @@ import { createRequire } from 'node:module';
 import { afterAll, describe, expect, it } from 'vitest';
 import { AGREE_TOL, compareTfjs, type CompareResult } from '../../src/cli/compare_tfjs.ts';
 import { setBackend } from '../../src/tensor/tensor.ts';
-import { cpu, gpuBackend, releaseGpu } from '../helpers.ts';
+import { cpu, requireGpu, releaseGpu } from '../helpers.ts';
 import { mf } from '../run/helpers.ts';
 
 function installed(name: string): boolean {
@@ -37,8 +37,7 @@ describe.skipIf(!tfjs)(`mf bench kernels --compare tfjs${SKIP}`, () => {
   });
 
   it('in process: both sides agree on small and odd shapes', async () => {
-    const gpu = await gpuBackend();
-    if (!gpu) return; // no adapter outside CI: nothing to compare
+    const gpu = await requireGpu(); // no adapter outside CI: nothing to compare
     const report = await compareTfjs(gpu, true, [64, 37]);
     expect(report.results.map((r) => r.shape)).toEqual(['64x64x64', '37x37x37']);
     report.results.forEach(checkRow);
@@ -49,7 +48,7 @@ describe.skipIf(!tfjs)(`mf bench kernels --compare tfjs${SKIP}`, () => {
   });
 
   it('the CLI prints JSON rows with the fields and exits 0', async () => {
-    if (!(await gpuBackend())) return;
+    await requireGpu();
     const r = mf(['bench', 'kernels', '--compare', 'tfjs', '--quick', '--json'], {}, 60_000);
     expect(r.stderr.trim()).toBe('');
     expect(r.status).toBe(0);

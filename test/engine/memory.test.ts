@@ -6,14 +6,13 @@ import { mean } from '../../src/ops/index.ts';
 import { crossEntropy } from '../../src/ops/losses.ts';
 import { AdamW } from '../../src/train/adamw.ts';
 import { setBackend, Tensor, tidy } from '../../src/tensor/tensor.ts';
-import { cpu, gpuBackend, uniform, releaseGpu } from '../helpers.ts';
+import { cpu, requireGpu, uniform, releaseGpu } from '../helpers.ts';
 
 afterAll(releaseGpu);
 
 describe('memory over a long run', () => {
   it('1000 steps: flat pool live bytes, no new buffers, RSS within 64 MiB of step 500', async () => {
-    const gpu = await gpuBackend();
-    if (!gpu) return;
+    const gpu = await requireGpu();
     setBackend(gpu);
     try {
       const store = new ParameterStore(1);

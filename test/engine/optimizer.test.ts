@@ -473,6 +473,47 @@ describe('AdamW', () => {
     });
   });
 
+  it('the guard skips a step whose gradient or loss is NaN or Inf on the device, and counts it', async () => {
+    await onEach(async (b) => {
+      const s = build();
+      const opt = new AdamW(s, { ...OPTS, maxGradNorm: 1 });
+      const lossOf = (x: number) => Tensor.from(new Float32Array([x]), []);
+      const snapshot = async () => ({ p: await s.export(), st: await opt.exportState() });
+      setGrads(s, 80);
+      opt.step(undefined, lossOf(0.5).buffer); // 1: good
+      const afterGood = await snapshot();
+      // 2: a NaN in one gradient element (a non-logged step in a real run); 3: an infinite loss; 4: -Inf gradient.
+      const nanGrads = setGrads(s, 81);
+      const first = [...nanGrads.keys()][1];
+      const g = nanGrads.get(first)!;
+      g[0] = Number.NaN;
+      b.write(s.get(first).grad!.buffer, g);
+      opt.step(undefined, lossOf(0.5).buffer);
+      setGrads(s, 82);
+      opt.step(undefined, lossOf(Number.POSITIVE_INFINITY).buffer);
+      const infGrads = setGrads(s, 83);
+      const h = infGrads.get('odd')!;
+      h[5] = Number.NEGATIVE_INFINITY;
+      b.write(s.get('odd').grad!.buffer, h);
+      opt.step();
+      const afterBad = await snapshot();
+      // Skipped means untouched: weights and both moments exactly as after step 1 (only the step count moved on).
+      expect(afterBad.p, `${b.name} params`).toEqual(afterGood.p);
+      expect(afterBad.st.m, `${b.name} m`).toEqual(afterGood.st.m);
+      expect(afterBad.st.v, `${b.name} v`).toEqual(afterGood.st.v);
+      expect(afterBad.st.step).toBe(4);
+      for (const [, t] of afterBad.p) expect(Array.from(t.data).every(Number.isFinite)).toBe(true);
+      expect(await opt.health(), b.name).toEqual({ steps: 4, bad: 3, first: 2, last: 4 });
+      // 5: good again, and it updates.
+      setGrads(s, 84);
+      opt.step(undefined, lossOf(0.25).buffer);
+      expect(await s.export()).not.toEqual(afterGood.p);
+      expect(await opt.health()).toEqual({ steps: 5, bad: 3, first: 2, last: 4 });
+      opt.dispose();
+      s.dispose();
+    });
+  });
+
   it('WebGPU kernels agree with the CPU reference on a large arena (multi-chunk norm)', async () => {
     const gpu = await gpuBackend();
     if (!gpu) return;

@@ -3,12 +3,11 @@ import { WebGpuBackend } from '../../src/backend/webgpu.ts';
 import { DeviceLostError } from '../../src/errors.ts';
 import { add, matmul } from '../../src/ops/index.ts';
 import { setBackend, Tensor, tidy } from '../../src/tensor/tensor.ts';
-import { cpu, uniform } from '../helpers.ts';
+import { cpu, noGpu, uniform } from '../helpers.ts';
 
 describe('WebGPU runtime', () => {
   it('reuses freed buffers from the pool instead of creating new ones', async () => {
-    const gpu = await WebGpuBackend.create();
-    if (!gpu) return;
+    const gpu = (await WebGpuBackend.create()) ?? noGpu();
     try {
       setBackend(gpu);
       const a = Tensor.from(uniform(64 * 64, 1), [64, 64]);
@@ -30,8 +29,7 @@ describe('WebGPU runtime', () => {
   });
 
   it('a lost device surfaces as a typed error naming the cause', async () => {
-    const gpu = await WebGpuBackend.create();
-    if (!gpu) return;
+    const gpu = (await WebGpuBackend.create()) ?? noGpu();
     setBackend(gpu);
     try {
       const a = Tensor.from([1, 2, 3, 4], [2, 2]);
@@ -45,8 +43,7 @@ describe('WebGPU runtime', () => {
   });
 
   it('reports the adapter it runs on', async () => {
-    const gpu = await WebGpuBackend.create();
-    if (!gpu) return;
+    const gpu = (await WebGpuBackend.create()) ?? noGpu();
     expect(gpu.describe()).toMatch(/^webgpu: .+/);
     expect(gpu.adapter.limits.maxStorageBufferBindingSize).toBeGreaterThan(0);
     gpu.destroy();

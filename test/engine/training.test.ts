@@ -8,7 +8,7 @@ import { mean } from '../../src/ops/index.ts';
 import { crossEntropy } from '../../src/ops/losses.ts';
 import { AdamW } from '../../src/train/adamw.ts';
 import { backend, setBackend, Tensor, tidy } from '../../src/tensor/tensor.ts';
-import { cpu, gpuBackend, uniform, releaseGpu } from '../helpers.ts';
+import { cpu, requireGpu, uniform, releaseGpu } from '../helpers.ts';
 
 afterAll(releaseGpu);
 
@@ -85,8 +85,7 @@ describe('training end to end', () => {
     it(`a tiny ${kind} cuts its loss by ${factor}x in ${steps} steps on both backends`, async () => {
       const onCpu = await train(cpu, kind, steps);
       expect(onCpu[steps - 1]).toBeLessThan(onCpu[0] / factor);
-      const gpu = await gpuBackend();
-      if (!gpu) return;
+      const gpu = await requireGpu();
       const onGpu = await train(gpu, kind, steps);
       expect(onGpu[steps - 1]).toBeLessThan(onGpu[0] / factor);
       for (let s = 0; s < 5; s++) expect(Math.abs(onGpu[s] - onCpu[s]) / onCpu[s], `step ${s}`).toBeLessThan(1e-3);

@@ -12,20 +12,25 @@ export function tmpDir(prefix: string): string {
 }
 
 /** A tiny Medformer experiment on the synthetic set: seconds per step on lavapipe. */
+/** A Medformer small enough that a test run takes seconds on a CPU rasteriser. */
+export const TINY_MODEL = {
+  preset: 'small',
+  hidden_dim: 32,
+  num_layers: 1,
+  num_heads: 2,
+  mlp_ratio: 2,
+  latent_dim: 16,
+  num_latent_tokens: 8,
+  num_task_latents: 2,
+};
+/** TINY_MODEL with a 3D input path of 28³ volumes in 7³ patches. */
+export const TINY_MODEL_3D = { ...TINY_MODEL, image_size_3d: 28, patch_size_3d: 7 };
+
 export function tinyExperiment(dir: string, over: Record<string, unknown> = {}, training: Record<string, unknown> = {}): string {
   const exp = {
     name: 'tiny',
     kind: 'supervised',
-    model: {
-      preset: 'small',
-      hidden_dim: 32,
-      num_layers: 1,
-      num_heads: 2,
-      mlp_ratio: 2,
-      latent_dim: 16,
-      num_latent_tokens: 8,
-      num_task_latents: 2,
-    },
+    model: TINY_MODEL,
     data: { datasets: ['synthetic2d'], augment: false, train_limit: 64 },
     training: {
       epochs: 2,
@@ -48,6 +53,8 @@ export function tinyExperiment(dir: string, over: Record<string, unknown> = {}, 
 
 export interface MfResult {
   status: number | null;
+  /** The signal that ended the process (e.g. SIGKILL from a kill point), or null. */
+  signal: NodeJS.Signals | null;
   stdout: string;
   stderr: string;
 }
@@ -61,6 +68,7 @@ export function mf(args: string[], env: Record<string, string> = {}, timeoutMs =
   });
   return {
     status: r.status,
+    signal: r.signal,
     stdout: r.stdout,
     stderr: r.stderr
       .split('\n')

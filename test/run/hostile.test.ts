@@ -107,10 +107,34 @@ describe('hostile inputs to mf run', () => {
     expectOneLineError(mf(['run', exp, '--out', path.join(dir, 'o6')], { MEDMNIST_ROOT: tmpDir('d') }), /lying\.safetensors/);
   });
 
+  it('a non-number for --max-steps is quoted with the range wanted, not "got NaN"', () => {
+    const exp = tinyExperiment(dir, { name: 'flags' });
+    const r = mf(['run', exp, '--max-steps', 'abc', '--out', path.join(dir, 'o7')]);
+    expectOneLineError(r, /--max-steps "abc" is not a whole number in \[1, 1000000000\]; give one, e.g. --max-steps 1000$/);
+    expect(r.stderr).not.toMatch(/NaN/);
+  });
+
+  it('one data set listed twice in different case is refused naming both entries', () => {
+    const exp = tinyExperiment(dir, { name: 'dup', data: { datasets: ['breastmnist', 'BreastMNIST'], augment: false } });
+    expectOneLineError(
+      mf(['run', exp, '--out', path.join(dir, 'o8')]),
+      /"breastmnist" and \/data\/datasets\/1 "BreastMNIST" are the same data set/,
+    );
+  });
+
+  it('an absurd batch size in the experiment is refused naming the key and the bound', () => {
+    const exp = tinyExperiment(dir, { name: 'huge' }, { batch_size: 1e300 });
+    expectOneLineError(mf(['run', exp, '--out', path.join(dir, 'o9')]), /\/training\/batch_size must be <= 65536/);
+  });
+
   it('an unwritable output folder names the path', () => {
     const exp = tinyExperiment(dir, { name: 'nowrite' });
     const blocker = path.join(dir, 'afile');
     fs.writeFileSync(blocker, 'x');
     expectOneLineError(mf(['run', exp, '--out', path.join(blocker, 'sub')]), /afile/);
+  });
+
+  it('mf bench train --only with a name that picks nothing is refused, naming the choices', () => {
+    expectOneLineError(mf(['bench', 'train', '--only', 'small-4d']), /unknown --only "small-4d".*small-2d, small-3d, large-2d/);
   });
 });

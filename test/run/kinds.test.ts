@@ -4,7 +4,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadCheckpoint } from '../../src/train/checkpoint.ts';
 import { readSafetensors } from '../../src/train/safetensors.ts';
-import { mf, tinyExperiment, tmpDir } from './helpers.ts';
+import { mf, TINY_MODEL_3D, tinyExperiment, tmpDir } from './helpers.ts';
 
 const env = { MEDMNIST_ROOT: tmpDir('data') };
 const records = (out: string) =>
@@ -24,18 +24,7 @@ describe('other kinds of run', () => {
       {
         name: 'mt',
         kind: 'multitask',
-        model: {
-          preset: 'small',
-          image_size_3d: 28,
-          patch_size_3d: 7,
-          hidden_dim: 32,
-          num_layers: 1,
-          num_heads: 2,
-          mlp_ratio: 2,
-          latent_dim: 16,
-          num_latent_tokens: 8,
-          num_task_latents: 2,
-        },
+        model: TINY_MODEL_3D,
         data: { datasets: ['synthetic2d', 'synthetic3d'], augment: false, train_limit: 16 },
         multitask: { sub_batches: 2 },
       },

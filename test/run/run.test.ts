@@ -43,6 +43,34 @@ describe('mf run', () => {
     expect(again.stderr).toMatch(/already holds a run.*--resume/);
   });
 
+  it('asserts a run refused before its first step (its data missing) leaves no output folder', () => {
+    const dir = tmpDir('nofolder');
+    const exp = tinyExperiment(dir, { name: 'nofolder', data: { datasets: ['breastmnist'], augment: false } });
+    const out = path.join(dir, 'out');
+    const r = mf(['run', exp, '--out', out, '--quiet'], { MEDMNIST_ROOT: tmpDir('empty-data') });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/^error: .*breastmnist/m);
+    expect(fs.existsSync(out)).toBe(false);
+  });
+
+  it('asserts a --resume refused for a changed config leaves config.json and the checkpoint as they were', () => {
+    const dir = tmpDir('refused');
+    const exp = tinyExperiment(dir, { name: 'refused' }, { epochs: 1 });
+    const out = path.join(dir, 'out');
+    expect(mf(['run', exp, '--out', out, '--quiet'], { ...env, MF_FAULT_LOSE_DEVICE_AT_STEP: '3' }).status).toBe(1);
+    const config = fs.readFileSync(path.join(out, 'config.json'));
+    const pointer = fs.readFileSync(path.join(out, 'checkpoint.json'));
+    const changed = tinyExperiment(tmpDir('refused-changed'), { name: 'refused' }, { epochs: 1, lr: 0.01 });
+    const r = mf(['run', changed, '--out', out, '--quiet', '--resume'], env);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/error: .*the checkpoint was made with a different config/);
+    expect(fs.readFileSync(path.join(out, 'config.json')).equals(config)).toBe(true);
+    expect(fs.readFileSync(path.join(out, 'checkpoint.json')).equals(pointer)).toBe(true);
+    // The unchanged experiment still resumes to the end.
+    const resumed = mf(['run', exp, '--out', out, '--quiet', '--resume'], env);
+    expect(resumed.status, resumed.stderr).toBe(0);
+  });
+
   it('a run killed with SIGKILL and resumed ends with the same weights and metrics as one that never stopped', async () => {
     const dir = tmpDir('resume');
     const exp = tinyExperiment(dir);

@@ -42,7 +42,7 @@ const LOG: LogRecord[] = [
     samples_per_s: 79,
   },
   { t: 1.2, event: 'train', step: 3, epoch: 1, max_gap: 4, loss: 0.2, grad_norm: 0.5, recon: 0.2, lr: 1e-3, samples_per_s: 9 },
-  { t: 1.3, event: 'skip', step: 4, loss: 'NaN', grad_norm: 'NaN' },
+  { t: 1.3, event: 'skip', step: 4, skipped: 2, total: 2, first_step: 3 },
   { t: 2, event: 'val', epoch: 0, step: 2, task: 'synthetic2d', auc: null, acc: 0.25 },
   { t: 2.1, event: 'val', epoch: 0, step: 2, gap: 4, psnr_model: 18.9, psnr_linear: null, max_gap: 2 },
   { t: 2.2, event: 'val', phase: 'NT-s0', epoch: 0, step: 2, top1: 0, top3: 0.5, top5: 1, mae: 12.5 },

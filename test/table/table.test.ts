@@ -49,7 +49,7 @@ function run(
   dir: string,
   folder: string,
   kind: string,
-  preset: 'small' | 'large',
+  preset: 'small' | 'large' | 'resnet18',
   results: Record<string, Result>,
   mtimeSeconds = 1_700_000_000,
 ): string {
@@ -248,6 +248,30 @@ describe('buildTable', () => {
     expect(b.run).toEqual({ dir: path.join(dir, 'b-new'), name: 'b-new', metrics_mtime: new Date(1_700_000_500_000).toISOString() });
     const json = JSON.parse(renderJson(values('4.2', dir))) as { rows: { dataset: string; ours: { run: { name: string } } }[] };
     expect(json.rows.find((r) => r.dataset === 'BreastMNIST')?.ours.run.name).toBe('b-new');
+  });
+
+  it('puts the pipeline\'s own ResNet-18 (28) runs beside the small single-task tables only, never in "Ours"', () => {
+    const dir = runsDir();
+    run(dir, 'st-small-breastmnist', 'supervised', 'small', { breastmnist: { auc: 0.75, acc: 0.78 } });
+    run(dir, 'resnet18-breastmnist', 'supervised', 'resnet18', { breastmnist: { auc: 0.88, acc: 0.85 } });
+    const view = values('4.2', dir);
+    const breast = row(view, 'BreastMNIST');
+    expect(breast.ours).toMatchObject({ auc: 0.75, run: { name: 'st-small-breastmnist' } });
+    expect(breast.resnet18).toMatchObject({ auc: 0.88, acc: 85, run: { name: 'resnet18-breastmnist' } });
+    expect(row(view, 'RetinaMNIST').resnet18).toBe('missing');
+    const md = renderMarkdown(view);
+    expect(md).toContain('| ResNet-18 (28) AUC | ResNet-18 (28) ACC | Ours ResNet-18 (28) AUC | Ours ResNet-18 (28) ACC |');
+    expect(md).toContain('| BreastMNIST | 0.741 | 82.0 | 0.750 | 78.0 | +0.009 | −4.0 | 0.901 | 86.3 | 0.880 | 85.0 |');
+    expect(md).toContain(`- BreastMNIST: ${path.join(dir, 'resnet18-breastmnist')}`);
+    const csv = parseCsv(renderCsv(view)).find((r) => r.dataset === 'BreastMNIST');
+    expect(csv).toMatchObject({ ours_resnet18_auc: '0.88', ours_resnet18_acc: '85', resnet18_run: path.join(dir, 'resnet18-breastmnist') });
+    // Other tables have no such column: large single-task (224 px), and multi-task.
+    expect(row(values('4.7', dir), 'BreastMNIST').resnet18).toBeNull();
+    expect(row(values('4.4', dir), 'BreastMNIST').resnet18).toBeNull();
+    // A resnet18 run alone leaves "Ours" missing rather than filling it.
+    const alone = runsDir();
+    run(alone, 'resnet18-breastmnist', 'supervised', 'resnet18', { breastmnist: { auc: 0.88, acc: 0.85 } });
+    expect(row(values('4.2', alone), 'BreastMNIST').ours).toBe('missing');
   });
 
   it('fills Table 4.3 from supervised runs only, and Table 4.4 from multi-task runs', () => {

@@ -77,7 +77,8 @@ describe('checkpoints', () => {
     let calls = 0;
     vi.spyOn(fs, 'writeSync').mockImplementation(((fd: number, buf: Uint8Array, off: number, len: number) => {
       calls++;
-      if (calls === 2) {
+      // writeFileAtomic writes each file in two halves (a kill point between them): call 3 is the state file's first.
+      if (calls === 3) {
         realWrite(fd, buf, off, Math.floor(len / 2)); // half the state file reaches the disk
         throw errno('ENOSPC');
       }

@@ -47,6 +47,8 @@ export const optimizer = defineFamily({
     m: readWrite(4, 'M'),
     v: readWrite(5, 'V'),
     out: readWrite(6, 'Out'),
+    loss: read(7, 'L'),
+    health: readWrite(8, 'H'),
   },
   defaults: { N4: 1, CHUNK4: OPT_WG, NPART: 1 },
   entries: {
@@ -92,14 +94,33 @@ export const optimizer = defineFamily({
         Out[0] = treeSum(red);
       },
     },
+    guard: {
+      // out: [squared norm (read), update flag (written)]; loss: the step's scalar loss (zero when left out).
+      bindings: ['out', 'loss?', 'health'],
+      consts: [],
+      sizes: { loss: () => 1, health: () => 4, out: () => 2 },
+      grid: () => [1, 1, 1],
+      reference(_c, _fc, { loss: L, health: Hf, out: Out }) {
+        const H = asU32(Hf);
+        const ok = Number.isFinite(Out[0]) && Number.isFinite(L[0]);
+        Out[1] = ok ? 1 : 0;
+        H[0] += 1;
+        if (!ok) {
+          H[1] += 1;
+          if (H[2] === 0) H[2] = H[0];
+          H[3] = H[0];
+        }
+      },
+    },
     adamw: {
-      // s (the squared norm) is read only when the max norm, uniform 7, is above 0.
-      bindings: ['g', 'mask', 's?', 'params', 'm', 'v'],
+      // s: [squared norm, update flag] from norm_final and guard; the norm is used when the max norm (uniform 7) is above 0.
+      bindings: ['g', 'mask', 's', 'params', 'm', 'v'],
       consts: ['N4'],
       uniforms: 8,
-      sizes: { g: floats, mask: maskWords, s: () => 1, params: floats, m: floats, v: floats },
+      sizes: { g: floats, mask: maskWords, s: () => 2, params: floats, m: floats, v: floats },
       grid: (c) => grid1d(c.N4, OPT_WG),
       reference(c, _fc, { g: G, mask: Mask, s: S, params: P, m: M, v: V }, u) {
+        if (S[1] === 0) return;
         const mask = asU32(Mask);
         const [lr, b1, b2, eps, wd, bc1, bc2, maxNorm] = u.map(f);
         const clip = maxNorm > 0 ? Math.min(1, f(maxNorm / f(f(Math.sqrt(S[0])) + f(1e-6)))) : 1;

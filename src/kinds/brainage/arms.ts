@@ -19,7 +19,10 @@ import { hashSeed, Rng } from '../../util/rng.ts';
 import { barlowTwins, softCrossEntropy } from './losses.ts';
 import type { Arm, BrainAgeSettings } from './schema.ts';
 
-/** A training or test volume of the study (downsampled to the network's input), with its age in years. */
+/**
+ * A training or test volume of the study (downsampled to the network's input, [channels, m, m, m]), with its
+ * age in years.
+ */
 export interface Sample {
   id: string;
   age: number;
@@ -53,8 +56,10 @@ export interface StudySetup {
   ctx: RunContext;
   s: BrainAgeSettings;
   bins: AgeBins;
-  /** Side of the network's input volumes (the grid side over data.downsample). */
+  /** Side of the network's input volumes (data.size). */
   m: number;
+  /** Input channels (data.modalities). */
+  channels: number;
 }
 
 /** Pool indices for one epoch: shuffled passes over the pool, as many as `count` needs. */
@@ -65,27 +70,35 @@ function epochIndices(poolSize: number, count: number, seed: number, epoch: numb
   return out.slice(0, count);
 }
 
-/** Barlow Twins on two augmentations of each training volume; saves the backbone. Null when interrupted. */
-export async function trainBarlowTwins(setup: StudySetup, name: string, seed: number, train: readonly Sample[]): Promise<BtResult | null> {
-  const { ctx, s, m } = setup;
+/**
+ * Barlow Twins on two augmentations of each volume of `pool` (real training volumes and unlabelled fused
+ * ones); saves the backbone. Null when interrupted.
+ */
+export async function trainBarlowTwins(
+  setup: StudySetup,
+  name: string,
+  seed: number,
+  pool: readonly { volume: Float32Array }[],
+): Promise<BtResult | null> {
+  const { ctx, s, m, channels: C } = setup;
   const t = s.training;
   const store = new ParameterStore(seed);
-  const model = new ResNet3d(store, s.model, setup.bins.count);
+  const model = new ResNet3d(store, s.model, setup.bins.count, C);
   const projector = new Projector(store, 'bt.projector', model.featureDim, s.bt.dim);
   store.finalize();
   const phase = new TrainingPhase(ctx, { store, training: t, name });
-  const B = Math.min(t.batch_size, train.length);
+  const B = Math.min(t.batch_size, pool.length);
   const steps = s.bt.steps_per_epoch;
   const result = await phase.run({
     stepsPerEpoch: steps,
     step(epoch, position) {
-      const idx = epochIndices(train.length, steps * B, seed, epoch).slice(position * B, (position + 1) * B);
+      const idx = epochIndices(pool.length, steps * B, seed, epoch).slice(position * B, (position + 1) * B);
       const rng = new Rng(hashSeed(seed, 'bt-views', epoch, position));
-      const v1 = stackVolumes(idx.map((i) => augmentVolume(train[i]!.volume, m, rng)));
-      const v2 = stackVolumes(idx.map((i) => augmentVolume(train[i]!.volume, m, rng)));
+      const v1 = stackVolumes(idx.map((i) => augmentVolume(pool[i]!.volume, m, rng, C)));
+      const v2 = stackVolumes(idx.map((i) => augmentVolume(pool[i]!.volume, m, rng, C)));
       return tidy(() => {
-        const z1 = projector.forward(model.represent(Tensor.from(v1, [B, 1, m, m, m])));
-        const z2 = projector.forward(model.represent(Tensor.from(v2, [B, 1, m, m, m])));
+        const z1 = projector.forward(model.represent(Tensor.from(v1, [B, C, m, m, m])));
+        const z2 = projector.forward(model.represent(Tensor.from(v2, [B, C, m, m, m])));
         const bt = barlowTwins(z1, z2, s.bt.lambda);
         bt.loss.backward();
         return { loss: bt.loss, terms: { on_diag: bt.onDiag, off_diag: bt.offDiag }, samples: B };
@@ -119,12 +132,13 @@ async function evaluateAges(
   batch: number,
 ): Promise<Pick<ArmResult, 'top1' | 'top3' | 'top5' | 'mae' | 'predictions'>> {
   const preds: ArmResult['predictions'] = [];
-  const V = m * m * m;
+  const C = model.inChannels;
+  const V = C * m * m * m;
   for (let i = 0; i < samples.length; i += batch) {
     const chunk = samples.slice(i, i + batch);
     const x = new Float32Array(batch * V);
     chunk.forEach((c, j) => x.set(c.volume, j * V));
-    const probs = tidy(() => noGrad(() => softmax(model.forward(Tensor.from(x, [batch, 1, m, m, m])))));
+    const probs = tidy(() => noGrad(() => softmax(model.forward(Tensor.from(x, [batch, C, m, m, m])))));
     const p = await probs.data();
     probs.dispose();
     chunk.forEach((c, j) => {
@@ -155,11 +169,11 @@ export async function trainArm(
   data: { pool: readonly Sample[]; val: readonly Sample[]; test: readonly Sample[] },
   btBackbone: string | null,
 ): Promise<ArmResult | null> {
-  const { ctx, s, m, bins } = setup;
+  const { ctx, s, m, bins, channels } = setup;
   const { pool, val, test } = data;
   const t = s.training;
   const store = new ParameterStore(seed);
-  const model = new ResNet3d(store, s.model, bins.count);
+  const model = new ResNet3d(store, s.model, bins.count, channels);
   store.finalize();
   if (btBackbone) {
     const r = store.load(asF32(readSafetensors(btBackbone).tensors), { strict: false });
@@ -174,7 +188,7 @@ export async function trainArm(
   const B = Math.min(t.batch_size, pool.length);
   const C = bins.count;
   const labels = pool.map((x) => smoothBinLabels(bins.index(x.age), C, s.data.label_sigma));
-  const view = (i: number, rng: Rng) => (s.data.augment ? augmentVolume(pool[i]!.volume, m, rng) : pool[i]!.volume);
+  const view = (i: number, rng: Rng) => (s.data.augment ? augmentVolume(pool[i]!.volume, m, rng, channels) : pool[i]!.volume);
   const steps = t.steps_per_epoch;
 
   const result = await phase.run({
@@ -187,13 +201,13 @@ export async function trainArm(
       const q = stackVolumes(idx.map((i) => labels[i]!));
       return tidy(() => {
         const target = Tensor.from(q, [B, C]);
-        const logits = model.forward(Tensor.from(x1, [B, 1, m, m, m]));
+        const logits = model.forward(Tensor.from(x1, [B, channels, m, m, m]));
         const ce = softCrossEntropy(logits, target);
         if (!x2) {
           ce.backward();
           return { loss: ce, samples: B };
         }
-        const logits2 = model.forward(Tensor.from(x2, [B, 1, m, m, m]));
+        const logits2 = model.forward(Tensor.from(x2, [B, channels, m, m, m]));
         const consistency = mseLoss(softmax(logits), softmax(logits2));
         const loss = add(ce, scale(consistency, s.consistency.weight));
         loss.backward();

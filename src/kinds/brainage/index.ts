@@ -17,16 +17,22 @@ export const brainageKind = defineKind({
   prepare(settings, opts): BrainAgeInputs {
     const notes: string[] = [];
     const n = settings.data.shape;
-    const subjects = loadBrainSubjects(brainPaths(settings.data, opts), n, { needAges: true, say: (l) => notes.push(l) });
+    const subjects = loadBrainSubjects(brainPaths(settings.data, opts), n, {
+      needAges: true,
+      modalities: settings.data.modalities,
+      say: (l) => notes.push(l),
+    });
     const split = splitSubjects(subjects, settings.data.split);
     const arms = settings.study.arms.map(parseArm);
     if (arms.some((a) => a.bt) && Math.min(settings.training.batch_size, split.train.length) < 2) {
       throw new ConfigError('Barlow Twins needs a batch of at least 2 volumes', 'raise training.batch_size or use more training subjects');
     }
-    // The interpolator's weights are read and checked now; its network is built on the device when fusing.
+    // The interpolator's weights are read and checked now; its network is built on the device when fusing
+    // (for the BrainFuse arms and for the Barlow Twins stage's fused volumes).
     const where = settings.fusion.interp_run;
+    const fusesForBt = settings.bt.fused_per_real > 0 && arms.some((a) => a.bt);
     let interpolator: InterpolatorFile | null = null;
-    if (where !== null && arms.some((a) => a.fusion === 'interp')) {
+    if (where !== null && (fusesForBt || arms.some((a) => a.fusion === 'interp'))) {
       interpolator = readInterpolator(where);
       if (interpolator.shape !== n) {
         throw new ConfigError(

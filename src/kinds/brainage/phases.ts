@@ -8,16 +8,17 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { MfError } from '../../errors.ts';
 import type { RunContext } from '../../train/context.ts';
-import { writeJsonAtomic } from '../../util/files.ts';
+import { readJsonFile, writeJsonAtomic } from '../../util/files.ts';
+import { type Static, Type } from '@sinclair/typebox';
 
 export const STUDY_FILE = 'study.json';
 
-interface StudyState {
-  /** The subject split the study was started with; a resume under another split is refused. */
-  split: Record<string, unknown>;
-  /** Results of finished phases, by phase name. */
-  phases: Record<string, unknown>;
-}
+/** study.json: the subject split the study was started with (a resume under another split is refused) and the results of finished phases, by name. */
+const StudyStateSchema = Type.Object({
+  split: Type.Record(Type.String(), Type.Unknown()),
+  phases: Type.Record(Type.String(), Type.Unknown()),
+});
+type StudyState = Static<typeof StudyStateSchema>;
 
 export class Study {
   private constructor(
@@ -33,7 +34,9 @@ export class Study {
     if (exists && !ctx.resume) {
       throw new MfError(`${ctx.outDir} already holds a brain-age study`, 'pass --resume to continue it, or --out for a new folder');
     }
-    const previous = exists ? (JSON.parse(fs.readFileSync(file, 'utf8')) as StudyState) : null;
+    const previous = exists
+      ? readJsonFile(file, StudyStateSchema, { what: 'the study state', fix: 'remove the run folder (or use --out) and start again' })
+      : null;
     if (previous && JSON.stringify(previous.split) !== JSON.stringify(split)) {
       throw new MfError(
         `${file}: the study was started with another subject split`,

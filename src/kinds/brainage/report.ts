@@ -63,12 +63,17 @@ export function brainAgeReport(
   splitText: string,
   arms: Record<string, ArmSummary>,
   majority: Record<'top1' | 'top3' | 'top5', number>,
-  fusion: { mode: string; transition: string; proposed: number; kept: number; rejected: number }[],
+  fusion: { mode: string; transition: string; filtered: boolean; proposed: number; kept: number; rejected: number; implausible: number }[],
+  ssl: { real: number; fused: number; by_generation: Record<string, number>; by_chain_length: Record<string, number> },
   nTrain: number,
   nTest: number,
-  m: number,
   trainSeconds: number,
 ): string {
+  const m = s.data.size;
+  const counts = (c: Record<string, number>) =>
+    Object.entries(c)
+      .map(([k, v]) => `${v} × ${k}`)
+      .join(', ') || 'none';
   const pm = (x: readonly [number, number]) => `${x[0].toFixed(2)} ± ${x[1].toFixed(2)}`;
   const rows = Object.entries(arms).map(([name, a]) => {
     const th = THESIS_BRAINAGE[name];
@@ -85,9 +90,9 @@ export function brainAgeReport(
     `Data: ${splitText}. The split is at subject level; fused volumes are made only from training subjects, and the interpolation network was trained with the same split.`,
     '',
     `Task: ${bins.count} age bins of ${bins.edges[1]! - bins.edges[0]!} years from ${bins.edges[0]} to ${bins.edges.at(-1)}, Gaussian-smoothed labels (σ ${s.data.label_sigma} bin), soft-label cross-entropy. ` +
-      `Input ${m}³ (preprocessed at ${s.data.shape}³, averaged ${s.data.downsample}×). 3D ResNet (width ${s.model.width}, blocks [${s.model.blocks.join(', ')}], GroupNorm). ` +
+      `Input ${m}³ with ${s.data.modalities.length} channel(s) (${s.data.modalities.join(', ')}; preprocessed at ${s.data.shape}³, averaged ${s.data.shape / m}×). 3D ResNet (width ${s.model.width}, blocks [${s.model.blocks.join(', ')}], GroupNorm). ` +
       `Every arm takes the same number of optimizer steps (${s.training.epochs ?? '?'} epochs × ${s.training.steps_per_epoch} steps of ${s.training.batch_size}), so arms differ in data, not in compute. ` +
-      `Barlow Twins: ${s.training.epochs ?? '?'} epochs × ${s.bt.steps_per_epoch} steps on the training volumes, projector ${s.bt.dim}, λ ${s.bt.lambda}. Consistency weight ${s.consistency.weight}. ` +
+      `Barlow Twins: ${s.training.epochs ?? '?'} epochs × ${s.bt.steps_per_epoch} steps on the ${ssl.real} training volumes and ${ssl.fused} unlabelled fused ones (${s.bt.fused_per_real} per real volume; chains of ${s.bt.chain.join('–')} brains: ${counts(ssl.by_chain_length)} brains; generation limit ${s.bt.max_generation}: ${counts(ssl.by_generation)}), projector ${s.bt.dim}, λ ${s.bt.lambda}. Consistency weight ${s.consistency.weight}. ` +
       `${s.study.seeds} seed(s); mean ± sample std over seeds (the split is the same for every seed).`,
     '',
     'Top-k accuracy (%) on the held-out subjects, this project next to the thesis (Simionescu, C. (2025), PhD thesis, Alexandru Ioan Cuza University of Iasi, section 5.1, 3 runs each):',
@@ -100,12 +105,15 @@ export function brainAgeReport(
     'MAE: of the expected age (bin centres weighted by the predicted probabilities). Spread: standard deviation of that expected age across the test subjects, averaged over seeds; ' +
       "a spread near 0 means the network predicts the training set's age distribution whatever the volume, i.e. it has learnt no usable age signal from this few subjects, and its top-k accuracy is that of the most frequent bins.",
     '',
-    "Fusion (plausibility filter: the seam's largest slice step at most " +
-      `${s.fusion.threshold}× the median step elsewhere; same proposals for both modes):`,
+    "Fusion for the arms (plausibility filter: the seam's largest slice step at most " +
+      `${s.fusion.threshold}× the median step elsewhere; same proposals for both modes; BrainFuse is always filtered, RawBrainFuse ${s.fusion.filter_raw ? 'too (fusion.filter_raw true)' : 'is not (fusion.filter_raw false): it keeps the first proposals, seams and all'}):`,
     '',
-    '| mode | transition | proposed | kept | rejected |',
-    '|---|---|---|---|---|',
-    ...fusion.map((f) => `| ${f.mode} | ${f.transition} | ${f.proposed} | ${f.kept} | ${f.rejected} |`),
+    '| mode | transition | filtered | proposed | kept | rejected | kept but implausible |',
+    '|---|---|---|---|---|---|---|',
+    ...fusion.map(
+      (f) =>
+        `| ${f.mode} | ${f.transition} | ${f.filtered ? 'yes' : 'no'} | ${f.proposed} | ${f.kept} | ${f.rejected} | ${f.implausible} |`,
+    ),
     '',
     fusion.length
       ? `Mid-slices of the first fused volumes (one row each; sagittal, coronal, axial): ${fusion
@@ -113,8 +121,12 @@ export function brainAgeReport(
           .map((f) => `![${f.mode}](fusions-${f.mode === 'BrainFuse' ? 'brainfuse' : 'raw'}.png)`)
           .join(' ')}`
       : '',
+    ssl.fused ? '' : null,
+    ssl.fused ? 'The last fused volumes made for Barlow Twins (the most re-fused): ![Barlow Twins fusions](fusions-ssl.png)' : null,
     '',
     `Time on this device: ${(trainSeconds / 60).toFixed(1)} min of training over all phases (validation, evaluation, fusion and kernel compilation come on top); this invocation took ${(wall / 60).toFixed(1)} min.`,
     '',
-  ].join('\n');
+  ]
+    .filter((line) => line !== null)
+    .join('\n');
 }

@@ -51,8 +51,16 @@ type Axis = 0 | 1 | 2;
 const Axes = Type.Array(Type.Union([Type.Literal(0), Type.Literal(1), Type.Literal(2)]), { minItems: 1 });
 
 const DataSchema = brainDataSchema({
-  /** Average-pool the preprocessed grid by this factor before the network (64³ -> 32³). Default 2. */
-  downsample: Type.Optional(Type.Integer({ minimum: 1, maximum: 8 })),
+  /**
+   * Side of the network's input volumes: the preprocessed grid (data.shape) is average-pooled down to it, so
+   * it must divide data.shape. Default 64 (data.shape when that is smaller).
+   */
+  size: Type.Optional(Type.Integer({ minimum: 4, maximum: 256 })),
+  /**
+   * MRI modalities stacked as input channels, in order (IXI file names end in -T1, -T2, -PD). Default ["T1"];
+   * the thesis uses ["T1", "T2", "PD"].
+   */
+  modalities: Type.Optional(Type.Array(Type.String({ pattern: '^[A-Za-z][A-Za-z0-9]*$' }), { minItems: 1, maxItems: 8 })),
   /** Age bins [min, max) of `width` years. Default {20, 90, 5}: 14 bins. */
   bins: Type.Optional(Strict({ min: Type.Optional(Type.Number()), max: Type.Optional(Type.Number()), width: Type.Optional(PosNumber) })),
   /** Std of the Gaussian over bins that smooths the labels (0 = one-hot). Default 1. */
@@ -86,12 +94,24 @@ export const BrainAgeSchema = Strict(
         seeds: Type.Optional(Type.Integer({ minimum: 1, maximum: 20 })),
       }),
     ),
-    /** Barlow Twins pre-training: training's epochs and learning rate, its own steps per epoch (default training's). */
+    /**
+     * Barlow Twins pre-training: training's epochs and learning rate, its own steps per epoch (default
+     * training's), on the real training volumes and fused ones (thesis: "unlabeled, heavily fused volumes").
+     */
     bt: Type.Optional(
       Strict({
         steps_per_epoch: Type.Optional(PosInt),
         dim: Type.Optional(Type.Integer({ minimum: 2 })),
         lambda: Type.Optional(NonNegNumber),
+        /** Fused volumes made for pre-training per real training volume (0: real volumes only). Default 4. */
+        fused_per_real: Type.Optional(Type.Integer({ minimum: 0, maximum: 100 })),
+        /** [fewest, most] brains in one fused volume (a chain of seams along one axis). Default [2, 4]. */
+        chain: Type.Optional(Type.Array(Type.Integer({ minimum: 2, maximum: 16 }), { minItems: 2, maxItems: 2 })),
+        /**
+         * Highest generation of a fused volume: 1 fuses real scans only, 2 lets a fused volume be fused again
+         * once, and so on (each re-fusion compounds seams and blurs what the volume shows). Default 2.
+         */
+        max_generation: Type.Optional(Type.Integer({ minimum: 1, maximum: 8 })),
       }),
     ),
     fusion: Type.Optional(
@@ -108,6 +128,11 @@ export const BrainAgeSchema = Strict(
         threshold: Type.Optional(PosNumber),
         attempts: Type.Optional(PosInt),
         seed: Type.Optional(Type.Integer({ minimum: 0 })),
+        /**
+         * Apply the plausibility filter (threshold) to RawBrainFuse too. Default false: the raw arm measures
+         * plain concatenation, seams and all; BrainFuse volumes are always filtered.
+         */
+        filter_raw: Type.Optional(Type.Boolean()),
       }),
     ),
     consistency: Type.Optional(Strict({ weight: Type.Optional(NonNegNumber) })),
@@ -122,11 +147,15 @@ export const BRAINAGE_RENAMED: Readonly<Record<string, string>> = {
     'its settings moved to /data, /model, /study, /bt, /fusion, /consistency and /training/steps_per_epoch (see experiments/brainage.json)',
   '/model/preset': 'this kind has no Medformer preset; /model holds the 3D ResNet (width, blocks, groups)',
   '/data/datasets': 'this kind reads IXI volumes, found through /data/data_dir (default $IXI_ROOT, else data/brain); remove datasets',
+  '/data/downsample': "replaced by /data/size, the side of the network's input (data.shape / downsample: 32 for shape 64 and downsample 2)",
 };
 
 export interface BrainAgeSettings extends RunSettings {
   data: BrainDataSettings & {
-    downsample: number;
+    /** Side of the network's input volumes (data.shape average-pooled by shape / size). */
+    size: number;
+    /** Input channels, one per modality. */
+    modalities: string[];
     bins: { min: number; max: number; width: number };
     label_sigma: number;
     augment: boolean;
@@ -135,7 +164,7 @@ export interface BrainAgeSettings extends RunSettings {
   training: TrainingSettings & { steps_per_epoch: number };
   /** Arm names as in the file (parseArm gives their parts). */
   study: { arms: string[]; seeds: number };
-  bt: { steps_per_epoch: number; dim: number; lambda: number };
+  bt: { steps_per_epoch: number; dim: number; lambda: number; fused_per_real: number; chain: [number, number]; max_generation: number };
   fusion: {
     /** Run folder (or weights file) of the interpolation network; null: linear blending. */
     interp_run: string | null;
@@ -146,6 +175,7 @@ export interface BrainAgeSettings extends RunSettings {
     threshold: number;
     attempts: number;
     seed: number;
+    filter_raw: boolean;
   };
   consistency: { weight: number };
 }
@@ -163,12 +193,13 @@ export function resolveBrainAge(f: BrainAgeFile, source: string): BrainAgeSettin
     }
   });
   if (new Set(arms).size !== arms.length) throw err('/study/arms', 'lists an arm twice');
-  const downsample = f.data?.downsample ?? 2;
-  if (base.shape % downsample !== 0) throw err('/data/downsample', `${downsample} must divide the grid side ${base.shape}`);
+  const size = f.data?.size ?? Math.min(64, base.shape);
+  if (base.shape % size !== 0) throw err('/data/size', `${size} must divide the grid side data.shape ${base.shape}`);
   const model = resolveResNet3dConfig(f.model ?? {}, `${source}: /model`);
-  const side = base.shape / downsample;
-  if (side % 2 ** model.blocks.length !== 0)
-    throw err('/data/downsample', `the network's input side ${side} must be a multiple of ${2 ** model.blocks.length}`);
+  if (size % 2 ** model.blocks.length !== 0)
+    throw err('/data/size', `${size} must be a multiple of ${2 ** model.blocks.length} (2 per stage of model.blocks)`);
+  const modalities = (f.data?.modalities ?? ['T1']).map((m) => m.toUpperCase());
+  if (new Set(modalities).size !== modalities.length) throw err('/data/modalities', 'lists a modality twice');
   const bins = { min: f.data?.bins?.min ?? 20, max: f.data?.bins?.max ?? 90, width: f.data?.bins?.width ?? 5 };
   try {
     ageBins(bins);
@@ -179,25 +210,40 @@ export function resolveBrainAge(f: BrainAgeFile, source: string): BrainAgeSettin
   const fu = f.fusion ?? {};
   const kRange = fu.k_range ?? [0.3, 0.7];
   if (kRange.length !== 2 || !(kRange[0]! < kRange[1]!)) throw err('/fusion/k_range', 'must be [low, high] with 0 <= low < high <= 1');
+  const transition = fu.transition ?? 7;
+  const chain = f.bt?.chain ?? [2, 4];
+  if (!(chain[0]! <= chain[1]!)) throw err('/bt/chain', `[${chain.join(', ')}] must be [fewest, most] with fewest <= most`);
+  // Every brain of a chain keeps at least one slice and every seam has its transition slices.
+  const fusedPerReal = f.bt?.fused_per_real ?? 4;
+  if (fusedPerReal > 0 && arms.some((a) => parseArm(a).bt) && chain[1]! * (transition + 1) > base.shape)
+    throw err('/bt/chain', `${chain[1]} brains with ${transition} transition slices each do not fit in ${base.shape} slices`);
   return {
     source,
     name: f.name,
     kind: f.kind,
     description: f.description ?? '',
-    data: { ...base, downsample, bins, label_sigma: f.data?.label_sigma ?? 1, augment: f.data?.augment ?? true },
+    data: { ...base, size, modalities, bins, label_sigma: f.data?.label_sigma ?? 1, augment: f.data?.augment ?? true },
     model,
     training,
     study: { arms: [...arms], seeds: f.study?.seeds ?? 3 },
-    bt: { steps_per_epoch: f.bt?.steps_per_epoch ?? training.steps_per_epoch, dim: f.bt?.dim ?? 64, lambda: f.bt?.lambda ?? 0.005 },
+    bt: {
+      steps_per_epoch: f.bt?.steps_per_epoch ?? training.steps_per_epoch,
+      dim: f.bt?.dim ?? 64,
+      lambda: f.bt?.lambda ?? 0.005,
+      fused_per_real: fusedPerReal,
+      chain: [chain[0]!, chain[1]!],
+      max_generation: f.bt?.max_generation ?? 2,
+    },
     fusion: {
       interp_run: fu.interp_run === undefined ? 'runs/brainfuse-interp' : fu.interp_run,
       per_subject: fu.per_subject ?? 4,
       axes: [...new Set<Axis>(fu.axes ?? [2])],
-      transition: fu.transition ?? 7,
+      transition,
       k_range: [kRange[0]!, kRange[1]!],
       threshold: fu.threshold ?? 3,
       attempts: fu.attempts ?? 4,
       seed: fu.seed ?? 0,
+      filter_raw: fu.filter_raw ?? false,
     },
     consistency: { weight: f.consistency?.weight ?? 1 },
   };

@@ -8,7 +8,7 @@ import { Type } from '@sinclair/typebox';
 import { MfError } from '../../errors.ts';
 import { isBodyParam } from '../../models/medformer.ts';
 import { loadCheckpoint } from '../../train/checkpoint.ts';
-import { asF32 } from '../../train/context.ts';
+import { asF32, assertFinite } from '../../train/context.ts';
 import { MetricsSchemaFor, readJsonFile } from '../../train/records.ts';
 import { readSafetensors } from '../../train/safetensors.ts';
 import { Strict } from '../../train/schema.ts';
@@ -33,8 +33,16 @@ type Weights = Map<string, { shape: number[]; data: Float32Array }>;
 export function readInitWeights(init: string): Weights {
   if (!fs.existsSync(init))
     throw new MfError(`finetune.init ${init} does not exist`, 'point it at an SSL run folder (runs/<name>) or a .safetensors file');
-  if (fs.statSync(init).isDirectory()) return asF32(loadCheckpoint(init).model);
-  return asF32(readSafetensors(init).tensors);
+  const fix = 'fine-tune from a checkpoint of a run that did not diverge';
+  if (fs.statSync(init).isDirectory()) {
+    const ck = loadCheckpoint(init);
+    const weights = asF32(ck.model);
+    assertFinite(weights, ck.modelPath, fix);
+    return weights;
+  }
+  const weights = asF32(readSafetensors(init).tensors);
+  assertFinite(weights, init, fix);
+  return weights;
 }
 
 function baselineAuc(dir: string): Record<string, number> {

@@ -5,6 +5,7 @@ import { numOutputs } from '../../data/registry.ts';
 import { noGrad, Tensor, tidy } from '../../tensor/tensor.ts';
 import { evaluate, type Metrics } from '../../train/metrics.ts';
 import { headOutputs, ordinalScores, type TaskData, type TaskModel, taskScores } from './tasks.ts';
+import { killPoint } from '../../util/faults.ts';
 
 /**
  * Scores a split in eval mode (BatchNorm on its running statistics) and leaves the model in training mode, the
@@ -36,6 +37,7 @@ async function scoreSplit(
   const scores = new Float32Array(split.n * k);
   const loader = new BatchLoader(split, { batchSize, seed: 0, shuffle: false, dropLast: false, prefetch: false });
   for (let b = 0; b < loader.batchesPerEpoch; b++) {
+    killPoint('evaluate');
     const batch = loader.batchAt(0, b);
     // Pad the last, smaller batch to the full size: a new batch size would mean new kernel
     // specialisations to compile (seconds each on a CPU rasteriser); the padded rows are ignored.

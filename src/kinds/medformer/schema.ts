@@ -189,6 +189,17 @@ function resolveShared<M extends ModelSettings>(
   defaultEpochs: { epochs: number } | { missing: string },
 ): MedformerSettings<M> {
   const err = (msg: string): ConfigError => new ConfigError(`${file}: ${msg}`);
+  // uniqueItems is case-sensitive, data set names are not: "breastmnist" and "BreastMNIST" name one data set.
+  const seen = new Map<string, number>();
+  x.data.datasets.forEach((name, i) => {
+    const j = seen.get(name.toLowerCase());
+    if (j !== undefined) {
+      throw err(
+        `/data/datasets/${j} ${JSON.stringify(x.data.datasets[j])} and /data/datasets/${i} ${JSON.stringify(name)} are the same data set; keep one`,
+      );
+    }
+    seen.set(name.toLowerCase(), i);
+  });
   const size3d = 'image_size_3d' in model ? model.image_size_3d : RESNET18_SIZE;
 
   const size = x.data.size ?? (model.image_size_2d as ImageSize);

@@ -1,0 +1,219 @@
+// results/*.json: finished runs kept as data (scripts/collect-results.ts writes them), and the Markdown table
+// REPRODUCE.md shows of them. The table is rendered from the files (scripts/render-results.ts) and a test checks
+// that REPRODUCE.md holds exactly that rendering, so the figures a reader sees cannot drift from the data.
+import fs from 'node:fs';
+import path from 'node:path';
+import { Type, type Static } from '@sinclair/typebox';
+import type { RunSettings } from '../kinds/kind.ts';
+import { configHash } from '../train/hash.ts';
+import { checkJson, readJsonFile, SupervisedMetricsSchema, type DatasetResultJson } from '../train/records.ts';
+import { datasetName, medmnistBaseline, TABLE_IDS, thesisFlags, thesisRow, thesisTable, type Regime, type TableId } from './thesis.ts';
+
+/** The fields of a results file this module reads; the rest (the whole resolved settings) is kept for the reader. */
+export const ResultFileSchema = Type.Object({
+  name: Type.String(),
+  kind: Type.String(),
+  config_hash: Type.String(),
+  commit: Type.String(),
+  device: Type.Union([Type.String(), Type.Null()]),
+  seeds: Type.Array(Type.Integer({ minimum: 0 })),
+  collected: Type.String(),
+  note: Type.Optional(Type.String()),
+  settings: Type.Object({
+    model: Type.Object({ preset: Type.String() }),
+    data: Type.Object({ augment: Type.Union([Type.Boolean(), Type.Object({ policy: Type.Optional(Type.String()) })]) }),
+    training: Type.Object({
+      lr: Type.Number(),
+      epochs: Type.Optional(Type.Union([Type.Number(), Type.Null()])),
+      max_steps: Type.Optional(Type.Union([Type.Number(), Type.Null()])),
+    }),
+  }),
+  metrics: Type.Unknown(),
+});
+export type ResultFile = Static<typeof ResultFileSchema>;
+
+/**
+ * The record a results file holds for a finished run: what ran (kind, the config hash and the resolved settings),
+ * on what commit and device, with which seeds, and its metrics (scripts/collect-results.ts and
+ * scripts/collect-brain-results.ts write it).
+ */
+export function resultRecord<M>(
+  settings: RunSettings,
+  run: { commit: string; device: string | null; seeds: number[]; note?: string; metrics: M },
+): Record<string, unknown> {
+  return {
+    name: settings.name,
+    kind: settings.kind,
+    source: settings.source,
+    config_hash: configHash(settings),
+    commit: run.commit,
+    device: run.device,
+    seeds: run.seeds,
+    collected: new Date().toISOString(),
+    ...(run.note ? { note: run.note } : {}),
+    settings,
+    metrics: run.metrics,
+  };
+}
+
+/** The kinds whose metrics hold test scores per data set, and the thesis regime each is compared with. */
+const REGIME_OF: Readonly<Record<string, Exclude<Regime, 'deltas'>>> = {
+  supervised: 'single-task',
+  multitask: 'multi-task',
+  finetune: 'ssl-finetune',
+};
+
+export interface ResultRow {
+  file: string;
+  dataset: string;
+  kind: string;
+  preset: string;
+  policy: string;
+  schedule: string;
+  lr: number;
+  seeds: number[];
+  result: DatasetResultJson;
+  note: string | undefined;
+  /** The thesis figure for this preset, regime and data set (ACC in percent); null for the ResNet-18 baseline. */
+  thesis: { table: TableId; auc: number; acc: number } | null;
+}
+
+/** Every results file in `dir` with test scores per data set, one row per (file, data set), in a stable order. */
+export function readResultRows(dir: string): ResultRow[] {
+  const rows: ResultRow[] = [];
+  const files = fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => f.endsWith('.json')) : [];
+  for (const name of files.sort()) {
+    const file = path.join(dir, name);
+    const fix = 'rewrite it with scripts/collect-results.ts';
+    const raw = readJsonFile(file, Type.Object({ kind: Type.String() }), { what: 'a results file', fix });
+    // ssl, brainfuse-interp, brainage: no per-data-set test scores (BRAINFUSE.md renders the brain kinds).
+    const regime = REGIME_OF[raw.kind];
+    if (!regime) continue;
+    const r = checkJson(ResultFileSchema, raw, { file, fix });
+    const metrics = checkJson(SupervisedMetricsSchema, r.metrics, {
+      file,
+      at: '/metrics',
+      fix: 'rewrite it with scripts/collect-results.ts',
+    });
+    const preset = r.settings.model.preset;
+    for (const [key, result] of Object.entries(metrics)) {
+      const dataset = datasetName(key);
+      rows.push({
+        file: name,
+        dataset,
+        kind: r.kind,
+        preset,
+        policy: policyOf(r.settings.data.augment),
+        schedule: scheduleOf(r.settings.training),
+        lr: r.settings.training.lr,
+        seeds: r.seeds,
+        result,
+        note: r.note,
+        thesis: thesisFigure(preset, regime, dataset),
+      });
+    }
+  }
+  return rows.sort((a, b) => a.dataset.localeCompare(b.dataset) || a.file.localeCompare(b.file));
+}
+
+function policyOf(augment: ResultFile['settings']['data']['augment']): string {
+  if (augment === false) return 'none';
+  if (augment === true) return 'thesis';
+  return augment.policy ?? 'custom';
+}
+
+function scheduleOf(t: ResultFile['settings']['training']): string {
+  if (typeof t.max_steps === 'number') return `${t.max_steps} steps`;
+  return typeof t.epochs === 'number' ? `${t.epochs} epochs` : '–';
+}
+
+function thesisFigure(preset: string, regime: Exclude<Regime, 'deltas'>, dataset: string): ResultRow['thesis'] {
+  for (const id of TABLE_IDS) {
+    const t = thesisTable(id);
+    if (t.model !== preset || t.regime !== regime) continue;
+    const row = thesisRow(id, dataset);
+    if (row) return { table: id, auc: row.auc, acc: row.acc };
+  }
+  return null;
+}
+
+const auc = (x: number | null) => (x === null ? 'n/a' : x.toFixed(3));
+const acc = (x: number | null) => (x === null ? 'n/a' : `${(100 * x).toFixed(1)}%`);
+const REGIME_LABEL: Readonly<Record<string, string>> = { supervised: 'ST', multitask: 'MT', finetune: 'SSL → FT' };
+
+/** A test score with its spread over seeds where there are several. */
+function withStd(mean: number | null, std: number | null | undefined, fmt: (x: number | null) => string): string {
+  return std === undefined || std === null ? fmt(mean) : `${fmt(mean)} ± ${fmt(std).replace('%', '')}`;
+}
+
+/** Where the test ACC stands against the majority class: "above", "**at or below**", or "–" when not recorded. */
+function versusMajority(r: DatasetResultJson): string {
+  if (r.majority_acc === undefined || r.majority_acc === null || r.test.acc === null) return '–';
+  return r.test.acc > r.majority_acc ? 'above' : '**at or below**';
+}
+
+/**
+ * The Markdown table of every result row: this project's test figures (mean ± std over seeds) beside the
+ * majority class, the thesis figure and the MedMNIST v2 ResNet-18 figure, then each file's note.
+ */
+export function renderResults(dir: string): string {
+  const rows = readResultRows(dir);
+  const lines = [
+    '| data set | regime | model | augmentation | lr | schedule | seeds | test AUC | test ACC | majority ACC | vs majority | thesis AUC / ACC | MedMNIST v2 ResNet-18 AUC / ACC | training wall | results file |',
+    '|---|---|---|---|---:|---|---|---:|---:|---:|---|---|---|---:|---|',
+  ];
+  for (const row of rows) {
+    const r = row.result;
+    const base = medmnistBaseline(row.dataset);
+    const flagged = row.thesis !== null && thesisFlags(row.thesis.table, row.dataset).length > 0;
+    const thesis = row.thesis
+      ? `${row.thesis.auc.toFixed(3)} / ${row.thesis.acc.toFixed(1)}%${flagged ? '†' : ''} (Table ${row.thesis.table})`
+      : '–';
+    lines.push(
+      `| ${[
+        row.dataset,
+        REGIME_LABEL[row.kind] ?? row.kind,
+        row.preset === 'resnet18' ? 'ResNet-18 (28)' : `Medformer-${row.preset}`,
+        `\`${row.policy}\``,
+        String(row.lr),
+        row.schedule,
+        row.seeds.join(', '),
+        withStd(r.test.auc, r.test_std?.auc, auc),
+        withStd(r.test.acc, r.test_std?.acc, acc),
+        r.majority_acc === undefined ? '–' : acc(r.majority_acc),
+        versusMajority(r),
+        thesis,
+        base ? `${base.auc.toFixed(3)} / ${base.acc.toFixed(1)}%${base.model === 'ResNet-18 (28)' ? '' : ` (${base.model})`}` : '–',
+        `${Math.round(r.wall_s).toLocaleString('en-US')} s`,
+        `[${row.file}](results/${row.file})`,
+      ].join(' | ')} |`,
+    );
+  }
+  const notes = new Map<string, string>();
+  for (const row of rows) if (row.note) notes.set(row.file, row.note);
+  if (notes.size) lines.push('', ...[...notes].map(([name, note]) => `- \`${name}\`: ${note}`));
+  if (rows.some((r) => r.thesis !== null && thesisFlags(r.thesis.table, r.dataset).length > 0))
+    lines.push('', '† A thesis figure the official evaluator cannot produce; `mf table <id>` gives the reason.');
+  lines.push('', seedSummary(rows));
+  return lines.join('\n');
+}
+
+/** How to read the seed columns. */
+function seedSummary(rows: readonly ResultRow[]): string {
+  return rows.some((r) => r.seeds.length > 1)
+    ? 'Rows with several seeds show mean ± sample standard deviation over them; rows with one seed are indications, not means.'
+    : 'Every row is one seed: an indication, not a mean over seeds.';
+}
+
+export const RESULTS_BEGIN =
+  '<!-- results:begin (rendered by `npx tsx scripts/render-results.ts` from results/*.json; do not edit by hand) -->';
+export const RESULTS_END = '<!-- results:end -->';
+
+/** `doc` with the text between the results markers replaced by `table`; an error when the markers are absent. */
+export function spliceResults(doc: string, table: string, docName: string): string {
+  const begin = doc.indexOf(RESULTS_BEGIN);
+  const end = doc.indexOf(RESULTS_END);
+  if (begin < 0 || end < begin)
+    throw new Error(`${docName}: no results markers; put ${RESULTS_BEGIN} and ${RESULTS_END} where the table goes`);
+  return `${doc.slice(0, begin + RESULTS_BEGIN.length)}\n\n${table}\n\n${doc.slice(end)}`;
+}
