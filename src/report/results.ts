@@ -1,6 +1,7 @@
 // results/*.json: finished runs kept as data (scripts/collect-results.ts writes them), and the Markdown table
 // REPRODUCE.md shows of them. The table is rendered from the files (scripts/render-results.ts) and a test checks
 // that REPRODUCE.md holds exactly that rendering, so the figures a reader sees cannot drift from the data.
+import { execSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Type, type Static } from '@sinclair/typebox';
@@ -47,6 +48,9 @@ export function resultRecord<M>(
     source: settings.source,
     config_hash: configHash(settings),
     commit: run.commit,
+    // Whether the checkout held uncommitted changes when the result was collected: then `commit` alone does not
+    // say what code ran.
+    worktree_clean: execSync('git status --porcelain --untracked-files=no', { encoding: 'utf8' }).trim() === '',
     device: run.device,
     seeds: run.seeds,
     collected: new Date().toISOString(),
