@@ -136,14 +136,6 @@ export class AdamW {
     return Math.sqrt(n2);
   }
 
-  /** The global L2 norm of the gradients now in the arena (before this step's update). Waits for the device. */
-  async gradNorm(): Promise<number> {
-    const norm = this.launchNorm();
-    this.normOfLastStep = false;
-    const n2 = new Float32Array(await backend().read(norm.out))[0];
-    return Math.sqrt(n2);
-  }
-
   /** The guard's counters since this optimizer was made. Waits for the device: call it at logging steps only. */
   async health(): Promise<GuardHealth> {
     if (!this.norm) return { steps: 0, bad: 0, first: 0, last: 0 };

@@ -3,8 +3,8 @@
 // sync in a step), NaN/Inf policy, validation hooks, atomic checkpoints, Ctrl-C, and resume from the exact
 // (epoch, position) of the last checkpoint. A kind with several phases (the brain-age study) names each one.
 // Every step is guarded on the device (kernels/optimizer.wgsl `guard`): a NaN or Inf loss or gradient norm
-// skips that step's update there, and the loop reads the guard's counters when it logs, before every
-// checkpoint and at the end, so "stop" names the first bad step and never checkpoints past it.
+// skips that step's update there, and the loop reads the guard's counters when it logs and before every
+// checkpoint (the loop always ends with one), so "stop" names the first bad step and never checkpoints past it.
 import { NumericalError } from '../errors.ts';
 import { killPoint } from '../util/faults.ts';
 import type { ParameterStore } from '../nn/parameters.ts';
@@ -205,7 +205,7 @@ async function runLoop(
     ctx.say(`interrupted: checkpoint saved at step ${step} in ${ctx.outDir}; continue with --resume`);
     process.exitCode = 130;
   }
-  await checkGuard();
+  // Every way out of the loop above passed through checkpoint(), which read the guard last.
   await ctx.backend.sync();
   trainSeconds += (Date.now() - segmentStart - pausedMs) / 1000;
   return { step, epoch, trainSeconds, interrupted: ctx.interrupted, restored };
