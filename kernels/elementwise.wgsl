@@ -2,9 +2,13 @@
 // Constants: N (output elements); for `unary` OP and fconsts ALPHA, BETA; for `binary` OP, the output
 // shape O0..O5 and per-dimension strides of each operand SA0..SA5, SB0..SB5 (0 where it broadcasts),
 // all padded on the left to rank 6; for `fill` the fconst VALUE.
+// N arrives at run time (`var<private>`, filled by the prelude's `load_dims` from the MF_DIMS uniform): it only
+// bounds the threads, so `unary`, `fill` and `add_inplace` compile once per operation, not once per tensor size.
 @group(0) @binding(0) var<storage, read> X: array<f32>;
 @group(0) @binding(1) var<storage, read> Y: array<f32>;
 @group(0) @binding(2) var<storage, read_write> Out: array<f32>;
+
+var<private> N: u32;
 
 const WG: u32 = 256u;
 
@@ -35,6 +39,7 @@ fn sigmoid(x: f32) -> f32 {
 // OP: 0 affine (ALPHA*x+BETA), 1 exp, 2 log, 3 sqrt, 4 relu, 5 gelu, 6 sigmoid, 7 tanh, 8 square, 9 abs, 10 rsqrt
 @compute @workgroup_size(WG)
 fn unary(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  load_dims();
   let i = flat_id(gid, nwg);
   if (i >= N) { return; }
   let x = X[i];
@@ -59,6 +64,7 @@ fn unary(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups)
 //     6 relu_grad (x=input, y=upstream grad), 7 min, 8 x alone (broadcast copy: expand)
 @compute @workgroup_size(WG)
 fn binary(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  load_dims();
   let i = flat_id(gid, nwg);
   if (i >= N) { return; }
   let dims = array<u32, 6>(O0, O1, O2, O3, O4, O5);
@@ -92,6 +98,7 @@ fn binary(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
 
 @compute @workgroup_size(WG)
 fn fill(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  load_dims();
   let i = flat_id(gid, nwg);
   if (i >= N) { return; }
   Out[i] = VALUE;
@@ -100,6 +107,7 @@ fn fill(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 /** Out += X: gradient accumulation into a parameter's gradient view without a copy. */
 @compute @workgroup_size(WG)
 fn add_inplace(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  load_dims();
   let i = flat_id(gid, nwg);
   if (i >= N) { return; }
   Out[i] = Out[i] + X[i];

@@ -1,6 +1,10 @@
 // Batched matmul C[b] = act(op(A[b]) @ op(B[b]) + bias), op = optional transpose (TA, TB flags, no copies).
 // Constants injected by the runtime: BATCH, M, N, K, TA, TB, HAS_BIAS, ACT (0 none, 1 GELU-tanh, 2 ReLU),
 // SAVE_PRE (write the pre-activation to Z for the backward pass), A_BSTRIDE, B_BSTRIDE (0 broadcasts).
+// BATCH, M, K and the batch strides arrive at run time (the `var<private>` below, filled by the prelude's
+// `load_dims` from the MF_DIMS uniform): they only bound loops, clamp edges and scale offsets, and they are
+// what changes with the batch size, so one pipeline serves every batch size and every row count (a new
+// pipeline costs seconds of LLVM on lavapipe; reading them at run time costs nothing measurable).
 //
 // Each invocation owns a 4x4 block of C held in registers (register blocking): per k it loads 4 values of
 // A and 4 of B and does 16 FMAs. No workgroup memory: on CPU rasterisers (lavapipe) the caches already
@@ -10,6 +14,12 @@
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
 @group(0) @binding(3) var<storage, read_write> C: array<f32>;
 @group(0) @binding(4) var<storage, read_write> Z: array<f32>;
+
+var<private> BATCH: u32;
+var<private> M: u32;
+var<private> K: u32;
+var<private> A_BSTRIDE: u32;
+var<private> B_BSTRIDE: u32;
 
 const TILE: u32 = 4u;
 const WG: u32 = 8u;
@@ -32,6 +42,7 @@ fn gelu(x: f32) -> f32 {
 
 @compute @workgroup_size(WG, WG, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  load_dims();
   let b = gid.z;
   let row0 = gid.y * TILE;
   let col0 = gid.x * TILE;
@@ -84,6 +95,7 @@ fn gelu4(x: vec4<f32>) -> vec4<f32> {
 
 @compute @workgroup_size(8, 8, 1)
 fn main_vec4(@builtin(global_invocation_id) gid: vec3<u32>) {
+  load_dims();
   let b = gid.z;
   let row0 = gid.y * 8u;
   let col0 = gid.x * 8u;

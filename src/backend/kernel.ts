@@ -181,20 +181,57 @@ const float = (v: number): string => {
   return /[.e]/.test(s) ? s : `${s}.0`;
 };
 
-/** WGSL prelude declaring the specialisation constants, prepended to the family's source. */
-export function constPrelude(consts: Consts, fconsts: FConsts = {}): string {
+/**
+ * The family constants that a WGSL file takes at run time instead of baking them in: those it declares as
+ * `var<private> NAME: u32;` at module scope, in the order declared. Every entry of such a file calls
+ * `load_dims()` first; the prelude defines it to copy the values from the `MF_DIMS` uniform (group 1,
+ * binding 0), so calls that differ only in these constants share one pipeline (one compile). Only for
+ * constants that set loop bounds, clamps or strides, never a workgroup size or an array length.
+ */
+export function runtimeConsts(source: string, family: ReadonlySet<string>): string[] {
+  const names: string[] = [];
+  for (const m of source.matchAll(/^var<private>\s+(\w+)\s*:\s*u32\s*;/gm)) if (family.has(m[1])) names.push(m[1]);
+  return names;
+}
+
+/** The u32 values of `names` in a call (defaults filled in), as the `MF_DIMS` uniform holds them. */
+export function runtimeValues(names: readonly string[], consts: Consts, defaults: Consts = {}): Uint32Array {
+  const out = new Uint32Array(Math.ceil(names.length / 4) * 4);
+  names.forEach((k, i) => {
+    const v = consts[k] ?? defaults[k];
+    if (v === undefined || !Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new Error(`runtime constant ${k}=${v} must be a u32`);
+    out[i] = v;
+  });
+  return out;
+}
+
+/**
+ * WGSL prelude declaring the specialisation constants, prepended to the family's source. Constants named
+ * in `runtime` are left to the source's `var<private>` declarations and filled by the `load_dims` defined here.
+ */
+export function constPrelude(consts: Consts, fconsts: FConsts = {}, runtime: readonly string[] = []): string {
   const lines: string[] = [];
   for (const [k, v] of Object.entries(consts)) {
+    if (runtime.includes(k)) continue;
     if (!Number.isInteger(v) || v < 0) throw new Error(`constant ${k}=${v} must be a non-negative integer`);
     lines.push(`const ${k}: u32 = ${v}u;`);
   }
   for (const [k, v] of Object.entries(fconsts)) lines.push(`const ${k}: f32 = ${float(v)};`);
+  if (runtime.length > 0) {
+    lines.push(`@group(1) @binding(0) var<uniform> MF_DIMS: array<vec4<u32>, ${Math.ceil(runtime.length / 4)}>;`);
+    const loads = runtime.map((k, i) => `${k} = MF_DIMS[${i >> 2}][${i & 3}];`);
+    lines.push(`fn load_dims() { ${loads.join(' ')} }`);
+  }
   return `${lines.join('\n')}\n`;
 }
 
-/** Stable key for a specialisation: family, entry and every constant. */
-export function specKey(kernel: string, entry: string, consts: Consts, fconsts: FConsts = {}): string {
+/**
+ * Stable key for a specialisation: family, entry and every constant baked in (those named in `runtime`,
+ * passed at run time, are left out: calls differing only in them share the pipeline).
+ */
+export function specKey(kernel: string, entry: string, consts: Consts, fconsts: FConsts = {}, runtime: readonly string[] = []): string {
   const c = Object.keys(consts)
+    .filter((k) => runtime.length === 0 || !runtime.includes(k))
     .sort()
     .map((k) => `${k}=${consts[k]}`);
   const f = Object.keys(fconsts)

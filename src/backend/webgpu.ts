@@ -8,7 +8,7 @@ import { create, globals } from 'webgpu';
 import { DeviceLostError, GpuError, OutOfMemoryError } from '../errors.ts';
 import type { Backend, DeviceBuffer, KernelCall, PoolStats } from './backend.ts';
 import { VIEW_ALIGN } from './backend.ts';
-import { constPrelude, specKey } from './kernel.ts';
+import { constPrelude, runtimeConsts, runtimeValues, specKey } from './kernel.ts';
 import { kernelEntry, KERNELS } from './kernels/index.ts';
 
 const KERNEL_DIR = fileURLToPath(new URL('../../kernels/', import.meta.url));
@@ -40,6 +40,19 @@ export interface WebGpuOptions {
 
 /** Dispatches encoded before an automatic submit, so the device works while the CPU encodes. */
 const DISPATCHES_PER_SUBMIT = 256;
+
+/** What compiling kernels has cost this backend so far (`mf bench compile`). */
+export interface CompileStats {
+  /** Compute pipelines created: one per kernel specialisation first used. */
+  pipelines: number;
+  /**
+   * Milliseconds spent in createShaderModule + createComputePipeline. On lavapipe this is Dawn's and Mesa's
+   * front end (and waits on the queue): llvmpipe generates the machine code at the pipeline's first dispatch.
+   */
+  compileMs: number;
+  /** The specialisation key of every pipeline created, in creation order. */
+  keys: string[];
+}
 
 export interface AdapterReport {
   vendor: string;
@@ -128,6 +141,12 @@ export class WebGpuBackend implements Backend {
   private firstError: string | null = null;
   private compileError: string | null = null;
   private counters: PoolStats = { liveBytes: 0, peakBytes: 0, created: 0, dispatches: 0 };
+  private compileMs = 0;
+  /** Per family, the constants its WGSL takes at run time (kernel.ts `runtimeConsts`). */
+  private readonly runtime = new Map<string, readonly string[]>();
+  /** Immutable `MF_DIMS` uniform buffers by their values, and group-1 bind groups by pipeline and values. */
+  private readonly dimBuffers = new Map<string, GPUBuffer>();
+  private readonly dimGroups = new Map<string, GPUBindGroup>();
 
   private constructor(
     readonly device: GPUDevice,
@@ -244,14 +263,22 @@ export class WebGpuBackend implements Backend {
     return src;
   }
 
-  private pipeline(call: KernelCall): GPUComputePipeline {
-    const key = specKey(call.kernel, call.entry, call.consts, call.fconsts);
+  private runtimeNames(kernel: string): readonly string[] {
+    let names = this.runtime.get(kernel);
+    if (names === undefined) {
+      names = runtimeConsts(this.source(kernel), KERNELS.get(kernel)!.consts);
+      this.runtime.set(kernel, names);
+    }
+    return names;
+  }
+
+  private pipeline(call: KernelCall, key: string, runtime: readonly string[]): GPUComputePipeline {
     let p = this.pipelines.get(key);
     if (!p) {
-      const t0 = performance.now();
       const fam = KERNELS.get(call.kernel)!;
-      const prelude = constPrelude({ ...fam.defaults, ...call.consts }, { ...fam.fdefaults, ...call.fconsts });
+      const prelude = constPrelude({ ...fam.defaults, ...call.consts }, { ...fam.fdefaults, ...call.fconsts }, runtime);
       const code = prelude + this.source(call.kernel);
+      const t0 = performance.now();
       this.device.pushErrorScope('validation');
       const module = this.device.createShaderModule({ code, label: key });
       const preludeLines = prelude.split('\n').length - 1;
@@ -265,16 +292,43 @@ export class WebGpuBackend implements Backend {
         if (err) this.firstError ??= `kernel ${key}: ${err.message}`;
       });
       this.pipelines.set(key, p);
-      if (process.env.MF_TRACE_COMPILE) process.stderr.write(`compile ${(performance.now() - t0).toFixed(0)}ms ${key}\n`);
+      const ms = performance.now() - t0;
+      this.compileMs += ms;
+      if (process.env.MF_TRACE_COMPILE) process.stderr.write(`compile ${ms.toFixed(0)}ms ${key}\n`);
     }
     return p;
+  }
+
+  /** The group-1 bind group holding a call's run-time constants, made once per pipeline and values. */
+  private dimsGroup(call: KernelCall, key: string, runtime: readonly string[], pipeline: GPUComputePipeline): GPUBindGroup {
+    if (call.uniforms && call.uniforms.length > 0) {
+      throw new Error(`kernel ${call.kernel}.${call.entry}: run-time constants and uniforms both need group 1; pass one of them`);
+    }
+    const values = runtimeValues(runtime, call.consts, KERNELS.get(call.kernel)!.defaults);
+    const v = values.join(',');
+    const groupKey = `${key}|${v}`;
+    let group = this.dimGroups.get(groupKey);
+    if (!group) {
+      let buffer = this.dimBuffers.get(v);
+      if (!buffer) {
+        buffer = this.device.createBuffer({ size: values.byteLength, usage: GPUBufferUsage.UNIFORM, mappedAtCreation: true });
+        new Uint32Array(buffer.getMappedRange()).set(values);
+        buffer.unmap();
+        this.dimBuffers.set(v, buffer);
+      }
+      group = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(1), entries: [{ binding: 0, resource: { buffer } }] });
+      this.dimGroups.set(groupKey, group);
+    }
+    return group;
   }
 
   run(call: KernelCall): void {
     this.check();
     const [x, y, z] = kernelEntry(call.kernel, call.entry).grid(call.consts);
     if (x === 0 || y === 0 || z === 0) return;
-    const pipeline = this.pipeline(call);
+    const runtime = this.runtimeNames(call.kernel);
+    const key = specKey(call.kernel, call.entry, call.consts, call.fconsts, runtime);
+    const pipeline = this.pipeline(call, key, runtime);
     const entries: GPUBindGroupEntry[] = [];
     call.buffers.forEach((buf, binding) => {
       if (!buf) return;
@@ -284,7 +338,8 @@ export class WebGpuBackend implements Backend {
     });
     const bindGroup = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
     let uniformGroup: GPUBindGroup | null = null;
-    if (call.uniforms && call.uniforms.length > 0) {
+    if (runtime.length > 0) uniformGroup = this.dimsGroup(call, key, runtime, pipeline);
+    else if (call.uniforms && call.uniforms.length > 0) {
       const size = Math.ceil((call.uniforms.length * 4) / 16) * 16;
       const ub = this.device.createBuffer({ size, usage: GPUBufferUsage.UNIFORM, mappedAtCreation: true });
       new Float32Array(ub.getMappedRange()).set(call.uniforms);
@@ -372,6 +427,10 @@ export class WebGpuBackend implements Backend {
 
   stats(): PoolStats {
     return { ...this.counters };
+  }
+
+  compileStats(): CompileStats {
+    return { pipelines: this.pipelines.size, compileMs: this.compileMs, keys: [...this.pipelines.keys()] };
   }
 
   resetPeak(): void {

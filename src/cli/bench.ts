@@ -1,5 +1,9 @@
 // `mf bench kernels` and `mf bench train`: timings after warm-up, median of several runs, synchronised
-// only at the end of each timed batch of runs. Numbers are measured, never estimated.
+// only at the end of each timed batch of runs; `mf bench compile` (bench_compile.ts): pipelines and compile
+// time before the quickstart's first step. Numbers are measured, never estimated.
+import { spawnSync } from 'node:child_process';
+import os from 'node:os';
+import { fileURLToPath } from 'node:url';
 import { initEngine } from '../backend/index.ts';
 import type { Backend } from '../backend/backend.ts';
 import { MfError } from '../errors.ts';
@@ -15,6 +19,7 @@ import { type PresetName, resolveModelConfig } from '../models/medformer_config.
 import { noGrad, Tensor, tidy } from '../tensor/tensor.ts';
 import { recordCalls, replayProfile, type FamilyTime } from '../backend/profile.ts';
 import { Rng } from '../util/rng.ts';
+import { benchCompile, COMPILE_PASSES, type CompilePassName, compileTables } from './bench_compile.ts';
 
 export interface KernelResult {
   kernel: string;
@@ -249,8 +254,15 @@ export async function benchCommand(
   what: string,
   opts: { json?: boolean; quick?: boolean; profile?: boolean; only?: string; batch?: string; compare?: string; backend: string },
 ): Promise<void> {
+  if (opts.compare === 'torch') {
+    if (what !== 'train') throw new MfError('--compare torch applies to `mf bench train`');
+    if (opts.only !== undefined && opts.only !== 'small-2d')
+      throw new MfError(`--compare torch has a PyTorch peer for small-2d only, not "${opts.only}"`, 'drop --only or use --only small-2d');
+    return compareTorchCommand(opts);
+  }
   if (opts.compare !== undefined) {
-    if (opts.compare !== 'tfjs') throw new MfError(`unknown --compare "${opts.compare}"`, 'the only one is `--compare tfjs`');
+    if (opts.compare !== 'tfjs')
+      throw new MfError(`unknown --compare "${opts.compare}"`, 'use `--compare tfjs` (kernels) or `--compare torch` (train)');
     if (what !== 'kernels') throw new MfError('--compare tfjs applies to `mf bench kernels`');
     if (opts.backend === 'cpu') throw new MfError('--compare tfjs needs the WebGPU backend, not --backend cpu');
     return compareCommand(opts);
@@ -260,14 +272,34 @@ export async function benchCommand(
   if (batch !== undefined && what !== 'train') throw new MfError('--batch applies to `mf bench train`');
   if (opts.only !== undefined) {
     // Checked before the device starts: an --only that names nothing would otherwise run nothing and exit 0.
-    if (what !== 'train') throw new MfError('--only applies to `mf bench train`');
-    if (!TRAIN_CASES.includes(opts.only)) throw new MfError(`unknown --only "${opts.only}"`, `use one of ${TRAIN_CASES.join(', ')}`);
+    const choices: readonly string[] = what === 'compile' ? COMPILE_PASSES : TRAIN_CASES;
+    if (what !== 'train' && what !== 'compile') throw new MfError('--only applies to `mf bench train` and `mf bench compile`');
+    if (!choices.includes(opts.only)) throw new MfError(`unknown --only "${opts.only}"`, `use one of ${choices.join(', ')}`);
+  }
+  if (what === 'compile') {
+    if (opts.backend === 'cpu') throw new MfError('mf bench compile measures WebGPU pipelines; it has no --backend cpu');
+    const report = await benchCompile(opts.only as CompilePassName | undefined);
+    if (report === null) return;
+    if (opts.json) {
+      console.log(JSON.stringify(report, null, 2));
+      return;
+    }
+    const t = compileTables(report);
+    console.log(
+      `${report.cold?.adapter ?? report.warm?.adapter ?? ''}\n${report.experiment}: first training step, then first validation pass`,
+    );
+    printTable(t.passes);
+    console.log('\nspecialisations per kernel family (both phases)');
+    printTable(t.families);
+    if (t.validationNew.length)
+      console.log(`\nthe validation compiled ${t.validationNew.length} the step had not:\n  ${t.validationNew.join('\n  ')}`);
+    return;
   }
   const backend = await initEngine({ backend: opts.backend as 'auto' | 'webgpu' | 'cpu' });
   let rows: object[];
   if (what === 'kernels') rows = await benchKernels(backend, !!opts.quick);
   else if (what === 'train') rows = await benchTrain(backend, !!opts.quick, !!opts.profile, opts.only, batch);
-  else throw new MfError(`unknown benchmark "${what}"`, 'use `mf bench kernels` or `mf bench train`');
+  else throw new MfError(`unknown benchmark "${what}"`, 'use `mf bench kernels`, `mf bench train` or `mf bench compile`');
   if (opts.json) {
     // Every record names the adapter, so results from several machines can be concatenated.
     const adapter = backend.describe();
@@ -287,6 +319,58 @@ export async function benchCommand(
       printTable(r.profile);
     }
   }
+}
+
+/** The PyTorch peer of the small-2d step (bench/medformer_small_torch.py), run by this Python. */
+const TORCH_PEER = fileURLToPath(new URL('../../bench/medformer_small_torch.py', import.meta.url));
+
+interface TorchStep {
+  median_ms: number;
+  threads: number;
+  torch: string;
+  blas: string[];
+  params: number;
+}
+
+/**
+ * `mf bench train --compare torch`: the Medformer-small 2D step (batch 64 unless --batch) here and in PyTorch on
+ * the same machine, one after the other in one command, with the ratio. PyTorch is a peer, not a dependency:
+ * Debian's `python3-torch` with `libopenblas0-pthread` (MF_PYTHON picks another interpreter).
+ */
+async function compareTorchCommand(opts: { json?: boolean; quick?: boolean; batch?: string; backend: string }): Promise<void> {
+  const python = process.env.MF_PYTHON ?? 'python3';
+  const batch = opts.batch === undefined ? 64 : Number(opts.batch);
+  if (!Number.isInteger(batch) || batch < 1) throw new MfError(`--batch ${opts.batch} is not a positive integer`);
+  const threads = os.availableParallelism();
+  const peer = spawnSync(
+    python,
+    [TORCH_PEER, '--bench-step', opts.quick ? '2' : '5', '--batch', String(batch), '--threads', String(threads)],
+    {
+      encoding: 'utf8',
+    },
+  );
+  const line = peer.stdout?.trim().split('\n').at(-1);
+  if (peer.status !== 0 || !line)
+    throw new MfError(
+      `the PyTorch peer did not run (${python} ${TORCH_PEER}: ${(peer.error?.message ?? peer.stderr ?? '').trim().split('\n').at(-1)})`,
+      'install it with `apt-get install python3-torch libopenblas0-pthread`, or point MF_PYTHON at a Python with torch',
+    );
+  const theirs = JSON.parse(line) as TorchStep;
+  if (!theirs.blas.some((l) => /openblas|mkl/i.test(l)))
+    console.error(`warning: PyTorch loaded ${theirs.blas.join(', ') || 'no BLAS'}; without OpenBLAS or MKL its step is not a fair peer`);
+  const backend = await initEngine({ backend: opts.backend as 'auto' | 'webgpu' | 'cpu' });
+  const [ours] = await benchTrain(backend, false, false, 'small-2d', batch);
+  const row = {
+    case: 'small-2d',
+    batch,
+    ours_ms: ours.step_ms,
+    torch_ms: theirs.median_ms,
+    ratio: +(ours.step_ms / theirs.median_ms).toFixed(2),
+    adapter: ours.adapter,
+    torch: `torch ${theirs.torch}, ${theirs.threads} threads, ${theirs.blas.find((l) => /blas/i.test(l)) ?? 'BLAS unknown'}`,
+  };
+  if (opts.json) console.log(JSON.stringify([row], null, 2));
+  else printTable([row]);
 }
 
 /** `mf bench kernels --compare tfjs`: our matmul and tfjs-backend-webgpu's on the same device. */

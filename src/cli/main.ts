@@ -4,7 +4,19 @@ import { ConfigError, MfError } from '../errors.ts';
 import { shutdownEngine } from '../backend/index.ts';
 
 const program = new Command();
-program.name('mf').description('Medformer and BrainFuse experiments on a WebGPU autograd engine').showHelpAfterError();
+program
+  .name('mf')
+  .description('Medformer and BrainFuse experiments on a WebGPU autograd engine')
+  .option('--verbose', "also show the WebGPU driver's informational warnings (Dawn's adapter-limit notices)")
+  .showHelpAfterError();
+
+// Commands that start the WebGPU engine: unless --verbose, Dawn's two adapter-limit notices are kept off stderr.
+const GPU_COMMANDS = new Set(['devices', 'bench', 'run', 'eval', 'predict', 'fuse', 'doctor']);
+program.hook('preAction', async (_program, action) => {
+  if (program.opts<{ verbose?: boolean }>().verbose || !GPU_COMMANDS.has(action.name())) return;
+  const { quietDawnLimitWarnings } = await import('./quiet-dawn.ts');
+  quietDawnLimitWarnings();
+});
 
 const backendOption = () => new Option('--backend <name>', 'compute backend').choices(['auto', 'webgpu', 'cpu']).default('auto');
 
@@ -19,16 +31,18 @@ program
 
 program
   .command('bench')
-  .description('benchmarks: `kernels` (each kernel alone) or `train` (a full training step)')
-  .argument('[what]', 'kernels | train', 'kernels')
+  .description(
+    'benchmarks: `kernels` (each kernel alone), `train` (a full training step) or `compile` (pipelines before the first step, cold and warm)',
+  )
+  .argument('[what]', 'kernels | train | compile', 'kernels')
   .option('--json', 'print JSON only')
   .option('--quick', 'fewer repetitions and smaller shapes (for smoke tests)')
   .option('--profile', 'time per kernel family (train)')
-  .option('--only <config>', 'train: one configuration (small-2d, small-3d, large-2d)')
+  .option('--only <config>', 'train: one configuration (small-2d, small-3d, large-2d); compile: one pass (cold, warm)')
   .option('--batch <n>', "train: batch size instead of each configuration's own")
   .option(
     '--compare <library>',
-    'kernels: our matmul side by side with another library on the same device (tfjs; needs the dev dependencies)',
+    'kernels: our matmul beside tfjs on the same device (needs the dev dependencies); train: the small-2d step beside PyTorch (torch: needs python3-torch)',
   )
   .addOption(backendOption())
   .action(
@@ -96,6 +110,33 @@ program
   .action(async (file: string, opts: Record<string, unknown>) => {
     const { runCommand } = await import('../train/run.ts');
     await runCommand(file, opts);
+  });
+
+program
+  .command('eval')
+  .description("a trained model's official MedMNIST metrics (AUC, ACC, the majority-class baseline) on val or test")
+  .argument('<model>', 'run folder (runs/<name>: the checkpoints the trainer tested) or a .safetensors model file of one')
+  .option('--dataset <key>', 'one task of a multi-task model (default: every task)')
+  .addOption(new Option('--split <split>', 'split to score').choices(['val', 'test']).default('test'))
+  .option('--data-dir <dir>', "data root (default: the run's data.root, $MEDMNIST_ROOT, ~/.medmnist)")
+  .option('--json', 'machine-readable output')
+  .addOption(backendOption())
+  .action(async (model: string, opts: { dataset?: string; split: string; dataDir?: string; json?: boolean; backend: string }) => {
+    const { evalCommand } = await import('./eval.ts');
+    await evalCommand(model, opts);
+  });
+
+program
+  .command('predict')
+  .description("a trained model's class probabilities for images (PNG, JPEG), arrays (.npy, .npz) or volumes (NIfTI)")
+  .argument('<model>', 'run folder (runs/<name>) or a .safetensors model file of one')
+  .argument('<inputs...>', 'files to predict: .png .jpg .jpeg .npy .npz (2D or 3D models), .nii .nii.gz (3D models)')
+  .option('--task <key>', 'the head to use (required when the model has several)')
+  .option('--out <file>', 'also write the predictions to a .csv or .json file')
+  .addOption(backendOption())
+  .action(async (model: string, inputs: string[], opts: { task?: string; out?: string; backend: string }) => {
+    const { predictCommand } = await import('./predict.ts');
+    await predictCommand(model, inputs, opts);
   });
 
 program

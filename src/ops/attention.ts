@@ -60,9 +60,12 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, numHeads: number): Te
   const needGrad = isGradEnabled() && [q, k, v].some((t) => t.requiresGrad);
   const [qp, kp, vp] = [pad(q), pad(k), pad(v)];
   const outp = Tensor.empty([B, LQ, H * DP]);
-  const lse = needGrad ? Tensor.empty([B, H, LQ]) : null;
-  launch(op, 'forward', { ...base, ...attentionLaunch(LQ, DP, false), SAVE_LSE: lse ? 1 : 0 }, { q: qp, k: kp, v: vp, out: outp, lse }, fc);
-  if (!lse) {
+  // The log-sum-exp is written even without gradients (B·H·LQ floats): evaluation then runs the pipeline the
+  // training step compiled instead of a SAVE_LSE=0 specialisation of its own (seconds of LLVM on lavapipe).
+  const lse = Tensor.empty([B, H, LQ]);
+  launch(op, 'forward', { ...base, ...attentionLaunch(LQ, DP, false), SAVE_LSE: 1 }, { q: qp, k: kp, v: vp, out: outp, lse }, fc);
+  if (!needGrad) {
+    lse.dispose();
     if (padded) [qp, kp, vp].forEach((t) => t.dispose());
     return unpad(outp);
   }

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { Type, type Static } from '@sinclair/typebox';
 import type { RunSettings } from '../kinds/kind.ts';
 import { configHash } from '../train/hash.ts';
+import { meanStd } from '../train/metrics.ts';
 import { checkJson, readJsonFile, SupervisedMetricsSchema, type DatasetResultJson } from '../train/records.ts';
 import { datasetName, medmnistBaseline, TABLE_IDS, thesisFlags, thesisRow, thesisTable, type Regime, type TableId } from './thesis.ts';
 
@@ -199,7 +200,60 @@ export function renderResults(dir: string): string {
   if (rows.some((r) => r.thesis !== null && thesisFlags(r.thesis.table, r.dataset).length > 0))
     lines.push('', '† A thesis figure the official evaluator cannot produce; `mf table <id>` gives the reason.');
   lines.push('', seedSummary(rows));
+  const pooled = pooledSeeds(rows);
+  if (pooled.length) lines.push('', ...pooled);
   return lines.join('\n');
+}
+
+/**
+ * Single-seed rows of one setting (data set, regime, model, augmentation, lr, schedule) collected as separate
+ * files, pooled: mean ± sample standard deviation over their seeds, and how many seeds beat the majority class.
+ * Only where two or more distinct seeds exist; each file's own row stays in the table above.
+ */
+function pooledSeeds(rows: readonly ResultRow[]): string[] {
+  const groups = new Map<string, ResultRow[]>();
+  for (const row of rows) {
+    if (row.seeds.length !== 1 || row.result.test.auc === null || row.result.test.acc === null) continue;
+    const key = [row.dataset, row.kind, row.preset, row.policy, row.lr, row.schedule].join('|');
+    groups.set(key, [...(groups.get(key) ?? []), row]);
+  }
+  const out: string[] = [];
+  for (const g of groups.values()) {
+    const seeds = new Set(g.map((r) => r.seeds[0]));
+    if (seeds.size < 2 || seeds.size !== g.length) continue;
+    if (!out.length)
+      out.push(
+        'Single-seed files of the same setting, pooled (mean ± sample standard deviation over the seeds):',
+        '',
+        '| data set | regime | model | augmentation | lr | schedule | seeds | test AUC | test ACC | majority ACC | seeds above the majority | thesis AUC / ACC |',
+        '|---|---|---|---|---:|---|---|---:|---:|---:|---|---|',
+      );
+    const [aucMean, aucStd] = meanStd(g.map((r) => r.result.test.auc as number));
+    const [accMean, accStd] = meanStd(g.map((r) => r.result.test.acc as number));
+    const r0 = g[0]!;
+    const majority = r0.result.majority_acc;
+    const above =
+      majority === undefined || majority === null
+        ? '–'
+        : `${g.filter((r) => (r.result.test.acc as number) > majority).length} of ${g.length}`;
+    out.push(
+      `| ${[
+        r0.dataset,
+        REGIME_LABEL[r0.kind] ?? r0.kind,
+        r0.preset === 'resnet18' ? 'ResNet-18 (28)' : `Medformer-${r0.preset}`,
+        `\`${r0.policy}\``,
+        String(r0.lr),
+        r0.schedule,
+        [...seeds].sort((a, b) => a - b).join(', '),
+        withStd(aucMean, aucStd, auc),
+        withStd(accMean, accStd, acc),
+        majority === undefined ? '–' : acc(majority),
+        above,
+        r0.thesis ? `${r0.thesis.auc.toFixed(3)} / ${r0.thesis.acc.toFixed(1)}% (Table ${r0.thesis.table})` : '–',
+      ].join(' | ')} |`,
+    );
+  }
+  return out;
 }
 
 /** How to read the seed columns. */

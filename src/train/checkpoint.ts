@@ -50,6 +50,8 @@ export interface CheckpointInput {
   model: ReadonlyMap<string, TensorInput>;
   optimizer: ReadonlyMap<string, TensorInput>;
   state: TrainingState;
+  /** Extra `__metadata__` of the model file (a kind's description of its model, e.g. for `mf eval`). */
+  modelMetadata?: Readonly<Record<string, string>>;
 }
 
 export interface LoadedCheckpoint {
@@ -82,7 +84,7 @@ export function saveCheckpoint(dir: string, input: CheckpointInput): { pointer: 
   const tag = `${String(state.step).padStart(9, '0')}-${crypto.randomBytes(4).toString('hex')}`;
   const modelName = `model-${tag}.safetensors`;
   const stateName = `state-${tag}.safetensors`;
-  const modelBytes = encodeSafetensors(input.model, { producer: 'medformer', step: String(state.step) });
+  const modelBytes = encodeSafetensors(input.model, { ...input.modelMetadata, producer: 'medformer', step: String(state.step) });
   const stateBytes = encodeSafetensors(input.optimizer, { producer: 'medformer', training_state: JSON.stringify(state) });
 
   const pointer: CheckpointPointer = {

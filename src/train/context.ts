@@ -93,7 +93,12 @@ export class CheckpointStore {
     readonly configHash: string,
   ) {}
 
-  async save(store: ParameterStore, opt: AdamW, state: Omit<TrainingState, 'config_hash'>): Promise<void> {
+  async save(
+    store: ParameterStore,
+    opt: AdamW,
+    state: Omit<TrainingState, 'config_hash'>,
+    modelMetadata?: Readonly<Record<string, string>>,
+  ): Promise<void> {
     const model = await store.export();
     // Never replace a good checkpoint with a broken one: NaN/Inf weights stop the run here.
     for (const [name, t] of model) {
@@ -113,6 +118,7 @@ export class CheckpointStore {
       model,
       optimizer,
       state: { ...state, config_hash: this.configHash, extra: { ...state.extra, adam_step: os.step } },
+      modelMetadata,
     });
   }
 

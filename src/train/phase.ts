@@ -33,6 +33,8 @@ export interface LoopSpec {
   validate?(epoch: number, step: number): Promise<void>;
   /** JSON state that checkpoints carry (best metrics ...); read it back from `phase.restored`. */
   extra?(): Record<string, unknown>;
+  /** `__metadata__` for the checkpoints' model files: how to rebuild the model from the weights alone. */
+  modelMetadata?: Readonly<Record<string, string>>;
 }
 
 export interface LoopResult {
@@ -138,7 +140,7 @@ async function runLoop(
     await ctx.backend.sync();
     trainSeconds += (Date.now() - segmentStart - pausedMs) / 1000;
     const extra = { ...spec.extra?.(), ...(phase ? { phase } : {}), train_seconds: trainSeconds };
-    await ctx.checkpoints.save(store, opt, { step, epoch, batch_position: position, rng: {}, extra });
+    await ctx.checkpoints.save(store, opt, { step, epoch, batch_position: position, rng: {}, extra }, spec.modelMetadata);
     ctx.log({ event: 'checkpoint', step, ...(phase ? { phase } : {}) });
     segmentStart = Date.now();
     pausedMs = 0;

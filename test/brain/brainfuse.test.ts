@@ -21,30 +21,9 @@ import { readSafetensors } from '../../src/train/safetensors.ts';
 import { Rng } from '../../src/util/rng.ts';
 import { cpu, gpuBackend, uniform, releaseGpu } from '../helpers.ts';
 import { mf } from '../run/helpers.ts';
-import { SHARED_SKIP, sharedData, tempDir } from './helpers.ts';
+import { brainLike, SHARED_SKIP, sharedData, syntheticIxiFolder, tempDir } from './helpers.ts';
 
 afterAll(releaseGpu);
-
-/** A brain-like n³ volume: an ellipsoid of intensity shells in a zero background, ventricles growing with age. */
-function brainLike(n: number, age: number, wobble = 0): Float32Array {
-  const v = new Float32Array(n * n * n);
-  const c = (n - 1) / 2;
-  let i = 0;
-  for (let z = 0; z < n; z++) {
-    for (let y = 0; y < n; y++) {
-      for (let x = 0; x < n; x++, i++) {
-        const dx = (x - c) / (0.36 * n);
-        const dy = (y - c) / (0.42 * n);
-        const dz = (z - c) / (0.34 * n);
-        const r = Math.sqrt(dx * dx + dy * dy + dz * dz);
-        if (r > 1) continue;
-        const vent = Math.hypot(dx / 0.3, dy / 0.45, dz / 0.3) < 0.3 + age / 200 ? 0.15 : 0;
-        v[i] = Math.max(0.05, 0.55 + 0.3 * Math.cos(9 * r + 2 * Math.sin(3 * dx + wobble)) - vent);
-      }
-    }
-  }
-  return v;
-}
 
 const UNET: SliceUNetConfig = { base: 4, depth: 2, groups: 2, act: 'gelu', down: 'avg' };
 const dir = tempDir('mf-brainfuse-');
@@ -324,31 +303,11 @@ describe('mf fuse', () => {
   });
 });
 
-/** A synthetic IXI folder of 10 brain-like subjects (IXI100..IXI109, ages 22..81) with ixi_subjects.csv; made once. */
 let ixiFolder: string | null = null;
+/** The synthetic IXI folder (see syntheticIxiFolder), made once per file. */
 function syntheticIxi(): string {
-  if (ixiFolder) return ixiFolder;
-  const data = path.join(dir, 'ixi');
-  fs.mkdirSync(data, { recursive: true });
-  const ages = [22, 31, 38, 44, 52, 57, 63, 69, 75, 81];
-  const rows = ['ixi_id,sex,age_years,file'];
-  ages.forEach((age, i) => {
-    const id = `IXI${String(100 + i).padStart(3, '0')}`;
-    const file = `${id}-Synth-T1.nii.gz`;
-    // 32³ at 5 mm: a 160 mm field of view, as the preprocessing expects of a brain.
-    const t1 = brainLike(32, age, i).map((v) => v * 1000);
-    writeNifti(path.join(data, file), { shape: [32, 32, 32], data: t1, spacing: [5, 5, 5] });
-    // A T2 beside it (inverted contrast inside the brain), for the multi-channel study.
-    writeNifti(path.join(data, file.replace('-T1.', '-T2.')), {
-      shape: [32, 32, 32],
-      data: t1.map((v) => (v > 0 ? 1200 - v : 0)),
-      spacing: [5, 5, 5],
-    });
-    rows.push(`${100 + i},${i % 2 ? 'M' : 'F'},${age},${file}`);
-  });
-  fs.writeFileSync(path.join(data, 'ixi_subjects.csv'), `${rows.join('\n')}\n`);
-  ixiFolder = data;
-  return data;
+  ixiFolder ??= syntheticIxiFolder(path.join(dir, 'ixi'));
+  return ixiFolder;
 }
 
 describe('slice-interpolation run', () => {
@@ -423,6 +382,27 @@ describe('slice-interpolation run', () => {
     const A = preprocessBrain(meta.sources[0].file, { shape: [16, 16, 16], cacheDir: cache });
     const B = preprocessBrain(meta.sources[1].file, { shape: [16, 16, 16], cacheDir: cache });
     for (let k = 0; k < 16; k++) if (k < 6 || k >= 9) expect(getSlice(fused, 2, k), `slice ${k}`).toEqual(getSlice(k < 6 ? A : B, 2, k));
+    expect(fused.shape).toEqual([16, 16, 16]);
+    expect(fused.data.length).toBe(16 ** 3);
+    expect(fused.data.every(Number.isFinite), 'fused volume finite').toBe(true);
+
+    // The same fusion with --linear: same shape and kept slices, but the transition is the network's. An
+    // untrained network is exactly the linear blend (zero output layer; bisection of a linear blend is linear),
+    // so a difference in every transition slice shows the trained weights were loaded and used.
+    const linOut = path.join(dir, 'brainfuse-linear.nii.gz');
+    const args = ['fuse', 'IXI100', 'IXI102', '--data-dir', data, '--shape', '16', '--cache-dir', cache, '--transition', '3', '--k', '6'];
+    const l = mf([...args, '--linear', '--out', linOut, '--json']);
+    expect(l.status, l.stderr).toBe(0);
+    expect(JSON.parse(l.stdout).mode).toBe('BrainFuse-linear');
+    const linear = readNifti(linOut);
+    expect(linear.shape).toEqual(fused.shape);
+    for (let k = 0; k < 16; k++) {
+      const a = getSlice(fused, 2, k);
+      const b = getSlice(linear, 2, k);
+      const diff = a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i]!)), 0);
+      if (k < 6 || k >= 9) expect(diff, `kept slice ${k}`).toBe(0);
+      else expect(diff, `transition slice ${k}: network vs linear`).toBeGreaterThan(5e-4);
+    }
   }, 600_000);
 });
 

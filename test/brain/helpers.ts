@@ -1,9 +1,10 @@
 // Shared bits for the brain tests: temp folders, the real-data folder, and hand-built NIfTI-1 bytes
 // (any byte order and datatype) so the reader is tested against files it did not write itself.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll } from 'vitest';
+import { writeNifti } from '../../src/data/nifti.ts';
 
 export function tempDir(prefix = 'mf-brain-'): string {
   const dir = mkdtempSync(join(tmpdir(), prefix));
@@ -127,4 +128,51 @@ export function blobVolume(
     }
   }
   return out;
+}
+
+/** A brain-like n³ volume: an ellipsoid of intensity shells in a zero background, ventricles growing with age. */
+export function brainLike(n: number, age: number, wobble = 0): Float32Array {
+  const v = new Float32Array(n * n * n);
+  const c = (n - 1) / 2;
+  let i = 0;
+  for (let z = 0; z < n; z++) {
+    for (let y = 0; y < n; y++) {
+      for (let x = 0; x < n; x++, i++) {
+        const dx = (x - c) / (0.36 * n);
+        const dy = (y - c) / (0.42 * n);
+        const dz = (z - c) / (0.34 * n);
+        const r = Math.sqrt(dx * dx + dy * dy + dz * dz);
+        if (r > 1) continue;
+        const vent = Math.hypot(dx / 0.3, dy / 0.45, dz / 0.3) < 0.3 + age / 200 ? 0.15 : 0;
+        v[i] = Math.max(0.05, 0.55 + 0.3 * Math.cos(9 * r + 2 * Math.sin(3 * dx + wobble)) - vent);
+      }
+    }
+  }
+  return v;
+}
+
+/**
+ * A synthetic IXI folder at `data`: 10 brain-like subjects (IXI100..IXI109, ages 22..81), each a T1 and a T2
+ * NIfTI, and ixi_subjects.csv. Returns `data`.
+ */
+export function syntheticIxiFolder(data: string): string {
+  mkdirSync(data, { recursive: true });
+  const ages = [22, 31, 38, 44, 52, 57, 63, 69, 75, 81];
+  const rows = ['ixi_id,sex,age_years,file'];
+  ages.forEach((age, i) => {
+    const id = `IXI${String(100 + i).padStart(3, '0')}`;
+    const file = `${id}-Synth-T1.nii.gz`;
+    // 32³ at 5 mm: a 160 mm field of view, as the preprocessing expects of a brain.
+    const t1 = brainLike(32, age, i).map((v) => v * 1000);
+    writeNifti(join(data, file), { shape: [32, 32, 32], data: t1, spacing: [5, 5, 5] });
+    // A T2 beside it (inverted contrast inside the brain), for the multi-channel study.
+    writeNifti(join(data, file.replace('-T1.', '-T2.')), {
+      shape: [32, 32, 32],
+      data: t1.map((v) => (v > 0 ? 1200 - v : 0)),
+      spacing: [5, 5, 5],
+    });
+    rows.push(`${100 + i},${i % 2 ? 'M' : 'F'},${age},${file}`);
+  });
+  writeFileSync(join(data, 'ixi_subjects.csv'), `${rows.join('\n')}\n`);
+  return data;
 }

@@ -73,6 +73,24 @@ describe('results table', () => {
     expect(md).not.toContain('ssl.json');
   });
 
+  it('asserts single-seed files of one setting are pooled (mean ± sample std, seeds above the majority), others not', () => {
+    const dir = path.join(tmp, 'pool');
+    resultFile(dir, 's0', { seeds: [0], metrics: { breastmnist: scores(0.7, 0.8) } });
+    resultFile(dir, 's1', { seeds: [1], metrics: { breastmnist: scores(0.8, 0.7307692307692307) } });
+    resultFile(dir, 'other-policy', { seeds: [2], policy: 'none', metrics: { breastmnist: scores(0.5, 0.5) } });
+    const md = renderResults(dir);
+    // mean 0.75, sample std 0.0707; ACC mean 76.5%, std 4.9; one of two seeds above 73.1%.
+    expect(md).toContain(
+      '| BreastMNIST | ST | Medformer-small | `thesis` | 0.001 | 30 epochs | 0, 1 | 0.750 ± 0.071 | 76.5% ± 4.9 | 73.1% | 1 of 2 |',
+    );
+    expect(md.match(/\| 0, 1 \|/g)?.length).toBe(1);
+    expect(md).not.toContain('| `none` | 0.001 | 30 epochs | 2 | 0.500 ± ');
+    // One seed alone is never pooled.
+    const single = path.join(tmp, 'single');
+    resultFile(single, 's0', { seeds: [0], metrics: { breastmnist: scores(0.7, 0.8) } });
+    expect(renderResults(single)).not.toContain('pooled');
+  });
+
   it('asserts a results file that does not match its schema is refused with the file named', () => {
     const dir = path.join(tmp, 'bad');
     fs.mkdirSync(dir);

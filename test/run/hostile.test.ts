@@ -1,9 +1,39 @@
 // Broken and hostile inputs reach the user as one clear line and a non-zero exit, never a stack trace.
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { encodeSafetensors } from '../../src/train/safetensors.ts';
-import { mf, tinyExperiment, tmpDir } from './helpers.ts';
+import { ensureSynthetic } from '../../src/data/synthetic.ts';
+import { mf, type MfResult, MF, ROOT, tinyExperiment, tmpDir } from './helpers.ts';
+
+/** Every path under `dir` with its size (a folder as -1), sorted: what a refused run must leave unchanged. */
+function listing(dir: string): [string, number][] {
+  return (fs.readdirSync(dir, { recursive: true }) as string[])
+    .map((f): [string, number] => {
+      const st = fs.statSync(path.join(dir, f));
+      return [f, st.isDirectory() ? -1 : st.size];
+    })
+    .sort((a, b) => a[0].localeCompare(b[0]));
+}
+
+const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+/** uid/gid to run a child under when this process is root (who ignores permission bits); null otherwise. */
+const NOBODY = process.getuid?.() === 0 ? 65534 : null;
+
+/** `mf` as user `uid` (as this process's own user when null). */
+function mfAs(uid: number | null, args: string[], env: Record<string, string>): MfResult {
+  const r = spawnSync(process.execPath, [MF, ...args], {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    encoding: 'utf8',
+    timeout: 120_000,
+    ...(uid === null ? {} : { uid, gid: uid }),
+  });
+  return { status: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
+}
 
 function expectOneLineError(r: { status: number | null; stderr: string }, pattern: RegExp): void {
   expect(r.status).toBe(1);
@@ -127,14 +157,48 @@ describe('hostile inputs to mf run', () => {
     expectOneLineError(mf(['run', exp, '--out', path.join(dir, 'o9')]), /\/training\/batch_size must be <= 65536/);
   });
 
-  it('an unwritable output folder names the path', () => {
-    const exp = tinyExperiment(dir, { name: 'nowrite' });
-    const blocker = path.join(dir, 'afile');
+  it('an unwritable output folder (a regular file in its place or above it, a read-only parent) names the path, exits 1, writes nothing', () => {
+    // Its own folder, readable by everyone: the read-only case below may run as another user.
+    const base = fs.mkdtempSync(path.join(os.tmpdir(), 'mf-nowrite-'));
+    fs.chmodSync(base, 0o755);
+    const data = path.join(base, 'data');
+    ensureSynthetic(data, 'synthetic2d');
+    const env = { MEDMNIST_ROOT: data };
+    const exp = tinyExperiment(base, { name: 'nowrite' });
+    const blocker = path.join(base, 'afile');
     fs.writeFileSync(blocker, 'x');
-    expectOneLineError(mf(['run', exp, '--out', path.join(blocker, 'sub')]), /afile/);
+    const readOnly = path.join(base, 'read-only');
+    fs.mkdirSync(readOnly, { mode: 0o555 });
+    fs.chmodSync(readOnly, 0o555);
+    const before = listing(base);
+    const cases: [string, RegExp, (args: string[]) => MfResult][] = [
+      [path.join(blocker, 'sub'), /ENOTDIR: not a directory/, (args) => mf(args, env)],
+      [blocker, /EEXIST: file already exists/, (args) => mf(args, env)],
+      // Real permissions: root ignores mode bits, so as root (as in CI) the command runs as `nobody`.
+      [path.join(readOnly, 'run'), /EACCES: permission denied/, (args) => mfAs(NOBODY, args, { ...env, HOME: base })],
+    ];
+    for (const [out, why, run] of cases) {
+      const r = run(['run', exp, '--out', out]);
+      expectOneLineError(r, new RegExp(`^error: cannot create output folder ${escapeRe(out)}: .*${why.source}.*\\(pick another --out\\)$`));
+      expect(listing(base), `--out ${out}: nothing written`).toEqual(before);
+    }
+    expect(fs.readFileSync(blocker, 'utf8')).toBe('x');
+    fs.rmSync(base, { recursive: true, force: true });
   });
 
   it('mf bench train --only with a name that picks nothing is refused, naming the choices', () => {
     expectOneLineError(mf(['bench', 'train', '--only', 'small-4d']), /unknown --only "small-4d".*small-2d, small-3d, large-2d/);
+  });
+
+  it('mf bench train --compare torch without a PyTorch, or for a case it has no peer for, is refused in one line', () => {
+    expectOneLineError(
+      mf(['bench', 'train', '--compare', 'torch', '--only', 'small-3d']),
+      /PyTorch peer for small-2d only, not "small-3d"/,
+    );
+    expectOneLineError(
+      mf(['bench', 'train', '--compare', 'torch'], { MF_PYTHON: '/nonexistent/python3' }),
+      /the PyTorch peer did not run .*install it with `apt-get install python3-torch libopenblas0-pthread`/,
+    );
+    expectOneLineError(mf(['bench', 'kernels', '--compare', 'torch']), /--compare torch applies to `mf bench train`/);
   });
 });

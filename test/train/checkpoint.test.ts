@@ -202,13 +202,35 @@ describe('checkpoints', () => {
     expect(() => saveCheckpoint(dir2, input(1))).toThrow(/^cannot write .*model-000000001-[0-9a-f]{8}\.safetensors: permission denied/);
   });
 
-  it.skipIf(process.getuid?.() === 0)('a read-only directory (real permissions) names the path', () => {
-    const dir = freshDir();
-    fs.mkdirSync(dir, { mode: 0o500 });
+  it('a read-only directory (real permissions, also as root) names the path and leaves the directory empty', () => {
+    // Root ignores permission bits, so as root (as in CI) the write runs in a child process as user `nobody`;
+    // otherwise in a child as this user. Either way the kernel refuses it: nothing here is injected.
+    const base = fs.mkdtempSync(path.join(os.tmpdir(), 'mf-readonly-'));
+    fs.chmodSync(base, 0o755);
+    const dir = path.join(base, 'ro');
+    fs.mkdirSync(dir);
+    fs.chmodSync(dir, 0o555);
+    const file = path.join(dir, 'x.bin');
+    const repo = path.resolve(import.meta.dirname, '../..');
+    const script = `import { writeFileAtomic } from ${JSON.stringify(path.join(repo, 'src/util/files.ts'))};
+try { writeFileAtomic(${JSON.stringify(file)}, new Uint8Array(4)); console.log('written'); } catch (e) { console.log(e.constructor.name + ': ' + e.message); }`;
+    const asRoot = process.getuid?.() === 0;
+    const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+      cwd: repo,
+      encoding: 'utf8',
+      timeout: 60_000,
+      env: { ...process.env, HOME: base },
+      ...(asRoot ? { uid: 65534, gid: 65534 } : {}),
+    });
     try {
-      expect(() => writeFileAtomic(path.join(dir, 'x.bin'), new Uint8Array(4))).toThrow(/cannot write .*x\.bin: permission denied/);
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.stdout.trim()).toBe(
+        `MfError: cannot write ${file}: permission denied; fix the directory's permissions or pick another --out`,
+      );
+      expect(fs.readdirSync(dir)).toEqual([]);
     } finally {
-      fs.chmodSync(dir, 0o700);
+      fs.chmodSync(dir, 0o755);
+      fs.rmSync(base, { recursive: true, force: true });
     }
   });
 

@@ -8,6 +8,14 @@ import { headOutputs, ordinalScores, type TaskData, type TaskModel, taskScores }
 import { killPoint } from '../../util/faults.ts';
 
 /**
+ * The batch size evaluation runs at: the training batch size, so that validation and test reuse the kernel
+ * specialisations the training step compiled (a larger evaluation batch meant about 20 new pipelines on the
+ * first validation, seconds each on a CPU rasteriser; `mf bench compile`). Rows are scored independently, so the
+ * metrics do not depend on it.
+ */
+export const evalBatchSize = (trainingBatchSize: number): number => trainingBatchSize;
+
+/**
  * Scores a split in eval mode (BatchNorm on its running statistics) and leaves the model in training mode, the
  * mode the trainer runs between evaluations.
  */

@@ -8,17 +8,18 @@ import { Tensor, tidy } from '../../tensor/tensor.ts';
 import { writeSafetensors } from '../../train/checkpoint.ts';
 import { asF32, type RunContext } from '../../train/context.ts';
 import { majorityAccuracy, type Metrics } from '../../train/metrics.ts';
-import { numOutputs } from '../../data/registry.ts';
+import { numOutputs, type Task } from '../../data/registry.ts';
+import type { InputKind } from '../../models/medformer.ts';
 import { TrainingPhase } from '../../train/phase.ts';
 import type { SupervisedMetrics } from '../../train/records.ts';
 import { lineChartSvg, readLog, reportMarkdown, series } from '../../train/report.ts';
 import { readSafetensors } from '../../train/safetensors.ts';
 import { writeFileAtomic, writeJsonAtomic } from '../../util/files.ts';
-import { better, evaluateSplit } from './evaluate.ts';
+import { better, evalBatchSize, evaluateSplit } from './evaluate.ts';
 import { add, scale } from '../../ops/index.ts';
 import { epochOrder, loaderPosition, occurrences, shuffledOrder, taskBatchCounts, trainLoaders } from './sampling.ts';
 import type { AnyModelSettings } from './schema.ts';
-import { buildModel, type TaskData, type TaskModel, taskLoss } from './tasks.ts';
+import { buildModel, headOutputs, type OrdinalHead, type TaskData, type TaskModel, taskLoss } from './tasks.ts';
 
 interface BestRecord {
   epoch: number;
@@ -44,12 +45,66 @@ export interface SupervisedOptions {
 /** The record key of the one checkpoint that "mean" selection keeps. */
 const ALL_TASKS = 'all';
 
+/** `format` in the `__metadata__` of a model file that says how to rebuild its model (see modelMetadata). */
+export const MODEL_METADATA_FORMAT = 'medformer-model';
+
+/** One task head as a model file describes it: enough to rebuild, feed and read it without the data set's files. */
+export interface HeadDescription {
+  /** The data set's registry key; its label names are in src/data/registry.ts. */
+  key: string;
+  task: Task;
+  /** Width of the head's output layer. */
+  outputs: number;
+  /** 'regression' only for an ordinal task trained with data.ordinal "regression". */
+  head: OrdinalHead;
+  dim: 2 | 3;
+  channels: number;
+  /** Latent ids (src/data/registry.ts MODALITIES and BODY_PARTS) the input Adaptformer is conditioned on. */
+  modality: number;
+  body_part: number;
+}
+
+/**
+ * The `__metadata__` (string values, structured ones JSON) of every model file this trainer writes (best-*.safetensors
+ * and the checkpoints' model files): the format mark, the experiment's name and kind, the resolved model config
+ * (`model`), the task heads (`tasks`, HeadDescription[] in the run's data set order), the input kinds the model
+ * accepts (`inputs`), how the tested checkpoint was picked (`selection`) and the training batch size (evaluation
+ * batches are evalBatchSize of it). `mf eval` and `mf predict` rebuild the model from it (src/cli/load-model.ts reads it).
+ */
+export function modelMetadata(s: AnyModelSettings, tasks: TaskData[], selection: 'per-task' | 'mean'): Record<string, string> {
+  const heads: HeadDescription[] = tasks.map((t) => ({
+    key: t.ds.key,
+    task: t.ds.task,
+    outputs: headOutputs(t),
+    head: t.head,
+    dim: t.meta.dim,
+    channels: t.meta.channels,
+    modality: t.meta.modality,
+    body_part: t.meta.bodyPart,
+  }));
+  const inputs: InputKind[] = [];
+  for (const h of heads)
+    if (!inputs.some((k) => k.dim === h.dim && k.channels === h.channels)) inputs.push({ dim: h.dim, channels: h.channels });
+  return {
+    format: MODEL_METADATA_FORMAT,
+    format_version: '1',
+    name: s.name,
+    kind: s.kind,
+    model: JSON.stringify(s.model),
+    tasks: JSON.stringify(heads),
+    inputs: JSON.stringify(inputs),
+    selection,
+    batch_size: String(s.training.batch_size),
+  };
+}
+
 export async function trainSupervised(
   ctx: RunContext,
   s: AnyModelSettings,
   tasks: TaskData[],
   options: SupervisedOptions = {},
 ): Promise<void> {
+  const described = modelMetadata(s, tasks, options.select ?? 'per-task');
   const t = s.training;
   const { model, store } = buildModel(ctx, s, tasks);
   if (options.init) await options.init(store, model);
@@ -95,7 +150,7 @@ export async function trainSupervised(
   const bestFile = (key: string) => path.join(ctx.outDir, `best-${key}.safetensors`);
   const saveBest = async (key: string, rec: BestRecord) => {
     best[key] = rec;
-    writeSafetensors(bestFile(key), await store.export(), { step: String(rec.step), epoch: String(rec.epoch) });
+    writeSafetensors(bestFile(key), await store.export(), { ...described, step: String(rec.step), epoch: String(rec.epoch) });
   };
 
   // Training mode (batch statistics) for the steps; evaluateSplit switches to eval mode and back around each evaluation.
@@ -126,7 +181,7 @@ export async function trainSupervised(
       const vals: Metrics[] = [];
       for (const task of tasks) {
         const key = task.ds.key;
-        const val = await evaluateSplit(model, task, task.val, t.batch_size * 2);
+        const val = await evaluateSplit(model, task, task.val, evalBatchSize(t.batch_size));
         vals.push(val);
         ctx.log({ event: 'val', epoch, step, task: key, auc: val.auc, acc: val.acc });
         ctx.say(`epoch ${epoch + 1} step ${step} ${key}: val AUC ${val.auc.toFixed(4)} ACC ${(100 * val.acc).toFixed(1)}%`);
@@ -148,6 +203,7 @@ export async function trainSupervised(
       }
     },
     extra: () => ({ best, reached }),
+    modelMetadata: described,
   });
   if (!result) {
     store.dispose();
@@ -164,7 +220,7 @@ export async function trainSupervised(
     const key = task.ds.key;
     const rec = best[key];
     if (select === 'per-task') loadBest(key);
-    const test = await evaluateSplit(model, task, task.test, t.batch_size * 2);
+    const test = await evaluateSplit(model, task, task.test, evalBatchSize(t.batch_size));
     const majority = majorityAccuracy(task.ds.task, task.train, task.test.labels, task.test.n, numOutputs(task.ds));
     ctx.log({ event: 'test', task: key, auc: test.auc, acc: test.acc, best_epoch: rec ? rec.epoch + 1 : null });
     results[key] = {

@@ -1,0 +1,83 @@
+// `mf eval <run folder | model.safetensors>`: the official MedMNIST metrics (AUC, ACC) of a trained model on its
+// data sets' val or test split, with the majority-class baseline beside ACC. The model is rebuilt from the run's
+// config.json or the file's metadata and scored by the trainer's own evaluator (evaluateSplit) with the weights the
+// trainer tested, in the trainer's evaluation batch size, so a run folder's test numbers are its metrics.json's.
+import path from 'node:path';
+import { initEngine } from '../backend/index.ts';
+import { type LoadedSplit, loadSplit, resolveDataRoot } from '../data/dataset.ts';
+import { numOutputs } from '../data/registry.ts';
+import { ConfigError } from '../errors.ts';
+import { evalBatchSize, evaluateSplit } from '../kinds/medformer/evaluate.ts';
+import { majorityAccuracy } from '../train/metrics.ts';
+import { buildModel, headTask, inputSize, readModel, selectHeads } from './load-model.ts';
+
+export interface EvalFlags {
+  dataset?: string;
+  split: string;
+  dataDir?: string;
+  json?: boolean;
+  backend?: string;
+}
+
+export interface EvalTaskResult {
+  auc: number;
+  acc: number;
+  /** ACC of always answering the training split's most frequent class (the trainer's majority_acc). */
+  majority_acc: number;
+  beats_majority: boolean;
+  /** Samples in the split. */
+  n: number;
+  /** The weights file scored. */
+  weights: string;
+}
+
+export interface EvalReport {
+  source: string;
+  name: string;
+  kind: string;
+  split: 'val' | 'test';
+  tasks: Record<string, EvalTaskResult>;
+}
+
+export async function evalCommand(target: string, flags: EvalFlags): Promise<void> {
+  if (flags.split !== 'val' && flags.split !== 'test') throw new ConfigError(`--split ${flags.split}: give val or test`);
+  const split = flags.split;
+  // Everything from disk first: the model description, its weights, every split it needs.
+  const source = readModel(target);
+  const d = source.description;
+  const heads = selectHeads(d, flags.dataset, '--dataset');
+  const root = resolveDataRoot(flags.dataDir ?? d.dataRoot ?? undefined);
+  const data = heads.map((h) => {
+    const task = headTask(h);
+    const size = inputSize(d, h);
+    const load = (s: 'train' | 'val' | 'test'): LoadedSplit => loadSplit(task.ds, s, { root, size });
+    return { h, task, train: load('train'), eval: load(split) };
+  });
+
+  await initEngine({ backend: (flags.backend ?? 'auto') as 'auto' | 'webgpu' | 'cpu' });
+  const loaded = buildModel(source);
+  const tasks: Record<string, EvalTaskResult> = {};
+  try {
+    for (const { h, task, train, eval: s } of data) {
+      const weights = loaded.use(h.key);
+      const m = await evaluateSplit(loaded.model, task, s, evalBatchSize(d.batchSize));
+      const majority = majorityAccuracy(task.ds.task, train, s.labels, s.n, numOutputs(task.ds));
+      tasks[h.key] = { auc: m.auc, acc: m.acc, majority_acc: majority, beats_majority: m.acc > majority, n: s.n, weights };
+    }
+  } finally {
+    loaded.dispose();
+  }
+  const report: EvalReport = { source: path.resolve(target), name: d.name, kind: d.kind, split, tasks };
+  if (flags.json) {
+    console.log(JSON.stringify(report, null, 2));
+    return;
+  }
+  console.log(`${d.name} (${d.kind}), ${split} split, from ${target}`);
+  const width = Math.max(...Object.keys(tasks).map((k) => k.length));
+  for (const [key, r] of Object.entries(tasks)) {
+    const verdict = r.beats_majority ? 'above' : 'NOT above';
+    console.log(
+      `${key.padEnd(width)}  AUC ${r.auc.toFixed(4)}  ACC ${(100 * r.acc).toFixed(1)}% (majority class ${(100 * r.majority_acc).toFixed(1)}%, ${verdict})  n ${r.n}  weights ${path.basename(r.weights)}`,
+    );
+  }
+}
