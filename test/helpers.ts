@@ -165,3 +165,13 @@ export async function onEachBackend(c: Case, check: (r: Awaited<ReturnType<typeo
     use(prev);
   }
 }
+
+/**
+ * A command line that obeys file permission bits even as root: root's CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH
+ * are dropped from the child's bounding set (util-linux `setpriv`), so a 0o555 folder refuses writes with EACCES
+ * while the checkout (owned by root) stays readable. As another user the command runs unchanged.
+ */
+export function obeyingPermissions(command: string, args: string[]): [string, string[]] {
+  if (process.getuid?.() !== 0) return [command, args];
+  return ['setpriv', ['--bounding-set=-dac_override,-dac_read_search', '--', command, ...args]];
+}

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { encodeSafetensors } from '../../src/train/safetensors.ts';
 import { ensureSynthetic } from '../../src/data/synthetic.ts';
+import { obeyingPermissions } from '../helpers.ts';
 import { mf, type MfResult, MF, ROOT, tinyExperiment, tmpDir } from './helpers.ts';
 
 /** Every path under `dir` with its size (a folder as -1), sorted: what a refused run must leave unchanged. */
@@ -20,18 +21,10 @@ function listing(dir: string): [string, number][] {
 
 const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
-/** uid/gid to run a child under when this process is root (who ignores permission bits); null otherwise. */
-const NOBODY = process.getuid?.() === 0 ? 65534 : null;
-
-/** `mf` as user `uid` (as this process's own user when null). */
-function mfAs(uid: number | null, args: string[], env: Record<string, string>): MfResult {
-  const r = spawnSync(process.execPath, [MF, ...args], {
-    cwd: ROOT,
-    env: { ...process.env, ...env },
-    encoding: 'utf8',
-    timeout: 120_000,
-    ...(uid === null ? {} : { uid, gid: uid }),
-  });
+/** `mf` obeying file permission bits even when this process is root (test/helpers.ts obeyingPermissions). */
+function mfObeyingPermissions(args: string[], env: Record<string, string>): MfResult {
+  const [command, argv] = obeyingPermissions(process.execPath, [MF, ...args]);
+  const r = spawnSync(command, argv, { cwd: ROOT, env: { ...process.env, ...env }, encoding: 'utf8', timeout: 120_000 });
   return { status: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -158,7 +151,6 @@ describe('hostile inputs to mf run', () => {
   });
 
   it('an unwritable output folder (a regular file in its place or above it, a read-only parent) names the path, exits 1, writes nothing', () => {
-    // Its own folder, readable by everyone: the read-only case below may run as another user.
     const base = fs.mkdtempSync(path.join(os.tmpdir(), 'mf-nowrite-'));
     fs.chmodSync(base, 0o755);
     const data = path.join(base, 'data');
@@ -174,8 +166,8 @@ describe('hostile inputs to mf run', () => {
     const cases: [string, RegExp, (args: string[]) => MfResult][] = [
       [path.join(blocker, 'sub'), /ENOTDIR: not a directory/, (args) => mf(args, env)],
       [blocker, /EEXIST: file already exists/, (args) => mf(args, env)],
-      // Real permissions: root ignores mode bits, so as root (as in CI) the command runs as `nobody`.
-      [path.join(readOnly, 'run'), /EACCES: permission denied/, (args) => mfAs(NOBODY, args, { ...env, HOME: base })],
+      // Real permissions: root ignores mode bits, so as root (as in CI) the command runs without that override.
+      [path.join(readOnly, 'run'), /EACCES: permission denied/, (args) => mfObeyingPermissions(args, env)],
     ];
     for (const [out, why, run] of cases) {
       const r = run(['run', exp, '--out', out]);

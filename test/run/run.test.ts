@@ -31,7 +31,16 @@ describe('mf run', () => {
     const out = path.join(tmpDir('qs'), 'run');
     const r = mf(['run', 'experiments/quickstart.json', '--max-steps', '8', '--out', out, '--quiet'], env);
     expect(r.status, r.stderr).toBe(0);
-    for (const f of ['config.json', 'log.jsonl', 'metrics.json', 'report.md', 'loss.svg', 'val_auc.svg', 'checkpoint.json']) {
+    for (const f of [
+      'config.json',
+      'log.jsonl',
+      'metrics.json',
+      'report.md',
+      'loss.svg',
+      'val_auc.svg',
+      'roc-synthetic2d.svg',
+      'checkpoint.json',
+    ]) {
       expect(fs.existsSync(path.join(out, f)), f).toBe(true);
     }
     const metrics = JSON.parse(fs.readFileSync(path.join(out, 'metrics.json'), 'utf8'));
@@ -45,7 +54,13 @@ describe('mf run', () => {
     expect(m.beats_majority).toBe(true);
     const best = readSafetensors(path.join(out, 'best-synthetic2d.safetensors'));
     expect(best.tensors.get('input.latents')?.shape).toEqual([32, 64]);
-    expect(fs.readFileSync(path.join(out, 'report.md'), 'utf8')).toMatch(/\| synthetic2d \| \d\.\d{3} \|/);
+    const report = fs.readFileSync(path.join(out, 'report.md'), 'utf8');
+    expect(report).toMatch(/\| synthetic2d \| \d\.\d{3} \|/);
+    // The test split's confusion matrix: 4 classes, rows summing to the test split's 128 images (src/data/registry.ts).
+    const rows = [...report.matchAll(/^\| (?!true|---)[^|]+ \| (\d+) \| (\d+) \| (\d+) \| (\d+) \|$/gm)];
+    expect(rows).toHaveLength(4);
+    expect(rows.flatMap((r) => r.slice(1, 5).map(Number)).reduce((a, b) => a + b, 0)).toBe(128);
+    expect(report).toContain('![roc-synthetic2d.svg](roc-synthetic2d.svg)');
     const log = fs
       .readFileSync(path.join(out, 'log.jsonl'), 'utf8')
       .trim()

@@ -14,6 +14,7 @@ import {
   type CheckpointInput,
 } from '../../src/train/checkpoint.ts';
 import { writeJsonAtomic } from '../../src/util/files.ts';
+import { obeyingPermissions } from '../helpers.ts';
 import { readSafetensors, type TensorInput } from '../../src/train/safetensors.ts';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'mf-ckpt-'));
@@ -203,8 +204,9 @@ describe('checkpoints', () => {
   });
 
   it('a read-only directory (real permissions, also as root) names the path and leaves the directory empty', () => {
-    // Root ignores permission bits, so as root (as in CI) the write runs in a child process as user `nobody`;
-    // otherwise in a child as this user. Either way the kernel refuses it: nothing here is injected.
+    // Root ignores permission bits, so as root (as in CI) the write runs in a child process without root's
+    // permission override (obeyingPermissions); otherwise in a child as this user. Either way the kernel refuses
+    // it: nothing here is injected.
     const base = fs.mkdtempSync(path.join(os.tmpdir(), 'mf-readonly-'));
     fs.chmodSync(base, 0o755);
     const dir = path.join(base, 'ro');
@@ -214,14 +216,8 @@ describe('checkpoints', () => {
     const repo = path.resolve(import.meta.dirname, '../..');
     const script = `import { writeFileAtomic } from ${JSON.stringify(path.join(repo, 'src/util/files.ts'))};
 try { writeFileAtomic(${JSON.stringify(file)}, new Uint8Array(4)); console.log('written'); } catch (e) { console.log(e.constructor.name + ': ' + e.message); }`;
-    const asRoot = process.getuid?.() === 0;
-    const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
-      cwd: repo,
-      encoding: 'utf8',
-      timeout: 60_000,
-      env: { ...process.env, HOME: base },
-      ...(asRoot ? { uid: 65534, gid: 65534 } : {}),
-    });
+    const [command, args] = obeyingPermissions(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script]);
+    const r = spawnSync(command, args, { cwd: repo, encoding: 'utf8', timeout: 60_000, env: { ...process.env, HOME: base } });
     try {
       expect(r.status, r.stderr).toBe(0);
       expect(r.stdout.trim()).toBe(

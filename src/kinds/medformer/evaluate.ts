@@ -25,6 +25,16 @@ export async function evaluateSplit(
   split: LoadedSplit,
   batchSize: number,
 ): Promise<Metrics> {
+  return (await scoreSplitEval(model, task, split, batchSize)).metrics;
+}
+
+/** evaluateSplit with the scores it ranked (row-major n × k, in split order), for confusion matrices and ROC curves. */
+export async function scoreSplitEval(
+  model: TaskModel,
+  task: Pick<TaskData, 'ds' | 'head' | 'meta'>,
+  split: LoadedSplit,
+  batchSize: number,
+): Promise<{ metrics: Metrics; scores: Float32Array }> {
   model.setTraining?.(false);
   try {
     return await scoreSplit(model, task, split, batchSize);
@@ -38,7 +48,7 @@ async function scoreSplit(
   task: Pick<TaskData, 'ds' | 'head' | 'meta'>,
   split: LoadedSplit,
   batchSize: number,
-): Promise<Metrics> {
+): Promise<{ metrics: Metrics; scores: Float32Array }> {
   const { ds, meta } = task;
   const k = numOutputs(ds);
   const width = headOutputs(task);
@@ -59,7 +69,7 @@ async function scoreSplit(
       scores.set(row, batch.indices[i] * k);
     }
   }
-  return evaluate(ds.task, scores, split.labels, split.n, k);
+  return { metrics: evaluate(ds.task, scores, split.labels, split.n, k), scores };
 }
 
 function padBatch(x: Float32Array, length: number): Float32Array {

@@ -15,7 +15,8 @@ import type { SupervisedMetrics } from '../../train/records.ts';
 import { lineChartSvg, readLog, reportMarkdown, series } from '../../train/report.ts';
 import { readSafetensors } from '../../train/safetensors.ts';
 import { writeFileAtomic, writeJsonAtomic } from '../../util/files.ts';
-import { better, evalBatchSize, evaluateSplit } from './evaluate.ts';
+import { better, evalBatchSize, evaluateSplit, scoreSplitEval } from './evaluate.ts';
+import { confusionMarkdown, confusionMatrix, rocSeries } from '../../train/diagnostics.ts';
 import { add, scale } from '../../ops/index.ts';
 import { epochOrder, loaderPosition, occurrences, shuffledOrder, taskBatchCounts, trainLoaders } from './sampling.ts';
 import type { AnyModelSettings } from './schema.ts';
@@ -212,6 +213,7 @@ export async function trainSupervised(
 
   // Test once per task, with that task's best validation checkpoint (or the one chosen for all tasks).
   const results: SupervisedMetrics = {};
+  const testScores = new Map<string, Float32Array>();
   const loadBest = (key: string) => {
     if (best[key] && fs.existsSync(bestFile(key))) store.load(asF32(readSafetensors(bestFile(key)).tensors), { strict: true });
   };
@@ -220,7 +222,8 @@ export async function trainSupervised(
     const key = task.ds.key;
     const rec = best[key];
     if (select === 'per-task') loadBest(key);
-    const test = await evaluateSplit(model, task, task.test, evalBatchSize(t.batch_size));
+    const { metrics: test, scores } = await scoreSplitEval(model, task, task.test, evalBatchSize(t.batch_size));
+    testScores.set(key, scores);
     const majority = majorityAccuracy(task.ds.task, task.train, task.test.labels, task.test.n, numOutputs(task.ds));
     ctx.log({ event: 'test', task: key, auc: test.auc, acc: test.acc, best_epoch: rec ? rec.epoch + 1 : null });
     results[key] = {
@@ -240,11 +243,17 @@ export async function trainSupervised(
     );
   }
   writeJsonAtomic(path.join(ctx.outDir, 'metrics.json'), results);
-  writeSupervisedReport(ctx, s, results);
+  writeSupervisedReport(ctx, s, results, tasks, testScores);
   store.dispose();
 }
 
-function writeSupervisedReport(ctx: RunContext, s: AnyModelSettings, results: SupervisedMetrics): void {
+function writeSupervisedReport(
+  ctx: RunContext,
+  s: AnyModelSettings,
+  results: SupervisedMetrics,
+  tasks: TaskData[],
+  testScores: ReadonlyMap<string, Float32Array>,
+): void {
   const records = readLog(ctx.outDir);
   const enc = (x: string) => new TextEncoder().encode(x);
   writeFileAtomic(
@@ -252,8 +261,31 @@ function writeSupervisedReport(ctx: RunContext, s: AnyModelSettings, results: Su
     enc(lineChartSvg('training loss', 'step', series(records, 'train', 'loss', 'task'), { logY: true })),
   );
   writeFileAtomic(path.join(ctx.outDir, 'val_auc.svg'), enc(lineChartSvg('validation AUC', 'step', series(records, 'val', 'auc', 'task'))));
+  // The test split of each task, as the evaluator scored it: its confusion matrix and ROC curves (roc-<task>.svg).
+  const sections: string[] = [];
+  for (const task of tasks) {
+    const key = task.ds.key;
+    const scores = testScores.get(key);
+    if (!scores) continue;
+    const { n, labels } = task.test;
+    const k = numOutputs(task.ds);
+    const roc = rocSeries(task.ds.task, scores, labels, n, k, task.ds.labels);
+    const rocFile = `roc-${key}.svg`;
+    writeFileAtomic(path.join(ctx.outDir, rocFile), enc(lineChartSvg(`test ROC, ${key} (false-positive rate →)`, 'FPR', roc)));
+    const matrix = confusionMatrix(task.ds.task, scores, labels, n, k);
+    sections.push(`## ${key}: test split`, '');
+    if (matrix)
+      sections.push(
+        'Confusion matrix (rows: true class, columns: predicted; the evaluator’s ACC rule):',
+        '',
+        ...confusionMarkdown(matrix, task.ds.labels),
+        '',
+      );
+    else sections.push('Multi-label: no single confusion matrix; the ROC curves below are per label.', '');
+    sections.push(`![${rocFile}](${rocFile})`, '');
+  }
   writeFileAtomic(
     path.join(ctx.outDir, 'report.md'),
-    enc(reportMarkdown(s.name, s.description, ctx.backend.describe(), results, ['loss.svg', 'val_auc.svg'])),
+    enc(`${reportMarkdown(s.name, s.description, ctx.backend.describe(), results, ['loss.svg', 'val_auc.svg'])}\n${sections.join('\n')}`),
   );
 }
