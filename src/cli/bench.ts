@@ -2,6 +2,7 @@
 // only at the end of each timed batch of runs; `mf bench compile` (bench_compile.ts): pipelines and compile
 // time before the quickstart's first step. Numbers are measured, never estimated.
 import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { initEngine } from '../backend/index.ts';
@@ -338,7 +339,8 @@ interface TorchStep {
  * Debian's `python3-torch` with `libopenblas0-pthread` (MF_PYTHON picks another interpreter).
  */
 async function compareTorchCommand(opts: { json?: boolean; quick?: boolean; batch?: string; backend: string }): Promise<void> {
-  const python = process.env.MF_PYTHON ?? 'python3';
+  // Debian's python3-torch lives in the system Python, which a pyenv or venv `python3` on PATH may shadow.
+  const python = process.env.MF_PYTHON ?? (fs.existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3');
   const batch = opts.batch === undefined ? 64 : Number(opts.batch);
   if (!Number.isInteger(batch) || batch < 1) throw new MfError(`--batch ${opts.batch} is not a positive integer`);
   const threads = os.availableParallelism();
