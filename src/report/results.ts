@@ -43,7 +43,8 @@ export function resultRecord<M>(
   settings: RunSettings,
   run: { commit: string; device: string | null; seeds: number[]; note?: string; metrics: M },
 ): Record<string, unknown> {
-  return {
+  const root = execSync('git rev-parse --show-toplevel', { encoding: 'utf8' }).trim();
+  return relativeToCheckout(root, {
     name: settings.name,
     kind: settings.kind,
     source: settings.source,
@@ -58,7 +59,22 @@ export function resultRecord<M>(
     ...(run.note ? { note: run.note } : {}),
     settings,
     metrics: run.metrics,
-  };
+  }) as Record<string, unknown>;
+}
+
+/**
+ * `value` with every absolute path in its strings (paths, and paths inside notes) written relative to the checkout
+ * `root`: `experiments/x.json`, `../shared/data/brain`, `../runs/x`. A results file is committed, and the machine it
+ * was collected on says nothing to the next reader. The config hash is taken before, from the settings as they ran.
+ */
+export function relativeToCheckout(root: string, value: unknown): unknown {
+  const parent = path.dirname(root);
+  const fix = (s: string) => s.split(`${root}/`).join('').split(`${parent}/`).join('../');
+  if (typeof value === 'string') return fix(value);
+  if (Array.isArray(value)) return value.map((v) => relativeToCheckout(root, v));
+  if (value !== null && typeof value === 'object')
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, relativeToCheckout(root, v)]));
+  return value;
 }
 
 /** The kinds whose metrics hold test scores per data set, and the thesis regime each is compared with. */

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { readResultRows, renderResults, RESULTS_BEGIN, RESULTS_END, spliceResults } from '../../src/report/results.ts';
+import { readResultRows, relativeToCheckout, renderResults, RESULTS_BEGIN, RESULTS_END, spliceResults } from '../../src/report/results.ts';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'mf-results-'));
 
@@ -89,6 +89,15 @@ describe('results table', () => {
     const single = path.join(tmp, 'single');
     resultFile(single, 's0', { seeds: [0], metrics: { breastmnist: scores(0.7, 0.8) } });
     expect(renderResults(single)).not.toContain('pooled');
+  });
+
+  it('asserts absolute paths in a record, inside notes too, are written relative to the checkout', () => {
+    const record = { source: '/m/repo/experiments/a.json', settings: { data_dir: '/m/shared/data/brain', n: 3, tags: ['/m/ev/x'] } };
+    expect(relativeToCheckout('/m/repo', { ...record, note: 'npx mf run /m/ev/b.json --data-dir /m/shared/data' })).toEqual({
+      source: 'experiments/a.json',
+      settings: { data_dir: '../shared/data/brain', n: 3, tags: ['../ev/x'] },
+      note: 'npx mf run ../ev/b.json --data-dir ../shared/data',
+    });
   });
 
   it('asserts a results file that does not match its schema is refused with the file named', () => {
