@@ -5,13 +5,20 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { type Static, type TSchema, Type } from '@sinclair/typebox';
-import { BODY_PARTS, type DatasetInfo, getDataset, MODALITIES, numOutputs } from '../data/registry.ts';
+import { type DatasetInfo, getDataset } from '../data/registry.ts';
 import { ConfigError, FileFormatError, MfError } from '../errors.ts';
 import { type HeadDescription, MODEL_METADATA_FORMAT } from '../kinds/medformer/trainer.ts';
 import type { ModelSettings } from '../kinds/medformer/schema.ts';
-import type { OrdinalHead, TaskData, TaskModel } from '../kinds/medformer/tasks.ts';
-import { type InputKind, Medformer } from '../models/medformer.ts';
-import { ResNet18 } from '../models/resnet18.ts';
+import {
+  headOutputs,
+  inputKinds,
+  newMedformer,
+  newResNet18,
+  type OrdinalHead,
+  type TaskData,
+  type TaskModel,
+} from '../kinds/medformer/tasks.ts';
+import type { InputKind } from '../models/medformer.ts';
 import { ParameterStore } from '../nn/parameters.ts';
 import { loadCheckpoint, POINTER_FILE } from '../train/checkpoint.ts';
 import { asF32, assertFinite } from '../train/context.ts';
@@ -215,7 +222,7 @@ function describeConfig(file: string, dir: string): ModelDescription {
     return {
       key: ds.key,
       task: ds.task,
-      outputs: head === 'regression' ? 1 : numOutputs(ds),
+      outputs: headOutputs({ ds, head }),
       head,
       dim: ds.dim,
       // What the loader gives: 2D files in their channels, 3D volumes one channel.
@@ -256,7 +263,7 @@ function describeMetadata(meta: ReadonlyMap<string, string>, file: string, fix: 
   if (kind === 'ssl' || heads.length === 0) throw sslRun(file);
   for (const h of heads) {
     const ds = known(h.key, file);
-    const outputs = h.head === 'regression' ? 1 : numOutputs(ds);
+    const outputs = headOutputs({ ds, head: h.head });
     if (h.task !== ds.task || h.outputs !== outputs) {
       throw new FileFormatError(
         `${file}: head ${h.key} is ${h.task} with ${h.outputs} outputs; this build's registry has ${ds.task} with ${outputs}`,
@@ -285,14 +292,6 @@ function known(key: string, file: string): DatasetInfo {
       'evaluate it with the medformer version that trained it',
     );
   }
-}
-
-/** The input kinds of a model trained on these heads, in their order (as buildMedformer derives them). */
-function inputKinds(heads: readonly HeadDescription[]): InputKind[] {
-  const kinds: InputKind[] = [];
-  for (const h of heads)
-    if (!kinds.some((k) => k.dim === h.dim && k.channels === h.channels)) kinds.push({ dim: h.dim, channels: h.channels });
-  return kinds;
 }
 
 /** The heads `key` selects (all of them when undefined); an unknown key is a ConfigError listing the model's. */
@@ -361,14 +360,7 @@ function instantiate(store: ParameterStore, d: ModelDescription): TaskModel {
     if (channels.length !== 1 || d.inputs.some((k) => k.dim !== 2)) {
       throw new ConfigError(`resnet18: needs 2D inputs of one channel count, the description has ${JSON.stringify(d.inputs)}`);
     }
-    const net = new ResNet18(store, { inChannels: channels[0], tasks });
-    return { forward: (x, _meta, task) => net.forward(x, task), setTraining: (on) => net.setTraining(on) };
+    return newResNet18(store, channels[0], tasks);
   }
-  return new Medformer(store, {
-    config: d.model,
-    inputs: d.inputs,
-    tasks,
-    numModalities: MODALITIES.length,
-    numBodyParts: BODY_PARTS.length,
-  });
+  return newMedformer(store, d.model, d.inputs, tasks);
 }

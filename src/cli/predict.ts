@@ -10,19 +10,16 @@ import jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
 import { initEngine } from '../backend/index.ts';
 import type { LoadedSplit } from '../data/dataset.ts';
-import { BatchLoader } from '../data/loader.ts';
 import { readNifti } from '../data/nifti.ts';
 import { type NpyArray, parseNpy, readNpz } from '../data/npz.ts';
 import { getDataset, numLabelColumns, numOutputs } from '../data/registry.ts';
 import { ConfigError, FileFormatError, MfError } from '../errors.ts';
-import { ordinalScores, taskScores } from '../kinds/medformer/tasks.ts';
 import type { HeadDescription } from '../kinds/medformer/trainer.ts';
-import { noGrad, Tensor, tidy } from '../tensor/tensor.ts';
 import { ACC_THRESHOLD } from '../train/metrics.ts';
 import { MAX_BINARY_BYTES, readRegularFile, writeFileAtomic } from '../util/files.ts';
 import { buildModel, type HeadTask, headTask, inputSize, type LoadedModel, readModel, selectHeads } from './load-model.ts';
 
-import { evalBatchSize } from '../kinds/medformer/evaluate.ts';
+import { evalBatchSize, splitScores } from '../kinds/medformer/evaluate.ts';
 export interface PredictFlags {
   task?: string;
   out?: string;
@@ -108,8 +105,8 @@ export async function predictCommand(target: string, inputs: string[], flags: Pr
 }
 
 /**
- * The scores of each sample: the inputs as one split through the batch loader (the loader's normalisation, no
- * augmentation, file order), each batch padded to the full size as the evaluator pads its last one.
+ * The scores of each sample: the inputs as one split, scored by the evaluator's own path (splitScores: the batch
+ * loader's normalisation, no augmentation, file order, the last batch padded).
  */
 export async function scoreSamples(
   loaded: LoadedModel,
@@ -135,29 +132,8 @@ export async function scoreSamples(
     shape,
   };
   const k = numOutputs(task.ds);
-  const width = task.head === 'regression' ? 1 : k;
-  const full = Math.min(batchSize, split.n);
-  const loader = new BatchLoader(split, { batchSize: full, seed: 0, shuffle: false, dropLast: false, prefetch: false });
-  const out: Float32Array[] = new Array(split.n);
-  loaded.model.setTraining?.(false);
-  try {
-    for (let b = 0; b < loader.batchesPerEpoch; b++) {
-      const batch = loader.batchAt(0, b);
-      const x = new Float32Array(full * len);
-      x.set(batch.x);
-      const probs = tidy(() =>
-        noGrad(() => taskScores(task, loaded.model.forward(Tensor.from(x, [full, ...shape]), task.meta, task.ds.key))),
-      );
-      const data = await probs.data();
-      probs.dispose();
-      for (let i = 0; i < batch.size; i++) {
-        out[batch.indices[i]!] = width === k ? data.slice(i * k, (i + 1) * k) : ordinalScores(data[i]!, k);
-      }
-    }
-  } finally {
-    loaded.model.setTraining?.(true);
-  }
-  return out;
+  const scores = await splitScores(loaded.model, task, split, batchSize);
+  return Array.from({ length: split.n }, (_, i) => scores.slice(i * k, (i + 1) * k));
 }
 
 /** Scores in the evaluator's layout (k per sample; one for binary) as named probabilities and a decision. */

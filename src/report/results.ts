@@ -173,6 +173,25 @@ function versusMajority(r: DatasetResultJson): string {
   return r.test.acc > r.majority_acc ? 'above' : '**at or below**';
 }
 
+/** The cells that name a row's setting: data set, regime, model, augmentation, lr, schedule. */
+function settingCells(row: ResultRow): string[] {
+  return [
+    row.dataset,
+    REGIME_LABEL[row.kind] ?? row.kind,
+    row.preset === 'resnet18' ? 'ResNet-18 (28)' : `Medformer-${row.preset}`,
+    `\`${row.policy}\``,
+    String(row.lr),
+    row.schedule,
+  ];
+}
+
+/** The thesis figure for a row, † when the official evaluator cannot produce it, "–" when the thesis has none. */
+function thesisCell(row: ResultRow): string {
+  if (row.thesis === null) return '–';
+  const flagged = thesisFlags(row.thesis.table, row.dataset).length > 0;
+  return `${row.thesis.auc.toFixed(3)} / ${row.thesis.acc.toFixed(1)}%${flagged ? '†' : ''} (Table ${row.thesis.table})`;
+}
+
 /**
  * The Markdown table of every result row: this project's test figures (mean ± std over seeds) beside the
  * majority class, the thesis figure and the MedMNIST v2 ResNet-18 figure, then each file's note.
@@ -186,24 +205,15 @@ export function renderResults(dir: string): string {
   for (const row of rows) {
     const r = row.result;
     const base = medmnistBaseline(row.dataset);
-    const flagged = row.thesis !== null && thesisFlags(row.thesis.table, row.dataset).length > 0;
-    const thesis = row.thesis
-      ? `${row.thesis.auc.toFixed(3)} / ${row.thesis.acc.toFixed(1)}%${flagged ? '†' : ''} (Table ${row.thesis.table})`
-      : '–';
     lines.push(
       `| ${[
-        row.dataset,
-        REGIME_LABEL[row.kind] ?? row.kind,
-        row.preset === 'resnet18' ? 'ResNet-18 (28)' : `Medformer-${row.preset}`,
-        `\`${row.policy}\``,
-        String(row.lr),
-        row.schedule,
+        ...settingCells(row),
         row.seeds.join(', '),
         withStd(r.test.auc, r.test_std?.auc, auc),
         withStd(r.test.acc, r.test_std?.acc, acc),
         r.majority_acc === undefined ? '–' : acc(r.majority_acc),
         versusMajority(r),
-        thesis,
+        thesisCell(row),
         base ? `${base.auc.toFixed(3)} / ${base.acc.toFixed(1)}%${base.model === 'ResNet-18 (28)' ? '' : ` (${base.model})`}` : '–',
         `${Math.round(r.wall_s).toLocaleString('en-US')} s`,
         `[${row.file}](results/${row.file})`,
@@ -230,7 +240,7 @@ function pooledSeeds(rows: readonly ResultRow[]): string[] {
   const groups = new Map<string, ResultRow[]>();
   for (const row of rows) {
     if (row.seeds.length !== 1 || row.result.test.auc === null || row.result.test.acc === null) continue;
-    const key = [row.dataset, row.kind, row.preset, row.policy, row.lr, row.schedule].join('|');
+    const key = settingCells(row).join('|');
     groups.set(key, [...(groups.get(key) ?? []), row]);
   }
   const out: string[] = [];
@@ -254,18 +264,13 @@ function pooledSeeds(rows: readonly ResultRow[]): string[] {
         : `${g.filter((r) => (r.result.test.acc as number) > majority).length} of ${g.length}`;
     out.push(
       `| ${[
-        r0.dataset,
-        REGIME_LABEL[r0.kind] ?? r0.kind,
-        r0.preset === 'resnet18' ? 'ResNet-18 (28)' : `Medformer-${r0.preset}`,
-        `\`${r0.policy}\``,
-        String(r0.lr),
-        r0.schedule,
+        ...settingCells(r0),
         [...seeds].sort((a, b) => a - b).join(', '),
         withStd(aucMean, aucStd, auc),
         withStd(accMean, accStd, acc),
         majority === undefined ? '–' : acc(majority),
         above,
-        r0.thesis ? `${r0.thesis.auc.toFixed(3)} / ${r0.thesis.acc.toFixed(1)}% (Table ${r0.thesis.table})` : '–',
+        thesisCell(r0),
       ].join(' | ')} |`,
     );
   }

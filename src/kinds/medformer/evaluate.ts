@@ -25,30 +25,44 @@ export async function evaluateSplit(
   split: LoadedSplit,
   batchSize: number,
 ): Promise<Metrics> {
-  return (await scoreSplitEval(model, task, split, batchSize)).metrics;
+  return (await evaluateSplitWithScores(model, task, split, batchSize)).metrics;
 }
 
 /** evaluateSplit with the scores it ranked (row-major n × k, in split order), for confusion matrices and ROC curves. */
-export async function scoreSplitEval(
+export async function evaluateSplitWithScores(
   model: TaskModel,
   task: Pick<TaskData, 'ds' | 'head' | 'meta'>,
   split: LoadedSplit,
   batchSize: number,
 ): Promise<{ metrics: Metrics; scores: Float32Array }> {
+  const scores = await splitScores(model, task, split, batchSize);
+  return { metrics: evaluate(task.ds.task, scores, split.labels, split.n, numOutputs(task.ds)), scores };
+}
+
+/**
+ * What the evaluator ranks for every sample of a split (row-major n × k, in split order: taskScores, an ordinal
+ * regression head decoded by ordinalScores), computed in eval mode; the model is left in training mode.
+ */
+export async function splitScores(
+  model: TaskModel,
+  task: Pick<TaskData, 'ds' | 'head' | 'meta'>,
+  split: LoadedSplit,
+  batchSize: number,
+): Promise<Float32Array> {
   model.setTraining?.(false);
   try {
-    return await scoreSplit(model, task, split, batchSize);
+    return await scoreBatches(model, task, split, batchSize);
   } finally {
     model.setTraining?.(true);
   }
 }
 
-async function scoreSplit(
+async function scoreBatches(
   model: TaskModel,
   task: Pick<TaskData, 'ds' | 'head' | 'meta'>,
   split: LoadedSplit,
   batchSize: number,
-): Promise<{ metrics: Metrics; scores: Float32Array }> {
+): Promise<Float32Array> {
   const { ds, meta } = task;
   const k = numOutputs(ds);
   const width = headOutputs(task);
@@ -69,7 +83,7 @@ async function scoreSplit(
       scores.set(row, batch.indices[i] * k);
     }
   }
-  return { metrics: evaluate(ds.task, scores, split.labels, split.n, k), scores };
+  return scores;
 }
 
 function padBatch(x: Float32Array, length: number): Float32Array {

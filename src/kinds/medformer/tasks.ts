@@ -7,14 +7,14 @@
 import { type LoadedSplit, loadSplit, resolveDataRoot } from '../../data/dataset.ts';
 import { BODY_PARTS, type DatasetInfo, getDataset, MODALITIES, numOutputs } from '../../data/registry.ts';
 import { ConfigError } from '../../errors.ts';
-import { type BatchMeta, type InputKind, Medformer } from '../../models/medformer.ts';
+import { type BatchMeta, type InputKind, Medformer, type TaskHead } from '../../models/medformer.ts';
+import type { ModelConfig } from '../../models/medformer_config.ts';
 import { ResNet18 } from '../../models/resnet18.ts';
 import { ParameterStore } from '../../nn/parameters.ts';
 import { sigmoid } from '../../ops/index.ts';
 import { bceWithLogits, crossEntropy, mseLoss } from '../../ops/losses.ts';
 import { softmax } from '../../ops/softmax.ts';
 import { Tensor } from '../../tensor/tensor.ts';
-import type { RunContext } from '../../train/context.ts';
 import type { AnyModelSettings, MedformerSettings } from './schema.ts';
 
 /** The head of an ordinal task: K class logits, or one normalised regression output. */
@@ -56,9 +56,35 @@ export interface TaskModel {
   setTraining?(on: boolean): void;
 }
 
-/** The model the settings name (a Medformer preset or the ResNet-18 baseline), with a head per task. */
-export function buildModel(ctx: RunContext, s: AnyModelSettings, tasks: TaskData[]): { model: TaskModel; store: ParameterStore } {
-  if (s.model.preset !== 'resnet18') return buildMedformer(ctx, { ...s, model: s.model }, tasks);
+/** The distinct input kinds (dimensionality, channels) of these batches, in first-seen order: one patch path each. */
+export function inputKinds(metas: readonly Pick<BatchMeta, 'dim' | 'channels'>[]): InputKind[] {
+  const kinds: InputKind[] = [];
+  for (const m of metas)
+    if (!kinds.some((k) => k.dim === m.dim && k.channels === m.channels)) kinds.push({ dim: m.dim, channels: m.channels });
+  return kinds;
+}
+
+/** Medformer over `inputs` with one head per entry of `heads` (none for self-supervised pre-training). */
+export function newMedformer(store: ParameterStore, config: ModelConfig, inputs: InputKind[], heads: TaskHead[]): Medformer {
+  return new Medformer(store, { config, inputs, tasks: heads, numModalities: MODALITIES.length, numBodyParts: BODY_PARTS.length });
+}
+
+/** The MedMNIST ResNet-18 (28) baseline as a TaskModel: one input channel count, a head per entry of `heads`. */
+export function newResNet18(store: ParameterStore, inChannels: number, heads: TaskHead[]): TaskModel {
+  const net = new ResNet18(store, { inChannels, tasks: heads });
+  return { forward: (x, _meta, task) => net.forward(x, task), setTraining: (on) => net.setTraining(on) };
+}
+
+/**
+ * The model the settings name (a Medformer preset or the ResNet-18 baseline), with a head per task; `say` hears
+ * the one line that describes it.
+ */
+export function buildModel(
+  say: (line: string) => void,
+  s: AnyModelSettings,
+  tasks: TaskData[],
+): { model: TaskModel; store: ParameterStore } {
+  if (s.model.preset !== 'resnet18') return buildMedformer(say, { ...s, model: s.model }, tasks);
   const channels = [...new Set(tasks.map((t) => t.meta.channels))];
   if (channels.length !== 1 || tasks.some((t) => t.meta.dim !== 2)) {
     throw new ConfigError(
@@ -66,40 +92,34 @@ export function buildModel(ctx: RunContext, s: AnyModelSettings, tasks: TaskData
     );
   }
   const store = new ParameterStore(s.training.seed);
-  const net = new ResNet18(store, { inChannels: channels[0], tasks: tasks.map((t) => ({ name: t.ds.key, outputs: headOutputs(t) })) });
+  const model = newResNet18(
+    store,
+    channels[0],
+    tasks.map((t) => ({ name: t.ds.key, outputs: headOutputs(t) })),
+  );
   store.finalize();
   const buffers = store.bufferCount();
-  ctx.say(
+  say(
     `model: ResNet-18 (28), ${(store.count() - buffers).toLocaleString('en-US')} parameters and ${buffers.toLocaleString('en-US')} BatchNorm running statistics (${channels[0]}ch)`,
   );
-  return { model: { forward: (x, _meta, task) => net.forward(x, task), setTraining: (on) => net.setTraining(on) }, store };
+  return { model, store };
 }
 
 /** The Medformer for these data sets, its parameters initialised from the run's seed. */
 export function buildMedformer<E = null>(
-  ctx: RunContext,
+  say: (line: string) => void,
   s: MedformerSettings,
   tasks: TaskData[],
   opts: { withHeads?: boolean; extend?: (ps: ParameterStore) => E } = {},
 ): { model: Medformer; store: ParameterStore; extension: E | null } {
   const withHeads = opts.withHeads ?? true;
   const store = new ParameterStore(s.training.seed);
-  const kinds: InputKind[] = [];
-  for (const t of tasks) {
-    if (!kinds.some((k) => k.dim === t.meta.dim && k.channels === t.meta.channels))
-      kinds.push({ dim: t.meta.dim, channels: t.meta.channels });
-  }
-  const model = new Medformer(store, {
-    config: s.model,
-    inputs: kinds,
-    tasks: withHeads ? tasks.map((t) => ({ name: t.ds.key, outputs: headOutputs(t) })) : [],
-    numModalities: MODALITIES.length,
-    numBodyParts: BODY_PARTS.length,
-  });
+  const kinds = inputKinds(tasks.map((t) => t.meta));
+  const model = newMedformer(store, s.model, kinds, withHeads ? tasks.map((t) => ({ name: t.ds.key, outputs: headOutputs(t) })) : []);
   const extension = opts.extend ? opts.extend(store) : null;
   store.finalize();
   const inputs = kinds.map((k) => `${k.dim}D×${k.channels}ch`).join(', ');
-  ctx.say(`model: Medformer-${s.model.preset}, ${store.count().toLocaleString('en-US')} parameters (${inputs})`);
+  say(`model: Medformer-${s.model.preset}, ${store.count().toLocaleString('en-US')} parameters (${inputs})`);
   return { model, store, extension };
 }
 

@@ -9,18 +9,17 @@ import { writeSafetensors } from '../../train/checkpoint.ts';
 import { asF32, type RunContext } from '../../train/context.ts';
 import { majorityAccuracy, type Metrics } from '../../train/metrics.ts';
 import { numOutputs, type Task } from '../../data/registry.ts';
-import type { InputKind } from '../../models/medformer.ts';
 import { TrainingPhase } from '../../train/phase.ts';
 import type { SupervisedMetrics } from '../../train/records.ts';
 import { lineChartSvg, readLog, reportMarkdown, series } from '../../train/report.ts';
 import { readSafetensors } from '../../train/safetensors.ts';
 import { writeFileAtomic, writeJsonAtomic } from '../../util/files.ts';
-import { better, evalBatchSize, evaluateSplit, scoreSplitEval } from './evaluate.ts';
+import { better, evalBatchSize, evaluateSplit, evaluateSplitWithScores } from './evaluate.ts';
 import { confusionMarkdown, confusionMatrix, rocSeries } from '../../train/diagnostics.ts';
 import { add, scale } from '../../ops/index.ts';
 import { epochOrder, loaderPosition, occurrences, shuffledOrder, taskBatchCounts, trainLoaders } from './sampling.ts';
 import type { AnyModelSettings } from './schema.ts';
-import { buildModel, headOutputs, type OrdinalHead, type TaskData, type TaskModel, taskLoss } from './tasks.ts';
+import { buildModel, headOutputs, inputKinds, type OrdinalHead, type TaskData, type TaskModel, taskLoss } from './tasks.ts';
 
 interface BestRecord {
   epoch: number;
@@ -83,9 +82,7 @@ export function modelMetadata(s: AnyModelSettings, tasks: TaskData[], selection:
     modality: t.meta.modality,
     body_part: t.meta.bodyPart,
   }));
-  const inputs: InputKind[] = [];
-  for (const h of heads)
-    if (!inputs.some((k) => k.dim === h.dim && k.channels === h.channels)) inputs.push({ dim: h.dim, channels: h.channels });
+  const inputs = inputKinds(heads);
   return {
     format: MODEL_METADATA_FORMAT,
     format_version: '1',
@@ -107,7 +104,7 @@ export async function trainSupervised(
 ): Promise<void> {
   const described = modelMetadata(s, tasks, options.select ?? 'per-task');
   const t = s.training;
-  const { model, store } = buildModel(ctx, s, tasks);
+  const { model, store } = buildModel((line) => ctx.say(line), s, tasks);
   if (options.init) await options.init(store, model);
   const phase = new TrainingPhase(ctx, { store, training: t });
   const k = options.subBatches ?? 1;
@@ -222,7 +219,7 @@ export async function trainSupervised(
     const key = task.ds.key;
     const rec = best[key];
     if (select === 'per-task') loadBest(key);
-    const { metrics: test, scores } = await scoreSplitEval(model, task, task.test, evalBatchSize(t.batch_size));
+    const { metrics: test, scores } = await evaluateSplitWithScores(model, task, task.test, evalBatchSize(t.batch_size));
     testScores.set(key, scores);
     const majority = majorityAccuracy(task.ds.task, task.train, task.test.labels, task.test.n, numOutputs(task.ds));
     ctx.log({ event: 'test', task: key, auc: test.auc, acc: test.acc, best_epoch: rec ? rec.epoch + 1 : null });

@@ -46,7 +46,7 @@ export const sslKind = defineKind({
 async function trainSsl(ctx: RunContext, s: SslSettings, tasks: TaskData[]): Promise<void> {
   const t = s.training;
   const { ssl } = s;
-  const { model, store, extension } = buildMedformer(ctx, s, tasks, {
+  const { model, store, extension } = buildMedformer((line) => ctx.say(line), s, tasks, {
     withHeads: false,
     extend: (ps) => new Expander(ps, 'ssl.expander', s.model.hidden_dim, ssl.expander),
   });
