@@ -16,6 +16,9 @@ prints one JSON line per seed (test AUC/ACC at the epoch of best validation AUC,
     /usr/bin/python3 bench/medformer_small_torch.py --bench-step 10
 times one training step (forward, backward, clip, AdamW) of batch 64 on random 28x28 inputs: the PyTorch side of
 `mf bench train --only small-2d` (issue 15's "CPU step at most 2x PyTorch").
+    /usr/bin/python3 bench/medformer_small_torch.py --load-safetensors model.safetensors --predict-npy x.npy --out logits.npy
+loads a file of `mf export --format torch` (one 2D head; the module's arguments are in its __metadata__) with
+load_state_dict(strict=True) and saves the logits of a normalised batch (test/cli/export.test.ts compares them).
 """
 
 import argparse
@@ -62,19 +65,20 @@ class Attention(nn.Module):
 
 
 class Mlp(nn.Module):
-    def __init__(self, dim, hidden):
+    def __init__(self, dim, hidden, approximate="none"):
         super().__init__()
         self.fc1, self.fc2 = fan_in_linear(dim, hidden), fan_in_linear(hidden, dim)
+        self.approximate = approximate
 
     def forward(self, x):
-        return self.fc2(F.gelu(self.fc1(x)))
+        return self.fc2(F.gelu(self.fc1(x), approximate=self.approximate))
 
 
 class Block(nn.Module):
-    def __init__(self, dim, heads, ratio):
+    def __init__(self, dim, heads, ratio, approximate="none"):
         super().__init__()
         self.norm1, self.attn = nn.LayerNorm(dim), Attention(dim, heads)
-        self.norm2, self.mlp = nn.LayerNorm(dim), Mlp(dim, round(dim * ratio))
+        self.norm2, self.mlp = nn.LayerNorm(dim), Mlp(dim, round(dim * ratio), approximate)
 
     def forward(self, x):
         y = self.norm1(x)
@@ -83,11 +87,11 @@ class Block(nn.Module):
 
 
 class CrossBlock(nn.Module):
-    def __init__(self, dim, ctx_dim, heads, ratio, ctx_norm=True):
+    def __init__(self, dim, ctx_dim, heads, ratio, ctx_norm=True, approximate="none"):
         super().__init__()
         self.norm_q, self.norm_ctx = nn.LayerNorm(dim), nn.LayerNorm(ctx_dim) if ctx_norm else nn.Identity()
         self.attn = Attention(dim, heads, ctx_dim)
-        self.norm2, self.mlp = nn.LayerNorm(dim), Mlp(dim, round(dim * ratio))
+        self.norm2, self.mlp = nn.LayerNorm(dim), Mlp(dim, round(dim * ratio), approximate)
 
     def forward(self, q, ctx):
         x = q + self.attn(self.norm_q(q), self.norm_ctx(ctx))
@@ -95,21 +99,24 @@ class CrossBlock(nn.Module):
 
 
 class MedformerSmall(nn.Module):
-    def __init__(self, outputs, size=28, patch=4, hidden=128, latent=64, n_latents=32, layers=4, heads=4, ratio=2, task_latents=4, ctx_norm=True):
+    # channels and approximate (GELU "none" = erf, or "tanh" as the engine computes it) serve `mf export --format torch`
+    # files (load_exported); the benchmark and recipe runs keep the defaults.
+    def __init__(self, outputs, size=28, patch=4, hidden=128, latent=64, n_latents=32, layers=4, heads=4, ratio=2, task_latents=4, ctx_norm=True,
+                 channels=1, approximate="none"):
         super().__init__()
         self.patch = patch
-        self.patch_embed = fan_in_linear(patch * patch, hidden)
+        self.patch_embed = fan_in_linear(channels * patch * patch, hidden)
         self.pos = trunc02((size // patch) ** 2, hidden)
         self.latents = trunc02(n_latents, latent)
         # Dimensionality, modality and body-part embeddings: one row each is used for a single 2D data set, so
         # their sum is one more learned vector added to every latent.
         self.dim_embed, self.modality_embed, self.body_part_embed = trunc02(latent), trunc02(latent), trunc02(latent)
-        self.cross_in = CrossBlock(latent, hidden, heads, ratio, ctx_norm)
+        self.cross_in = CrossBlock(latent, hidden, heads, ratio, ctx_norm, approximate)
         self.to_hidden = fan_in_linear(latent, hidden)
-        self.blocks = nn.ModuleList([Block(hidden, heads, ratio) for _ in range(layers)])
+        self.blocks = nn.ModuleList([Block(hidden, heads, ratio, approximate) for _ in range(layers)])
         self.body_norm = nn.LayerNorm(hidden)
         self.task_latents = trunc02(task_latents, hidden)
-        self.cross_out = CrossBlock(hidden, hidden, heads, ratio)
+        self.cross_out = CrossBlock(hidden, hidden, heads, ratio, approximate=approximate)
         self.out_norm = nn.LayerNorm(hidden)
         self.head = fan_in_linear(hidden, outputs)
 
@@ -261,6 +268,36 @@ def bench_step(steps, batch, threads):
     }
 
 
+def read_safetensors(path):
+    """A safetensors file without the safetensors package: 8-byte little-endian header length, JSON header, raw data."""
+    with open(path, "rb") as fh:
+        raw = fh.read()
+    n = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8 : 8 + n])
+    meta = header.pop("__metadata__", {})
+    data = raw[8 + n :]
+    tensors = {}
+    for name, t in header.items():
+        if t["dtype"] != "F32":
+            raise SystemExit(f"{path}: tensor {name} is {t['dtype']}; mf export writes F32")
+        begin, end = t["data_offsets"]
+        tensors[name] = torch.from_numpy(np.frombuffer(data[begin:end], dtype="<f4").copy().reshape(t["shape"]))
+    return tensors, meta
+
+
+def load_exported(path):
+    """The module of an `mf export --format torch` file, its weights loaded strictly (every key, every shape)."""
+    tensors, meta = read_safetensors(path)
+    if meta.get("format") != "medformer-torch-state-dict":
+        raise SystemExit(f"{path}: not written by mf export --format torch")
+    kwargs = json.loads(meta["module"])
+    if kwargs.pop("dim") != 2:
+        raise SystemExit(f"{path}: a 3D head; this peer patchifies 2D images only (F.unfold)")
+    model = MedformerSmall(**kwargs)
+    model.load_state_dict(tensors, strict=True)
+    return model.eval()
+
+
 def blas():
     """The BLAS library this process loaded (Debian's torch reports BLAS_INFO=generic and links libblas.so.3,
     which the alternatives system points at OpenBLAS or at the slow reference BLAS)."""
@@ -289,8 +326,19 @@ if __name__ == "__main__":
     ap.add_argument("--latents", type=int, default=32)
     ap.add_argument("--no-ctx-norm", action="store_true", help="no LayerNorm on the patch tokens the input latents attend")
     ap.add_argument("--init", choices=["fan_in", "timm", "xavier"], default="fan_in")
+    ap.add_argument("--load-safetensors", metavar="FILE", help="an mf export --format torch file: load it and predict --predict-npy")
+    ap.add_argument("--predict-npy", metavar="IN", help="with --load-safetensors: a float32 [N, C, H, W] batch, normalised as mf predict does")
+    ap.add_argument("--out", metavar="OUT", help="with --load-safetensors: where to np.save the logits [N, outputs]")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
+    if a.load_safetensors:
+        if not (a.predict_npy and a.out):
+            ap.error("--load-safetensors needs --predict-npy IN and --out OUT")
+        model = load_exported(a.load_safetensors)
+        with torch.no_grad():
+            logits = model(torch.from_numpy(np.load(a.predict_npy).astype(np.float32)))
+        np.save(a.out, logits.numpy())
+        sys.exit(0)
     if a.bench_step:
         print(json.dumps(bench_step(a.bench_step, a.batch, a.threads)))
         sys.exit(0)

@@ -56,6 +56,13 @@ fn head_chunks() -> u32 {
   return DH4;
 }
 
+// A row count hidden from the shader compiler (uniform, so barriers may sit in the loop it bounds): with LK or LQ
+// baked in, LLVM unrolled the loop over staged rows T-fold around the unrolled head loops, and each entry took
+// tens of seconds to compile on lavapipe (BENCHMARKS.md, cold start); rolled, the step runs no slower.
+fn rolled(n: u32) -> u32 {
+  return n * min(arrayLength(&Q), 1u);
+}
+
 fn hsum(v: vec4<f32>) -> f32 {
   return (v.x + v.y) + (v.z + v.w);
 }
@@ -88,11 +95,12 @@ fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index
     m[r] = -3.0e38;
   }
 
-  for (var j0 = 0u; j0 < LK; j0 += T) {
+  let nk = rolled(LK);
+  for (var j0 = 0u; j0 < nk; j0 += T) {
     workgroupBarrier();
     stage_kv(kb0, j0, lid);
     workgroupBarrier();
-    let nt = min(T, LK - j0);
+    let nt = min(T, nk - j0);
     for (var t = 0u; t < nt; t++) {
       // Explicitly zeroed: a plain `var x: T;` inside a loop is zeroed only once on Dawn + lavapipe, not
       // on every iteration as WGSL specifies (checked on Mesa 25.0.7).
@@ -155,11 +163,12 @@ fn backward_q(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_in
   }
 
   if (DQ_ON == 1u) {
-    for (var j0 = 0u; j0 < LK; j0 += T) {
+    let nk = rolled(LK);
+    for (var j0 = 0u; j0 < nk; j0 += T) {
       workgroupBarrier();
       stage_kv(kb0, j0, lid);
       workgroupBarrier();
-      let nt = min(T, LK - j0);
+      let nt = min(T, nk - j0);
       for (var t = 0u; t < nt; t++) {
         var kr: array<vec4<f32>, DH4>;
         var sv = array<vec4<f32>, R>();
@@ -213,7 +222,8 @@ fn backward_kv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
     }
   }
 
-  for (var i0 = 0u; i0 < LQ; i0 += T) {
+  let nq = rolled(LQ);
+  for (var i0 = 0u; i0 < nq; i0 += T) {
     workgroupBarrier();
     for (var e = lid; e < TD; e += WG) {
       let src = qb0 + min(i0 + e / DH4, LQ - 1u) * HD4 + e % DH4;
@@ -227,7 +237,7 @@ fn backward_kv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
       td[e] = Din[lb + i];
     }
     workgroupBarrier();
-    let nt = min(T, LQ - i0);
+    let nt = min(T, nq - i0);
     for (var t = 0u; t < nt; t++) {
       var qr: array<vec4<f32>, DH4>;
       var gr: array<vec4<f32>, DH4>;

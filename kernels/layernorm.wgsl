@@ -26,11 +26,19 @@
 @group(0) @binding(6) var<storage, read_write> Out2: array<f32>;
 @group(0) @binding(6) var<storage, read_write> Out24: array<vec4<f32>>;
 
+// ROWS and D arrive at run time (filled by the prelude's `load_dims` from the MF_DIMS uniform): besides
+// sharing one pipeline across row counts and widths, a loop bound the compiler cannot see is a loop it does
+// not unroll. Baked in, D = 128 made LLVM unroll every row loop 32-fold around 8-lane gathers, and the
+// forward alone took longer to compile on lavapipe than any other kernel (see BENCHMARKS.md, cold start).
+var<private> ROWS: u32;
+var<private> D: u32;
+// D / 4, set after load_dims by the vec4 entries.
+var<private> D4: u32;
+
 const WG: u32 = 64u;
 // The column loop of backward_params has few invocations (D or D / 4): smaller groups spread them
 // over more cores.
 const WGP: u32 = 32u;
-const D4: u32 = D / 4u;
 
 fn flat(gid: vec3<u32>, nwg: vec3<u32>, wg: u32) -> u32 { return gid.x + gid.y * nwg.x * wg; }
 
@@ -39,6 +47,7 @@ fn hsum(v: vec4<f32>) -> f32 { return (v.x + v.y) + (v.z + v.w); }
 
 @compute @workgroup_size(WG)
 fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  load_dims();
   let r = flat(gid, nwg, WG);
   if (r >= ROWS) { return; }
   let base = r * D;
@@ -55,6 +64,8 @@ fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
 
 @compute @workgroup_size(WG)
 fn forward4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  load_dims();
+  D4 = D / 4u;
   let r = flat(gid, nwg, WG);
   if (r >= ROWS) { return; }
   let base = r * D4;
@@ -71,6 +82,7 @@ fn forward4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
 
 @compute @workgroup_size(WG)
 fn backward_x(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  load_dims();
   let r = flat(gid, nwg, WG);
   if (r >= ROWS) { return; }
   let base = r * D;
@@ -93,6 +105,8 @@ fn backward_x(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
 
 @compute @workgroup_size(WG)
 fn backward_x4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  load_dims();
+  D4 = D / 4u;
   let r = flat(gid, nwg, WG);
   if (r >= ROWS) { return; }
   let base = r * D4;
@@ -116,6 +130,7 @@ fn backward_x4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
 // Out = dgamma, Out2 = dbeta.
 @compute @workgroup_size(WGP)
 fn backward_params(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  load_dims();
   let j = flat(gid, nwg, WGP);
   if (j >= D) { return; }
   var dg = 0.0;
@@ -132,6 +147,8 @@ fn backward_params(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
 // Four adjacent columns per invocation.
 @compute @workgroup_size(WGP)
 fn backward_params4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  load_dims();
+  D4 = D / 4u;
   let j = flat(gid, nwg, WGP);
   if (j >= D4) { return; }
   var dg = vec4<f32>(0.0);

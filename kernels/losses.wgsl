@@ -41,6 +41,15 @@ fn partial(v: f32, l: u32, wid: vec3<u32>, nwg: vec3<u32>) {
 
 fn label_of(i: u32) -> u32 { return u32(clamp(Labels[i], 0, i32(C) - 1)); }
 
+// log sum_j exp(x[base + j]) over a row of C logits, shifted by the row's maximum.
+fn row_lse(base: u32) -> f32 {
+  var m = X[base];
+  for (var j = 1u; j < C; j++) { m = max(m, X[base + j]); }
+  var s = 0.0;
+  for (var j = 0u; j < C; j++) { s += exp(X[base + j] - m); }
+  return m + log(s);
+}
+
 // Loss term lse_i - x[i, y_i]; Out2[i] = lse_i, kept for the backward.
 @compute @workgroup_size(WG)
 fn ce_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -49,12 +58,24 @@ fn ce_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
   var v = 0.0;
   if (i < N) {
     let base = i * C;
-    var m = X[base];
-    for (var j = 1u; j < C; j++) { m = max(m, X[base + j]); }
-    var s = 0.0;
-    for (var j = 0u; j < C; j++) { s += exp(X[base + j] - m); }
-    let lse = m + log(s);
+    let lse = row_lse(base);
     v = lse - X[base + label_of(i)];
+    Out2[i] = lse;
+  }
+  partial(v, l, wid, nwg);
+}
+
+// Soft-target cross-entropy (thesis 5.4.3, sum-augmented targets): loss term sum_j t_ij (lse_i - x_ij) =
+// lse_i * sum_j t_ij - sum_j t_ij x_ij, with T [N, C] the target probabilities; Out2[i] = lse_i for the backward.
+@compute @workgroup_size(WG)
+fn soft_ce_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                   @builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) l: u32) {
+  let i = flat(gid, nwg);
+  var v = 0.0;
+  if (i < N) {
+    let base = i * C;
+    let lse = row_lse(base);
+    for (var j = 0u; j < C; j++) { v += T[base + j] * (lse - X[base + j]); }
     Out2[i] = lse;
   }
   partial(v, l, wid, nwg);
@@ -104,6 +125,17 @@ fn ce_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
   var p = exp(X[e] - Aux[i]);
   if (e % C == label_of(i)) { p -= 1.0; }
   Out[e] = p * Gs[0] * SCALE;
+}
+
+// d/dx[i, j] = (softmax_ij * sum_k t_ik - t_ij) * g / N, softmax from the saved lse (Aux).
+@compute @workgroup_size(WG)
+fn soft_ce_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let e = flat(gid, nwg);
+  if (e >= N * C) { return; }
+  let i = e / C;
+  var mass = 0.0;
+  for (var j = 0u; j < C; j++) { mass += T[i * C + j]; }
+  Out[e] = (exp(X[e] - Aux[i]) * mass - T[e]) * Gs[0] * SCALE;
 }
 
 fn sigmoid(x: f32) -> f32 {

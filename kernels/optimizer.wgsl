@@ -5,6 +5,7 @@
 // Padding between parameters is zero in the parameter, gradient and moment arenas and stays zero.
 // Constants: N4 (arena floats / 4); norm_partial CHUNK4 (vec4s per workgroup); norm_final NPART.
 // Uniforms (adamw): [lr, beta1, beta2, eps], [weight_decay, 1-beta1^t, 1-beta2^t, max_grad_norm (0: off)].
+// Uniforms (sgd): [lr, weight_decay, max_grad_norm (0: off), unused], [unused x4].
 // The norm buffer (Out in the norm entries and guard, S in adamw) holds [squared norm, update flag].
 @group(0) @binding(0) var<storage, read> G: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read> Mask: array<u32>;
@@ -108,4 +109,22 @@ fn adamw(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups)
   M[i] = m;
   V[i] = v;
   P[i] = p;
+}
+
+// Plain SGD without momentum (thesis 5.3's optimiser): p *= 1 - lr*wd where the decay bit is set; p -= lr * clip * g.
+// Without momentum PyTorch's L2 weight decay (g += wd*p) is this same update.
+@compute @workgroup_size(WG)
+fn sgd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = gid.x + gid.y * nwg.x * WG;
+  if (i >= N4) { return; }
+  let mk = Mask[i / BLOCK4];
+  if ((mk & 1u) == 0u || S[1] == 0.0) { return; }
+  let lr = U[0].x;
+  let wd = U[0].y;
+  let max_norm = U[0].z;
+  var clip = 1.0;
+  if (max_norm > 0.0) { clip = min(1.0, max_norm / (sqrt(S[0]) + 1e-6)); }
+  var p = P[i];
+  if ((mk & 2u) != 0u) { p = p * (1.0 - lr * wd); }
+  P[i] = p - lr * (G[i] * clip);
 }

@@ -2,7 +2,11 @@
 # Installs what medformer needs on a fresh machine: npm dependencies and, when no WebGPU adapter
 # is available, Mesa's software Vulkan driver (lavapipe). Debian bookworm's own Mesa 22 is too old
 # for Dawn; Mesa 25 from bookworm-backports works.
+# `--test` also installs what the test suite drives for real: redis-server (the `mf sweep` queue's
+# broker) and chromium (headless WebGPU for `mf serve`'s in-page inference).
 set -euo pipefail
+WITH_TEST_TOOLS=0
+[ "${1:-}" = "--test" ] && WITH_TEST_TOOLS=1
 cd "$(dirname "$0")/.."
 
 have_vulkan_driver() {
@@ -42,6 +46,26 @@ if [ "${MF_SKIP_DRIVER:-0}" != "1" ]; then
   fi
 fi
 
+install_test_tools() {
+  local missing=()
+  command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+  command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+  [ ${#missing[@]} -eq 0 ] && { echo "setup: redis-server and chromium present"; return 0; }
+  if [ "$(id -u)" != "0" ] || ! command -v apt-get >/dev/null 2>&1; then
+    echo "setup: the tests need ${missing[*]}; install them (Debian: apt-get install ${missing[*]}) and rerun." >&2
+    return 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${missing[@]}" >/dev/null
+  echo "setup: installed ${missing[*]}"
+}
+
+[ "$WITH_TEST_TOOLS" = "1" ] && install_test_tools
+
 if [ "${MF_SKIP_NPM:-0}" != "1" ]; then
+  # onnxruntime-node (a dev dependency: the ONNX export test) bundles its CPU binaries; its install script
+  # would fetch CUDA files from nuget.org, which the project does not use.
+  export ONNXRUNTIME_NODE_INSTALL="${ONNXRUNTIME_NODE_INSTALL:-skip}"
   if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; else npm install --no-audit --no-fund; fi
 fi

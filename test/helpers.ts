@@ -1,18 +1,18 @@
 // Test helpers: both backends side by side, seeded random data, and central finite differences.
 import { CpuBackend } from '../src/backend/cpu.ts';
 import type { Backend } from '../src/backend/backend.ts';
-import { WebGpuBackend } from '../src/backend/webgpu.ts';
+import { DawnBackend } from '../src/backend/dawn.ts';
 import { backend, setBackend, tidy, Tensor, type Shape } from '../src/tensor/tensor.ts';
 import { Rng } from '../src/util/rng.ts';
 import { expect, TestRunner } from 'vitest';
 
-let gpu: WebGpuBackend | null | undefined;
+let gpu: DawnBackend | null | undefined;
 export const cpu = new CpuBackend();
 setBackend(cpu);
 
 /** The shared WebGPU backend (created once per test file); null when no adapter exists. */
-export async function gpuBackend(): Promise<WebGpuBackend | null> {
-  if (gpu === undefined) gpu = await WebGpuBackend.create();
+export async function gpuBackend(): Promise<DawnBackend | null> {
+  if (gpu === undefined) gpu = await DawnBackend.create();
   if (!gpu && process.env.CI) throw new Error('no WebGPU adapter in CI: scripts/setup.sh should have installed lavapipe');
   return gpu;
 }
@@ -21,7 +21,7 @@ export async function gpuBackend(): Promise<WebGpuBackend | null> {
  * The shared WebGPU backend for a test that means nothing without it: under CI a missing adapter throws (see
  * gpuBackend); elsewhere the test is marked skipped with the reason, never passed with nothing asserted.
  */
-export async function requireGpu(): Promise<WebGpuBackend> {
+export async function requireGpu(): Promise<DawnBackend> {
   return (await gpuBackend()) ?? noGpu();
 }
 
@@ -174,4 +174,18 @@ export async function onEachBackend(c: Case, check: (r: Awaited<ReturnType<typeo
 export function obeyingPermissions(command: string, args: string[]): [string, string[]] {
   if (process.getuid?.() !== 0) return [command, args];
   return ['setpriv', ['--bounding-set=-dac_override,-dac_read_search', '--', command, ...args]];
+}
+
+/** Runs `fn` on the CPU reference and, when an adapter exists, on WebGPU. */
+export async function onEach(fn: (b: Backend) => Promise<void>): Promise<void> {
+  const prev = backend();
+  const g = await gpuBackend();
+  try {
+    for (const b of g ? [cpu, g] : [cpu]) {
+      use(b);
+      await fn(b);
+    }
+  } finally {
+    use(prev);
+  }
 }

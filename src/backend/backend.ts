@@ -36,6 +36,10 @@ export interface PoolStats {
   /** Buffers created on the device since start (a flat count in a loop means the pool works). */
   created: number;
   dispatches: number;
+  /** Group-0 bind groups created (WebGPU; the rest were reused from its cache). */
+  bindGroupsCreated: number;
+  /** Kernel specialisations compiled so far (WebGPU pipelines; 0 on the CPU). */
+  pipelines: number;
 }
 
 export interface Backend {

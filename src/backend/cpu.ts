@@ -18,7 +18,7 @@ class CpuBuffer implements DeviceBuffer {
 
 export class CpuBackend implements Backend {
   readonly name = 'cpu' as const;
-  private counters: PoolStats = { liveBytes: 0, peakBytes: 0, created: 0, dispatches: 0 };
+  private counters: PoolStats = { liveBytes: 0, peakBytes: 0, created: 0, dispatches: 0, bindGroupsCreated: 0, pipelines: 0 };
 
   describe(): string {
     return 'cpu: plain TypeScript reference kernels (slow; no WebGPU adapter in use)';

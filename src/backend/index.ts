@@ -3,7 +3,8 @@ import { MfError } from '../errors.ts';
 import { setBackend } from '../tensor/tensor.ts';
 import type { Backend } from './backend.ts';
 import { CpuBackend } from './cpu.ts';
-import { WebGpuBackend, type WebGpuOptions } from './webgpu.ts';
+import { DawnBackend, type WebGpuOptions } from './dawn.ts';
+import { WebGpuBackend } from './webgpu.ts';
 
 export type BackendChoice = 'auto' | 'webgpu' | 'cpu';
 
@@ -21,7 +22,7 @@ export async function initEngine(options: EngineOptions = {}): Promise<Backend> 
   const choice = options.backend ?? (process.env.MF_BACKEND as BackendChoice | undefined) ?? 'auto';
   let b: Backend | null = null;
   if (choice !== 'cpu') {
-    b = await WebGpuBackend.create({ ...options, backend: options.dawnBackend });
+    b = await DawnBackend.create({ ...options, backend: options.dawnBackend });
     if (!b && choice === 'webgpu') {
       throw new MfError('no WebGPU adapter found', 'run scripts/setup.sh to install the Vulkan driver, or pass --backend cpu');
     }
@@ -43,4 +44,4 @@ export function shutdownEngine(): void {
   active = null;
 }
 
-export { CpuBackend, WebGpuBackend };
+export { CpuBackend, DawnBackend, WebGpuBackend };

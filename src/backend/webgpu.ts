@@ -1,17 +1,12 @@
-// The WebGPU runtime: acquires the adapter and device through Dawn, caches one compute pipeline per
-// kernel specialisation, pools storage buffers by size class, and batches dispatches into one command
-// encoder. Reading back to the CPU is the only point where it waits.
-import { readFileSync } from 'node:fs';
-import { mkdirSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { create, globals } from 'webgpu';
+// The WebGPU runtime: caches one compute pipeline per kernel specialisation, pools storage buffers by size class,
+// and batches dispatches into one command encoder. Reading back to the CPU is the only point where it waits.
+// It runs wherever a GPUDevice exists: Node hands it one from Dawn (dawn.ts, with the kernels read from disk),
+// a page one from navigator.gpu (with the kernels bundled, kernel-sources.ts). Nothing here imports Node.
 import { DeviceLostError, GpuError, OutOfMemoryError } from '../errors.ts';
 import type { Backend, DeviceBuffer, KernelCall, PoolStats } from './backend.ts';
 import { VIEW_ALIGN } from './backend.ts';
 import { constPrelude, runtimeConsts, runtimeValues, specKey } from './kernel.ts';
 import { kernelEntry, KERNELS } from './kernels/index.ts';
-
-const KERNEL_DIR = fileURLToPath(new URL('../../kernels/', import.meta.url));
 
 class GpuBuffer implements DeviceBuffer {
   constructor(
@@ -31,15 +26,30 @@ function sizeClass(bytes: number): number {
   return Math.ceil(b / step) * step;
 }
 
-export interface WebGpuOptions {
-  /** Dawn backend: 'vulkan', 'metal', 'd3d12', ... (default: Dawn's choice). */
-  backend?: string;
-  /** Substring of the adapter description to pick (Dawn's `adapter=` option). */
-  adapter?: string;
+/** Where the runtime gets a kernel family's WGSL (the text of kernels/<family>.wgsl). */
+export type KernelSources = (family: string) => string;
+
+export interface WebGpuInit {
+  /** The WGSL of each kernel family. */
+  sources: KernelSources;
+  /** Objects the device depends on that the garbage collector must not free while it lives (Dawn's instance). */
+  keepAlive?: object[];
+  /** Hears the time of each pipeline creation (`MF_TRACE_COMPILE`). */
+  onCompile?: (ms: number, key: string) => void;
 }
 
 /** Dispatches encoded before an automatic submit, so the device works while the CPU encodes. */
 const DISPATCHES_PER_SUBMIT = 256;
+
+/**
+ * Per-call uniforms (learning rate, step) live in one arena buffer with a slot per dispatch of a submit, staged on the
+ * host and written with one writeBuffer just before the submit (queue order puts it after the previous submit's
+ * reads), instead of a buffer created and destroyed per dispatch. 256 bytes is WebGPU's uniform offset alignment.
+ */
+const UNIFORM_SLOT_BYTES = 256;
+
+/** Group-0 bind groups kept for reuse; a training step repeats the same buffers in the same order. */
+const BIND_GROUP_CACHE_LIMIT = 8192;
 
 /** What compiling kernels has cost this backend so far (`mf bench compile`). */
 export interface CompileStats {
@@ -66,23 +76,6 @@ export interface AdapterReport {
   limits: Record<string, number>;
 }
 
-let globalsInstalled = false;
-function dawn(options: WebGpuOptions): GPU {
-  if (!globalsInstalled) {
-    Object.assign(globalThis, globals);
-    globalsInstalled = true;
-  }
-  // Dawn's Vulkan path wants a runtime dir; plain shells and CI may lack one.
-  if (!process.env.XDG_RUNTIME_DIR) {
-    process.env.XDG_RUNTIME_DIR = '/tmp/mf-xdg';
-    mkdirSync(process.env.XDG_RUNTIME_DIR, { recursive: true, mode: 0o700 });
-  }
-  const flags: string[] = [];
-  if (options.backend) flags.push(`backend=${options.backend}`);
-  if (options.adapter) flags.push(`adapter=${options.adapter}`);
-  return create(flags);
-}
-
 const KEY_LIMITS = [
   'maxBufferSize',
   'maxStorageBufferBindingSize',
@@ -93,15 +86,13 @@ const KEY_LIMITS = [
   'maxStorageBuffersPerShaderStage',
 ] as const;
 
-function reportAdapter(adapter: GPUAdapter, requestedBackend?: string): AdapterReport {
+/** What `mf devices` and the page show of an adapter; `backendType` is the native API behind it, as the caller knows it. */
+export function reportAdapter(adapter: GPUAdapter, backendType: string): AdapterReport {
   const info = adapter.info;
   const limits: Record<string, number> = {};
   for (const k of KEY_LIMITS) limits[k] = adapter.limits[k];
   const description = info.description || `${info.vendor} ${info.device}`.trim();
   const isSoftware = /llvmpipe|lavapipe|swiftshader|software/i.test(`${description} ${info.device} ${info.architecture}`);
-  // Dawn's adapter info has no backend field; it uses the platform's native API unless told otherwise.
-  const native: Record<string, string> = { linux: 'vulkan', darwin: 'metal', win32: 'd3d12' };
-  const backendType = requestedBackend ?? native[process.platform] ?? 'unknown';
   return {
     vendor: info.vendor,
     architecture: info.architecture,
@@ -114,83 +105,76 @@ function reportAdapter(adapter: GPUAdapter, requestedBackend?: string): AdapterR
   };
 }
 
-/** Every adapter Dawn offers, for `mf devices`. */
-export async function listAdapters(options: WebGpuOptions = {}): Promise<AdapterReport[]> {
-  const gpu = dawn(options);
-  const out: AdapterReport[] = [];
-  for (const powerPreference of ['high-performance', 'low-power'] as const) {
-    const a = await gpu.requestAdapter({ powerPreference });
-    if (!a) continue;
-    const r = reportAdapter(a, options.backend);
-    if (!out.some((o) => o.description === r.description && o.backend === r.backend)) out.push(r);
-  }
-  return out;
+/**
+ * The device the engine runs on, from any adapter (Dawn's or the browser's): the adapter's own limits for buffer
+ * sizes, workgroup storage and storage bindings, which the defaults cap far below what large batches need.
+ */
+export async function requestEngineDevice(adapter: GPUAdapter): Promise<GPUDevice> {
+  const want = [
+    'maxBufferSize',
+    'maxStorageBufferBindingSize',
+    'maxComputeWorkgroupStorageSize',
+    'maxComputeInvocationsPerWorkgroup',
+    'maxStorageBuffersPerShaderStage',
+  ] as const;
+  const requiredLimits: Record<string, number> = {};
+  for (const k of want) requiredLimits[k] = adapter.limits[k];
+  // No optional features: with any of timestamp-query, subgroups or shader-f16 enabled, Dawn on
+  // lavapipe (Mesa 25.0.7) aborts in a mutex assertion at the first dispatch.
+  return adapter.requestDevice({ requiredLimits, requiredFeatures: [] });
 }
 
 export class WebGpuBackend implements Backend {
   readonly name = 'webgpu' as const;
   private readonly pipelines = new Map<string, GPUComputePipeline>();
-  private readonly sources = new Map<string, string>();
+  private readonly sourceCache = new Map<string, string>();
   private readonly pool = new Map<number, GPUBuffer[]>();
   private readonly staging: GPUBuffer[] = [];
   private encoder: GPUCommandEncoder | null = null;
   private pass: GPUComputePassEncoder | null = null;
   private encoded = 0;
-  private afterSubmit: GPUBuffer[] = [];
   private lostReason: string | null = null;
   private firstError: string | null = null;
   private compileError: string | null = null;
-  private counters: PoolStats = { liveBytes: 0, peakBytes: 0, created: 0, dispatches: 0 };
+  private counters: Omit<PoolStats, 'pipelines'> = { liveBytes: 0, peakBytes: 0, created: 0, dispatches: 0, bindGroupsCreated: 0 };
   private compileMs = 0;
   /** Per family, the constants its WGSL takes at run time (kernel.ts `runtimeConsts`). */
   private readonly runtime = new Map<string, readonly string[]>();
   /** Immutable `MF_DIMS` uniform buffers by their values, and group-1 bind groups by pipeline and values. */
   private readonly dimBuffers = new Map<string, GPUBuffer>();
   private readonly dimGroups = new Map<string, GPUBindGroup>();
+  /** The uniform arena (UNIFORM_SLOT_BYTES per dispatch of a submit), its host copy, and its bind groups by pipeline and slot. */
+  private uniformArena: GPUBuffer | null = null;
+  private readonly uniformStage = new Float32Array((DISPATCHES_PER_SUBMIT * UNIFORM_SLOT_BYTES) / 4);
+  private uniformSlotsUsed = 0;
+  private readonly uniformGroups = new Map<string, GPUBindGroup>();
+  /** Group-0 bind groups by pipeline and bound ranges; buffers are told apart by an id given at creation. */
+  private readonly bindGroups = new Map<string, GPUBindGroup>();
+  private readonly bufferIds = new WeakMap<GPUBuffer, number>();
+  private nextBufferId = 0;
 
-  private constructor(
+  private readonly sources: KernelSources;
+  private readonly onCompile: ((ms: number, key: string) => void) | undefined;
+  /**
+   * Held so the garbage collector cannot free Dawn's instance or adapter under a live device (that crashes the
+   * process in a futex call).
+   */
+  protected readonly keepAlive: object[];
+
+  constructor(
     readonly device: GPUDevice,
     readonly adapter: AdapterReport,
-    // Held so the garbage collector cannot free Dawn's instance or adapter under a live device
-    // (that crashes the process in a futex call).
-    private readonly keepAlive: (GPU | GPUAdapter)[],
+    init: WebGpuInit,
   ) {
+    this.sources = init.sources;
+    this.onCompile = init.onCompile;
+    this.keepAlive = init.keepAlive ?? [];
     device.lost.then((info) => {
       if (info.reason !== 'destroyed' || this.lostReason === null) this.lostReason = info.message || info.reason;
     });
     device.onuncapturederror = (ev: GPUUncapturedErrorEvent) => {
       this.firstError ??= ev.error.message;
     };
-  }
-
-  static async create(options: WebGpuOptions = {}): Promise<WebGpuBackend | null> {
-    const gpu = dawn(options);
-    const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
-    if (!adapter) return null;
-    const report = reportAdapter(adapter, options.backend);
-    const want = [
-      'maxBufferSize',
-      'maxStorageBufferBindingSize',
-      'maxComputeWorkgroupStorageSize',
-      'maxComputeInvocationsPerWorkgroup',
-      'maxStorageBuffersPerShaderStage',
-    ] as const;
-    const requiredLimits: Record<string, number> = {};
-    for (const k of want) requiredLimits[k] = adapter.limits[k];
-    // No optional features: with any of timestamp-query, subgroups or shader-f16 enabled, Dawn on
-    // lavapipe (Mesa 25.0.7) aborts in a mutex assertion at the first dispatch.
-    const device = await adapter.requestDevice({ requiredLimits, requiredFeatures: [] });
-    return new WebGpuBackend(device, report, [gpu, adapter]);
-  }
-
-  /**
-   * Dawn's instance and adapter behind this device, for code that brings its own WebGPU kernels on the
-   * same device (`mf bench --compare tfjs`); null once destroyed.
-   */
-  get dawn(): { gpu: GPU; adapter: GPUAdapter } | null {
-    const gpu = this.keepAlive.find((h): h is GPU => 'requestAdapter' in h);
-    const adapter = this.keepAlive.find((h): h is GPUAdapter => 'requestDevice' in h);
-    return gpu && adapter ? { gpu, adapter } : null;
   }
 
   describe(): string {
@@ -220,6 +204,7 @@ export class WebGpuBackend implements Backend {
         size: cls,
         usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
       });
+      this.bufferIds.set(buffer, this.nextBufferId++);
       this.counters.created++;
     }
     this.counters.liveBytes += cls;
@@ -255,10 +240,10 @@ export class WebGpuBackend implements Backend {
   }
 
   private source(kernel: string): string {
-    let src = this.sources.get(kernel);
+    let src = this.sourceCache.get(kernel);
     if (src === undefined) {
-      src = readFileSync(`${KERNEL_DIR}${kernel}.wgsl`, 'utf8');
-      this.sources.set(kernel, src);
+      src = this.sources(kernel);
+      this.sourceCache.set(kernel, src);
     }
     return src;
   }
@@ -294,7 +279,7 @@ export class WebGpuBackend implements Backend {
       this.pipelines.set(key, p);
       const ms = performance.now() - t0;
       this.compileMs += ms;
-      if (process.env.MF_TRACE_COMPILE) process.stderr.write(`compile ${ms.toFixed(0)}ms ${key}\n`);
+      this.onCompile?.(ms, key);
     }
     return p;
   }
@@ -322,6 +307,56 @@ export class WebGpuBackend implements Backend {
     return group;
   }
 
+  /** The group-0 bind group of a call's storage buffers, reused when the same pipeline binds the same ranges again. */
+  private storageGroup(call: KernelCall, key: string, pipeline: GPUComputePipeline): GPUBindGroup {
+    const entries: GPUBindGroupEntry[] = [];
+    let groupKey = key;
+    call.buffers.forEach((buf, binding) => {
+      if (!buf) return;
+      const b = buf as GpuBuffer;
+      // Bindings must be a multiple of 4 bytes and non-empty.
+      const size = Math.max(4, Math.ceil(b.byteSize / 4) * 4);
+      entries.push({ binding, resource: { buffer: b.buffer, offset: b.byteOffset, size } });
+      let id = this.bufferIds.get(b.buffer);
+      if (id === undefined) {
+        id = this.nextBufferId++;
+        this.bufferIds.set(b.buffer, id);
+      }
+      groupKey += `|${binding}:${id}:${b.byteOffset}:${size}`;
+    });
+    let group = this.bindGroups.get(groupKey);
+    if (!group) {
+      group = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
+      this.counters.bindGroupsCreated++;
+      // Bounded: shapes that never repeat (a sweep of sizes in a benchmark) must not grow it without end.
+      if (this.bindGroups.size >= BIND_GROUP_CACHE_LIMIT) this.bindGroups.clear();
+      this.bindGroups.set(groupKey, group);
+    }
+    return group;
+  }
+
+  /** The group-1 bind group of a call's per-call uniforms: the next slot of the arena, staged until the submit. */
+  private uniformGroup(uniforms: readonly number[], key: string, pipeline: GPUComputePipeline): GPUBindGroup {
+    const size = Math.ceil((uniforms.length * 4) / 16) * 16;
+    if (size > UNIFORM_SLOT_BYTES) throw new Error(`${key}: ${uniforms.length} uniforms do not fit a ${UNIFORM_SLOT_BYTES}-byte slot`);
+    this.uniformArena ??= this.device.createBuffer({
+      size: DISPATCHES_PER_SUBMIT * UNIFORM_SLOT_BYTES,
+      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+    });
+    const slot = this.uniformSlotsUsed++;
+    this.uniformStage.set(uniforms, (slot * UNIFORM_SLOT_BYTES) / 4);
+    const groupKey = `${key}|${slot}|${size}`;
+    let group = this.uniformGroups.get(groupKey);
+    if (!group) {
+      group = this.device.createBindGroup({
+        layout: pipeline.getBindGroupLayout(1),
+        entries: [{ binding: 0, resource: { buffer: this.uniformArena, offset: slot * UNIFORM_SLOT_BYTES, size } }],
+      });
+      this.uniformGroups.set(groupKey, group);
+    }
+    return group;
+  }
+
   run(call: KernelCall): void {
     this.check();
     const [x, y, z] = kernelEntry(call.kernel, call.entry).grid(call.consts);
@@ -329,27 +364,10 @@ export class WebGpuBackend implements Backend {
     const runtime = this.runtimeNames(call.kernel);
     const key = specKey(call.kernel, call.entry, call.consts, call.fconsts, runtime);
     const pipeline = this.pipeline(call, key, runtime);
-    const entries: GPUBindGroupEntry[] = [];
-    call.buffers.forEach((buf, binding) => {
-      if (!buf) return;
-      const b = buf as GpuBuffer;
-      // Bindings must be a multiple of 4 bytes and non-empty.
-      entries.push({ binding, resource: { buffer: b.buffer, offset: b.byteOffset, size: Math.max(4, Math.ceil(b.byteSize / 4) * 4) } });
-    });
-    const bindGroup = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
+    const bindGroup = this.storageGroup(call, key, pipeline);
     let uniformGroup: GPUBindGroup | null = null;
     if (runtime.length > 0) uniformGroup = this.dimsGroup(call, key, runtime, pipeline);
-    else if (call.uniforms && call.uniforms.length > 0) {
-      const size = Math.ceil((call.uniforms.length * 4) / 16) * 16;
-      const ub = this.device.createBuffer({ size, usage: GPUBufferUsage.UNIFORM, mappedAtCreation: true });
-      new Float32Array(ub.getMappedRange()).set(call.uniforms);
-      ub.unmap();
-      this.afterSubmit.push(ub);
-      uniformGroup = this.device.createBindGroup({
-        layout: pipeline.getBindGroupLayout(1),
-        entries: [{ binding: 0, resource: { buffer: ub } }],
-      });
-    }
+    else if (call.uniforms && call.uniforms.length > 0) uniformGroup = this.uniformGroup(call.uniforms, key, pipeline);
     if (!this.pass) {
       this.encoder = this.device.createCommandEncoder();
       this.pass = this.encoder.beginComputePass();
@@ -367,15 +385,14 @@ export class WebGpuBackend implements Backend {
     if (!this.encoder) this.encoder = this.device.createCommandEncoder();
     this.pass?.end();
     extra?.(this.encoder);
+    if (this.uniformSlotsUsed > 0 && this.uniformArena) {
+      this.device.queue.writeBuffer(this.uniformArena, 0, this.uniformStage, 0, (this.uniformSlotsUsed * UNIFORM_SLOT_BYTES) / 4);
+      this.uniformSlotsUsed = 0;
+    }
     this.device.queue.submit([this.encoder.finish()]);
     this.encoder = null;
     this.pass = null;
     this.encoded = 0;
-    if (this.afterSubmit.length) {
-      const done = this.afterSubmit;
-      this.afterSubmit = [];
-      this.device.queue.onSubmittedWorkDone().then(() => done.forEach((b) => b.destroy()));
-    }
   }
 
   private raiseErrors(): void {
@@ -426,7 +443,7 @@ export class WebGpuBackend implements Backend {
   }
 
   stats(): PoolStats {
-    return { ...this.counters };
+    return { ...this.counters, pipelines: this.pipelines.size };
   }
 
   compileStats(): CompileStats {

@@ -1,7 +1,7 @@
 // `mf bench kernels` and `mf bench train`: timings after warm-up, median of several runs, synchronised
 // only at the end of each timed batch of runs; `mf bench compile` (bench_compile.ts): pipelines and compile
 // time before the quickstart's first step. Numbers are measured, never estimated.
-import { spawnSync } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -21,6 +21,7 @@ import { noGrad, Tensor, tidy } from '../tensor/tensor.ts';
 import { recordCalls, replayProfile, type FamilyTime } from '../backend/profile.ts';
 import { Rng } from '../util/rng.ts';
 import { benchCompile, COMPILE_PASSES, type CompilePassName, compileTables } from './bench_compile.ts';
+import { rasteriserThreads } from './threads.ts';
 
 export interface KernelResult {
   kernel: string;
@@ -38,8 +39,34 @@ export interface TrainResult {
   samples_per_s: number;
   peak_bytes: number;
   adapter: string;
+  /** Host milliseconds to encode one step (no wait for the device). */
+  encode_ms: number;
+  dispatches_per_step: number;
+  /** Group-0 bind groups a step had to create (0: all from the cache). */
+  bind_groups_created_per_step: number;
+  /** LP_NUM_THREADS the driver was given (lavapipe; null: the driver's default). */
+  lp_threads: number | null;
+  /** With --load n: the same step while n CPU-bound processes compete for the cores. */
+  load?: number;
+  step_ms_loaded?: number;
   dispatches?: number;
   profile?: FamilyTime[];
+}
+
+/**
+ * `n` processes that each spin one core until stopped: the "another job shares the machine" condition.
+ * Resolves once they run, so that the timing starts under load.
+ */
+async function startCompetitors(n: number): Promise<ChildProcess[]> {
+  const procs = Array.from({ length: n }, () =>
+    spawn(process.execPath, ['-e', 'process.stdout.write("r"); for (;;) {}'], { stdio: ['ignore', 'pipe', 'ignore'] }),
+  );
+  await Promise.all(procs.map((p) => new Promise<void>((resolve) => p.stdout?.once('data', () => resolve()))));
+  return procs;
+}
+
+function stopCompetitors(procs: ChildProcess[]): void {
+  for (const p of procs) p.kill('SIGKILL');
 }
 
 export const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -174,7 +201,14 @@ export async function benchKernels(backend: Backend, quick: boolean): Promise<Ke
 /** The configurations `mf bench train --only` can pick. */
 const TRAIN_CASES = ['small-2d', 'small-3d', 'large-2d'];
 
-export async function benchTrain(backend: Backend, quick: boolean, profile = false, only?: string, batch?: number): Promise<TrainResult[]> {
+export async function benchTrain(
+  backend: Backend,
+  quick: boolean,
+  profile = false,
+  only?: string,
+  batch?: number,
+  load = 0,
+): Promise<TrainResult[]> {
   const cases: { preset: PresetName; dim: 2 | 3; batch: number; channels: number }[] = quick
     ? [{ preset: 'small', dim: 2, batch: 4, channels: 1 }]
     : [
@@ -218,8 +252,28 @@ export async function benchTrain(backend: Backend, quick: boolean, profile = fal
     };
     // The large model takes about a minute per step on a CPU rasteriser: time it once.
     const heavy = c.preset === 'large';
-    const ms = await time(backend, step, quick || heavy ? 1 : 3, quick || heavy ? 1 : 3);
+    const reps = quick || heavy ? 1 : 3;
+    const ms = await time(backend, step, reps, reps);
     const peak = backend.stats().peakBytes;
+    // Host time to encode one step (the ops, bind groups and dispatches, no waiting): what bounds a fast GPU.
+    const encodeTimes: number[] = [];
+    const before = backend.stats();
+    for (let r = 0; r < reps; r++) {
+      const t0 = performance.now();
+      step();
+      encodeTimes.push(performance.now() - t0);
+      await backend.sync();
+    }
+    const after = backend.stats();
+    let loadedMs: number | undefined;
+    if (load > 0) {
+      const competitors = await startCompetitors(load);
+      try {
+        loadedMs = await time(backend, step, reps, reps);
+      } finally {
+        stopCompetitors(competitors);
+      }
+    }
     let families: FamilyTime[] | undefined;
     if (profile && !heavy) {
       families = await replayProfile(backend, await recordCalls(backend, step));
@@ -232,6 +286,11 @@ export async function benchTrain(backend: Backend, quick: boolean, profile = fal
       samples_per_s: +((c.batch * 1000) / ms).toFixed(1),
       peak_bytes: peak,
       adapter: backend.describe(),
+      lp_threads: rasteriserThreads(),
+      encode_ms: +median(encodeTimes).toFixed(2),
+      dispatches_per_step: (after.dispatches - before.dispatches) / reps,
+      bind_groups_created_per_step: (after.bindGroupsCreated - before.bindGroupsCreated) / reps,
+      ...(loadedMs !== undefined ? { load, step_ms_loaded: +loadedMs.toFixed(1) } : {}),
       ...(families ? { dispatches: families.reduce((a, f) => a + f.calls, 0), profile: families } : {}),
     });
     x.dispose();
@@ -251,10 +310,19 @@ export function printTable(rows: object[]): void {
   for (const c of cells) console.log(c.map((v, i) => v.padEnd(width[i])).join('  '));
 }
 
-export async function benchCommand(
-  what: string,
-  opts: { json?: boolean; quick?: boolean; profile?: boolean; only?: string; batch?: string; compare?: string; backend: string },
-): Promise<void> {
+/** The flags of `mf bench`, as commander hands them over. */
+export interface BenchOptions {
+  json?: boolean;
+  quick?: boolean;
+  profile?: boolean;
+  only?: string;
+  batch?: string;
+  compare?: string;
+  load?: string;
+  backend: string;
+}
+
+export async function benchCommand(what: string, opts: BenchOptions): Promise<void> {
   if (opts.compare === 'torch') {
     if (what !== 'train') throw new MfError('--compare torch applies to `mf bench train`');
     if (opts.only !== undefined && opts.only !== 'small-2d')
@@ -271,6 +339,9 @@ export async function benchCommand(
   const batch = opts.batch === undefined ? undefined : Number(opts.batch);
   if (batch !== undefined && (!Number.isInteger(batch) || batch < 1)) throw new MfError(`--batch ${opts.batch} is not a positive integer`);
   if (batch !== undefined && what !== 'train') throw new MfError('--batch applies to `mf bench train`');
+  const load = opts.load === undefined ? 0 : Number(opts.load);
+  if (!Number.isInteger(load) || load < 0) throw new MfError(`--load ${opts.load} is not a whole number of processes`);
+  if (load > 0 && what !== 'train') throw new MfError('--load applies to `mf bench train`');
   if (opts.only !== undefined) {
     // Checked before the device starts: an --only that names nothing would otherwise run nothing and exit 0.
     const choices: readonly string[] = what === 'compile' ? COMPILE_PASSES : TRAIN_CASES;
@@ -299,7 +370,7 @@ export async function benchCommand(
   const backend = await initEngine({ backend: opts.backend as 'auto' | 'webgpu' | 'cpu' });
   let rows: object[];
   if (what === 'kernels') rows = await benchKernels(backend, !!opts.quick);
-  else if (what === 'train') rows = await benchTrain(backend, !!opts.quick, !!opts.profile, opts.only, batch);
+  else if (what === 'train') rows = await benchTrain(backend, !!opts.quick, !!opts.profile, opts.only, batch, load);
   else throw new MfError(`unknown benchmark "${what}"`, 'use `mf bench kernels`, `mf bench train` or `mf bench compile`');
   if (opts.json) {
     // Every record names the adapter, so results from several machines can be concatenated.

@@ -4,7 +4,7 @@
 // submit and a wait for the queue to drain; the median sample counts. Results are checked against each other.
 import { createRequire } from 'node:module';
 import type { Backend } from '../backend/backend.ts';
-import { WebGpuBackend } from '../backend/webgpu.ts';
+import { DawnBackend } from '../backend/dawn.ts';
 import { MfError } from '../errors.ts';
 import { matmul } from '../ops/index.ts';
 import { noGrad, Tensor, tidy } from '../tensor/tensor.ts';
@@ -93,7 +93,7 @@ function installNavigator(gpu: GPU): () => void {
 }
 
 export async function compareTfjs(backend: Backend, quick: boolean, sizes?: number[]): Promise<CompareReport> {
-  if (!(backend instanceof WebGpuBackend)) {
+  if (!(backend instanceof DawnBackend)) {
     throw new MfError(
       '--compare tfjs needs the WebGPU backend',
       'run scripts/setup.sh to install the Vulkan driver; --backend cpu cannot be compared',

@@ -1,11 +1,12 @@
 // `mf data list | verify | download`: the functions behind the commands (the commander wiring
 // lives with the rest of the CLI). Each returns structured rows plus a printable text.
-import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
-import { open } from 'node:fs/promises';
-import { join } from 'node:path';
-import { ConfigError, FileFormatError, MfError } from '../errors.ts';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { FileFormatError, MfError } from '../errors.ts';
 import { loadSplit, md5File } from '../data/dataset.ts';
+import { type DownloadResult, downloadFile, type FetchOptions, formatBytes } from '../data/download.ts';
+import { loadExperiment } from '../kinds/index.ts';
 import { DATASETS, fileFor, getDataset, numOutputs, SPLITS, type DatasetInfo } from '../data/registry.ts';
 import { ensureSynthetic } from '../data/synthetic.ts';
 
@@ -23,9 +24,23 @@ export interface DataListRow {
   synthetic: boolean;
   /** Per size: the file is there, is not, or the dataset has no such size. */
   sizes: Record<number, Presence>;
+  /** Each file of the dataset: its size in bytes (null: unknown here) and the experiments that read it. */
+  files: DataFileRow[];
+}
+
+export interface DataFileRow {
+  size: number;
+  file: string;
+  bytes: number | null;
+  present: boolean;
+  /** Experiment names (file names without .json) in the experiments folder whose runs read this file. */
+  experiments: string[];
 }
 
 const isFile = (p: string): boolean => existsSync(p) && statSync(p).isFile();
+
+/** The project's own experiment files. */
+const EXPERIMENTS = fileURLToPath(new URL('../../experiments/', import.meta.url));
 
 function table(header: string[], rows: string[][]): string {
   const w = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
@@ -37,14 +52,53 @@ function table(header: string[], rows: string[][]): string {
   return [line(header), line(w.map((n) => '-'.repeat(n))), ...rows.map(line)].join('\n');
 }
 
-/** Which dataset files are in `root`, for every known dataset and size. */
-export function dataList(root: string): { rows: DataListRow[]; text: string } {
+/**
+ * The official files each experiment in `dir` reads (file name -> experiment names), as `mf run` would resolve them;
+ * an experiment that does not load is listed in `problems` with its error.
+ */
+export function experimentFiles(dir: string): { byFile: Map<string, string[]>; problems: string[] } {
+  const byFile = new Map<string, string[]>();
+  const problems: string[] = [];
+  const names = existsSync(dir)
+    ? readdirSync(dir)
+        .filter((f) => f.endsWith('.json'))
+        .sort()
+    : [];
+  for (const f of names) {
+    const name = basename(f, '.json');
+    try {
+      for (const need of loadExperiment(join(dir, f)).data()?.files ?? []) {
+        byFile.set(need.rec.file, [...(byFile.get(need.rec.file) ?? []), name]);
+      }
+    } catch (e) {
+      if (!(e instanceof MfError)) throw e;
+      problems.push(`${f}: ${e.message}`);
+    }
+  }
+  return { byFile, problems };
+}
+
+/**
+ * Which dataset files are in `root`, for every known dataset and size, with each file's size and the experiments
+ * in `experimentsDir` (default: the project's experiments/) that read it.
+ */
+export function dataList(root: string, experimentsDir = EXPERIMENTS): { rows: DataListRow[]; text: string } {
+  const { byFile, problems } = experimentFiles(experimentsDir);
   const rows = DATASETS.map((ds): DataListRow => {
     const sizes: Record<number, Presence> = {};
     for (const s of ALL_SIZES) {
       const f = ds.files.find((x) => x.size === s);
       sizes[s] = f ? (isFile(join(root, f.file)) ? 'present' : 'missing') : 'n/a';
     }
+    const files = ds.files.map(
+      (f): DataFileRow => ({
+        size: f.size,
+        file: f.file,
+        bytes: f.bytes,
+        present: sizes[f.size] === 'present',
+        experiments: byFile.get(f.file) ?? [],
+      }),
+    );
     return {
       key: ds.key,
       name: ds.name,
@@ -54,6 +108,7 @@ export function dataList(root: string): { rows: DataListRow[]; text: string } {
       splits: `${ds.splits.train}/${ds.splits.val}/${ds.splits.test}`,
       synthetic: ds.synthetic,
       sizes,
+      files,
     };
   });
   const cell = (p: Presence, synthetic: boolean) => (p === 'present' ? 'yes' : p === 'n/a' ? '' : synthetic ? 'gen' : '-');
@@ -66,10 +121,22 @@ export function dataList(root: string): { rows: DataListRow[]; text: string } {
     ...ALL_SIZES.map((s) => cell(r.sizes[s]!, r.synthetic)),
   ]);
   const n = rows.reduce((a, r) => a + Object.values(r.sizes).filter((p) => p === 'present').length, 0);
+  const needed = rows.flatMap((r) => r.files.filter((f) => f.experiments.length && !r.synthetic));
+  const missing = needed.filter((f) => !f.present);
+  const missingBytes = missing.reduce((a, f) => a + (f.bytes ?? 0), 0);
+  const unknown = missing.filter((f) => f.bytes === null).length;
   const text = [
     `data root: ${root}`,
     table(['dataset', 'dim', 'task', 'out', 'train/val/test', '28', '64', '128', '224'], body),
     `${n} file(s) present. yes = present, - = missing (mf data download <key>), gen = generated on first use.`,
+    '',
+    `official files the experiments in ${experimentsDir} read (mf run --download fetches the missing ones):`,
+    table(
+      ['file', 'size', 'here', 'experiments'],
+      needed.map((f) => [f.file, f.bytes === null ? '?' : formatBytes(f.bytes), f.present ? 'yes' : '-', f.experiments.join(', ')]),
+    ),
+    `${missing.length} of ${needed.length} missing: ${formatBytes(missingBytes)}${unknown ? ` plus ${unknown} of unknown size (?)` : ''}.`,
+    ...problems.map((p) => `not read: ${p}`),
   ].join('\n');
   return { rows, text };
 }
@@ -140,101 +207,13 @@ export async function dataVerify(root: string, keys?: readonly string[]): Promis
   return { rows, ok, text };
 }
 
-export interface DownloadOptions {
-  /** Injected for tests; defaults to the global fetch. */
-  fetch?: typeof fetch;
-  /** Give up after this long without the whole file (default 30 min). */
-  timeoutMs?: number;
-  /** Called as bytes arrive (total from Content-Length, or null). */
-  onProgress?: (bytes: number, total: number | null) => void;
-}
-
-export interface DownloadResult {
-  path: string;
-  md5: string | null;
-  /** False when an intact copy was already there (or the set is synthetic and was generated). */
-  downloaded: boolean;
-}
-
 /**
- * Downloads one dataset file from Zenodo into `root`: streamed to a hidden temp file in the same
- * folder while hashing, MD5-checked, then renamed into place, so the real name only ever holds a
- * verified file. Any failure removes the temp file. Synthetic sets are generated instead.
+ * Downloads one dataset file from Zenodo into `root` (src/data/download.ts: MD5-checked, atomic, resumable).
+ * Synthetic sets are generated instead.
  */
-export async function dataDownload(key: string, root: string, size = 28, opts: DownloadOptions = {}): Promise<DownloadResult> {
+export async function dataDownload(key: string, root: string, size = 28, opts: FetchOptions = {}): Promise<DownloadResult> {
   const ds = getDataset(key);
-  if (ds.synthetic) {
-    fileFor(ds, size);
-    return { path: ensureSynthetic(root, ds.key), md5: null, downloaded: false };
-  }
   const rec = fileFor(ds, size);
-  if (!rec.url || !rec.md5) throw new ConfigError(`${ds.key} has no download URL`);
-  const dest = join(root, rec.file);
-  if (isFile(dest) && (await md5File(dest)) === rec.md5) return { path: dest, md5: rec.md5, downloaded: false };
-
-  const manual = `copy ${rec.file} into ${root} manually (download it from that URL on a machine with internet access), then run \`mf data verify ${ds.key}\``;
-  try {
-    mkdirSync(root, { recursive: true });
-  } catch (e) {
-    throw new MfError(
-      `cannot create data root ${root} (${(e as NodeJS.ErrnoException).code ?? String(e)})`,
-      'pass a writable --data-root or set MEDMNIST_ROOT',
-    );
-  }
-  const tmp = join(root, `.${rec.file}.${process.pid}.${randomBytes(4).toString('hex')}.part`);
-  // If the process exits mid-download (an error elsewhere, process.exit), drop the temp file too.
-  const cleanup = () => rmSync(tmp, { force: true });
-  process.once('exit', cleanup);
-  try {
-    let res: Response;
-    try {
-      res = await (opts.fetch ?? fetch)(rec.url, { signal: AbortSignal.timeout(opts.timeoutMs ?? 30 * 60_000), redirect: 'follow' });
-    } catch (e) {
-      throw new MfError(`could not reach ${rec.url} (${causeOf(e)})`, manual);
-    }
-    if (!res.ok || !res.body) throw new MfError(`download of ${rec.url} failed: HTTP ${res.status}`, manual);
-    const total = Number(res.headers.get('content-length')) || null;
-    const hash = createHash('md5');
-    const fh = await open(tmp, 'wx');
-    let bytes = 0;
-    try {
-      const reader = res.body.getReader();
-      for (;;) {
-        let chunk: Awaited<ReturnType<typeof reader.read>>;
-        try {
-          chunk = await reader.read();
-        } catch (e) {
-          throw new MfError(`download of ${rec.url} broke off after ${bytes} bytes (${causeOf(e)})`, manual);
-        }
-        if (chunk.done) break;
-        hash.update(chunk.value);
-        await fh.write(chunk.value);
-        bytes += chunk.value.length;
-        opts.onProgress?.(bytes, total);
-      }
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    const md5 = hash.digest('hex');
-    if (md5 !== rec.md5) {
-      throw new FileFormatError(
-        `${rec.url}: downloaded ${bytes} bytes with MD5 ${md5}, expected ${rec.md5}`,
-        `the download was damaged or the file changed upstream; retry, or ${manual}`,
-      );
-    }
-    renameSync(tmp, dest);
-    return { path: dest, md5, downloaded: true };
-  } finally {
-    cleanup();
-    process.removeListener('exit', cleanup);
-  }
-}
-
-/** A fetch failure's root cause in a few words ("getaddrinfo ENOTFOUND zenodo.org"). */
-function causeOf(e: unknown): string {
-  let err: unknown = e;
-  while (err instanceof Error && err.cause !== undefined) err = err.cause;
-  const text = err instanceof Error ? err.message : String(err);
-  return text.replace(/\s+/g, ' ').slice(0, 160);
+  if (ds.synthetic) return { path: ensureSynthetic(root, ds.key), md5: null, downloaded: false, resumedFrom: 0 };
+  return downloadFile(rec, root, opts);
 }

@@ -1,5 +1,5 @@
 // `mf devices`: what WebGPU adapters this machine offers.
-import { listAdapters } from '../backend/webgpu.ts';
+import { listAdapters } from '../backend/dawn.ts';
 
 export async function devicesCommand(opts: { json?: boolean }): Promise<void> {
   const adapters = await listAdapters();

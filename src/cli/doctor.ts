@@ -1,7 +1,7 @@
 // `mf doctor`: checks what a run needs and prints what to fix.
 import fs from 'node:fs';
 import path from 'node:path';
-import { listAdapters } from '../backend/webgpu.ts';
+import { listAdapters } from '../backend/dawn.ts';
 import { md5File, resolveDataRoot } from '../data/dataset.ts';
 import { DATASETS, availableSizes, fileFor } from '../data/registry.ts';
 

@@ -4,9 +4,10 @@
 // trainer tested, in the trainer's evaluation batch size, so a run folder's test numbers are its metrics.json's.
 import path from 'node:path';
 import { initEngine } from '../backend/index.ts';
-import { type LoadedSplit, loadSplit, resolveDataRoot } from '../data/dataset.ts';
+import { loadLabels, loadSplit, resolveDataRoot } from '../data/dataset.ts';
 import { numOutputs } from '../data/registry.ts';
 import { ConfigError } from '../errors.ts';
+import { evaluateTtsa, type TtsaSettings } from '../kinds/medformer/csa.ts';
 import { evalBatchSize, evaluateSplit } from '../kinds/medformer/evaluate.ts';
 import { majorityAccuracy } from '../train/metrics.ts';
 import { buildModel, headTask, inputSize, readModel, selectHeads } from './load-model.ts';
@@ -16,6 +17,8 @@ export interface EvalFlags {
   split: string;
   dataDir?: string;
   json?: boolean;
+  /** `K,R` or `K,R,SEED`: also score with Test-Time Sum Augmentation (src/kinds/medformer/csa.ts). */
+  ttsa?: string;
   backend?: string;
 }
 
@@ -29,6 +32,8 @@ export interface EvalTaskResult {
   n: number;
   /** The weights file scored. */
   weights: string;
+  /** With --ttsa: the split scored as the mean over R hybrids of K images. */
+  ttsa?: { k: number; r: number; seed: number; auc: number; acc: number };
 }
 
 export interface EvalReport {
@@ -39,9 +44,21 @@ export interface EvalReport {
   tasks: Record<string, EvalTaskResult>;
 }
 
+/** `--ttsa K,R[,SEED]`: K images per hybrid (at least 2), R hybrids per image, the partners' seed (default 0). */
+export function parseTtsa(text: string): TtsaSettings {
+  const parts = text.split(',').map((p) => p.trim());
+  const [k, r, seed = 0] = parts.map(Number);
+  const whole = (v: number, lo: number) => Number.isInteger(v) && v >= lo;
+  if (parts.length < 2 || parts.length > 3 || !parts.every((p) => /^\d+$/.test(p)) || !whole(k, 2) || !whole(r, 1)) {
+    throw new ConfigError(`--ttsa ${text}: give K,R or K,R,SEED (whole numbers, K >= 2, R >= 1)`, 'e.g. --ttsa 2,8');
+  }
+  return { k, r, seed };
+}
+
 export async function evalCommand(target: string, flags: EvalFlags): Promise<void> {
   if (flags.split !== 'val' && flags.split !== 'test') throw new ConfigError(`--split ${flags.split}: give val or test`);
   const split = flags.split;
+  const ttsa = flags.ttsa === undefined ? null : parseTtsa(flags.ttsa);
   // Everything from disk first: the model description, its weights, every split it needs.
   const source = readModel(target);
   const d = source.description;
@@ -50,8 +67,8 @@ export async function evalCommand(target: string, flags: EvalFlags): Promise<voi
   const data = heads.map((h) => {
     const task = headTask(h);
     const size = inputSize(d, h);
-    const load = (s: 'train' | 'val' | 'test'): LoadedSplit => loadSplit(task.ds, s, { root, size });
-    return { h, task, train: load('train'), eval: load(split) };
+    // The train split only for its majority class: its labels, not its images.
+    return { h, task, train: loadLabels(task.ds, 'train', { root, size }), eval: loadSplit(task.ds, split, { root, size }) };
   });
 
   await initEngine({ backend: (flags.backend ?? 'auto') as 'auto' | 'webgpu' | 'cpu' });
@@ -63,6 +80,7 @@ export async function evalCommand(target: string, flags: EvalFlags): Promise<voi
       const m = await evaluateSplit(loaded.model, task, s, evalBatchSize(d.batchSize));
       const majority = majorityAccuracy(task.ds.task, train, s.labels, s.n, numOutputs(task.ds));
       tasks[h.key] = { auc: m.auc, acc: m.acc, majority_acc: majority, beats_majority: m.acc > majority, n: s.n, weights };
+      if (ttsa) tasks[h.key].ttsa = { ...ttsa, ...(await evaluateTtsa(loaded.model, task, s, evalBatchSize(d.batchSize), ttsa)) };
     }
   } finally {
     loaded.dispose();
@@ -79,5 +97,9 @@ export async function evalCommand(target: string, flags: EvalFlags): Promise<voi
     console.log(
       `${key.padEnd(width)}  AUC ${r.auc.toFixed(4)}  ACC ${(100 * r.acc).toFixed(1)}% (majority class ${(100 * r.majority_acc).toFixed(1)}%, ${verdict})  n ${r.n}  weights ${path.basename(r.weights)}`,
     );
+    if (r.ttsa)
+      console.log(
+        `${''.padEnd(width)}  TTSA (K ${r.ttsa.k}, R ${r.ttsa.r}, seed ${r.ttsa.seed}): AUC ${r.ttsa.auc.toFixed(4)}  ACC ${(100 * r.ttsa.acc).toFixed(1)}%`,
+      );
   }
 }

@@ -9,15 +9,8 @@ import { type DatasetInfo, getDataset } from '../data/registry.ts';
 import { ConfigError, FileFormatError, MfError } from '../errors.ts';
 import { type HeadDescription, MODEL_METADATA_FORMAT } from '../kinds/medformer/trainer.ts';
 import type { ModelSettings } from '../kinds/medformer/schema.ts';
-import {
-  headOutputs,
-  inputKinds,
-  newMedformer,
-  newResNet18,
-  type OrdinalHead,
-  type TaskData,
-  type TaskModel,
-} from '../kinds/medformer/tasks.ts';
+import { headOutputs, inputKinds, type OrdinalHead, type TaskData, type TaskModel } from '../kinds/medformer/tasks.ts';
+import { describedModel } from '../kinds/medformer/task-model.ts';
 import type { InputKind } from '../models/medformer.ts';
 import { ParameterStore } from '../nn/parameters.ts';
 import { loadCheckpoint, POINTER_FILE } from '../train/checkpoint.ts';
@@ -78,8 +71,10 @@ const MedformerModelSchema = Type.Object({
   dropout: Type.Number({ minimum: 0, exclusiveMaximum: 1 }),
 });
 const ResNetModelSchema = Type.Object({ preset: Type.Literal('resnet18'), image_size_2d: Type.Literal(28) });
-const ModelSchema = Type.Union([MedformerModelSchema, ResNetModelSchema], {
-  description: 'a Medformer model config (preset "small" or "large" with every field) or {"preset": "resnet18", "image_size_2d": 28}',
+const MlpModelSchema = Type.Object({ preset: Type.Literal('mlp'), image_size_2d: Type.Literal(28), hidden: Type.Array(PosInt) });
+const ModelSchema = Type.Union([MedformerModelSchema, ResNetModelSchema, MlpModelSchema], {
+  description:
+    'a Medformer model config (preset "small" or "large" with every field), {"preset": "resnet18", "image_size_2d": 28} or {"preset": "mlp", "image_size_2d": 28, "hidden": [...]}',
 });
 
 const HeadSchema = Type.Object({
@@ -330,7 +325,7 @@ export interface LoadedModel {
 export function buildModel(source: ModelSource): LoadedModel {
   const d = source.description;
   const store = new ParameterStore(0);
-  const model = instantiate(store, d);
+  const model = describedModel(store, d);
   store.finalize();
   let loaded: WeightsFile | null = null;
   return {
@@ -351,16 +346,4 @@ export function buildModel(source: ModelSource): LoadedModel {
     },
     dispose: () => store.dispose(),
   };
-}
-
-function instantiate(store: ParameterStore, d: ModelDescription): TaskModel {
-  const tasks = d.heads.map((h) => ({ name: h.key, outputs: h.outputs }));
-  if (d.model.preset === 'resnet18') {
-    const channels = [...new Set(d.inputs.map((k) => k.channels))];
-    if (channels.length !== 1 || d.inputs.some((k) => k.dim !== 2)) {
-      throw new ConfigError(`resnet18: needs 2D inputs of one channel count, the description has ${JSON.stringify(d.inputs)}`);
-    }
-    return newResNet18(store, channels[0], tasks);
-  }
-  return newMedformer(store, d.model, d.inputs, tasks);
 }

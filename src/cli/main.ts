@@ -2,6 +2,7 @@
 import { Command, Option } from 'commander';
 import { ConfigError, MfError } from '../errors.ts';
 import { shutdownEngine } from '../backend/index.ts';
+import type { BenchOptions } from './bench.ts';
 
 const program = new Command();
 program
@@ -13,7 +14,11 @@ program
 // Commands that start the WebGPU engine: unless --verbose, Dawn's two adapter-limit notices are kept off stderr.
 const GPU_COMMANDS = new Set(['devices', 'bench', 'run', 'eval', 'predict', 'fuse', 'doctor']);
 program.hook('preAction', async (_program, action) => {
-  if (program.opts<{ verbose?: boolean }>().verbose || !GPU_COMMANDS.has(action.name())) return;
+  if (!GPU_COMMANDS.has(action.name())) return;
+  // Before the WebGPU instance exists: lavapipe reads its thread count when the device starts.
+  const { setRasteriserThreads } = await import('./threads.ts');
+  setRasteriserThreads();
+  if (program.opts<{ verbose?: boolean }>().verbose) return;
   const { quietDawnLimitWarnings } = await import('./quiet-dawn.ts');
   quietDawnLimitWarnings();
 });
@@ -44,16 +49,12 @@ program
     '--compare <library>',
     'kernels: our matmul beside tfjs on the same device (needs the dev dependencies); train: the small-2d step beside PyTorch (torch: needs python3-torch)',
   )
+  .option('--load <n>', 'train: also time the step while n CPU-bound processes compete for the cores')
   .addOption(backendOption())
-  .action(
-    async (
-      what: string,
-      opts: { json?: boolean; quick?: boolean; profile?: boolean; only?: string; batch?: string; compare?: string; backend: string },
-    ) => {
-      const { benchCommand } = await import('./bench.ts');
-      await benchCommand(what, opts);
-    },
-  );
+  .action(async (what: string, opts: BenchOptions) => {
+    const { benchCommand } = await import('./bench.ts');
+    await benchCommand(what, opts);
+  });
 
 const data = program.command('data').description('MedMNIST files: list, verify, download');
 data
@@ -105,11 +106,51 @@ program
   .option('--data-dir <dir>', 'data root (default: experiment data.root, $MEDMNIST_ROOT, ~/.medmnist)')
   .option('--out <dir>', 'output folder (default runs/<name>)')
   .option('--resume', 'continue from the checkpoint in the output folder')
+  .option('--download', 'first fetch the MedMNIST files missing from the data root (Zenodo, MD5-checked), as data.download: true')
   .option('--quiet', 'no progress bars; log lines only')
   .addOption(backendOption())
   .action(async (file: string, opts: Record<string, unknown>) => {
     const { runCommand } = await import('../train/run.ts');
     await runCommand(file, opts);
+  });
+
+program
+  .command('sweep')
+  .description(
+    'many runs from a sweep file (sweeps/*.json): on this machine (--local), on a Redis queue for `mf worker`s (--queue), or for Slurm (--slurm); `mf sweep status <file> --queue URL` reports each run',
+  )
+  .argument('<sweep>', 'the sweep JSON, or "status" followed by it')
+  .argument('[file]', 'with "status": the sweep JSON')
+  .option('--local', 'run it here, in dependency order')
+  .option('--jobs <n>', 'with --local: runs at a time', '1')
+  .option('--queue <url>', 'enqueue it on Redis (redis://host:port) as BullMQ jobs; with status: read their states')
+  .option('--slurm', 'write an sbatch submission script (one job array per wave) under the output root')
+  .option('--sbatch <line...>', 'with --slurm: extra #SBATCH options, e.g. --sbatch=--gres=gpu:1')
+  .option('--out <dir>', 'output root (default: the sweep\'s "output", else runs/sweeps/<name>)')
+  .option('--data-dir <dir>', 'with --local: data root for every run')
+  .option('--json', 'machine-readable summary')
+  .addOption(backendOption())
+  .action(async (what: string, file: string | undefined, opts: Record<string, unknown>) => {
+    const { sweepCommand, sweepStatusCommand } = await import('./sweep.ts');
+    if (what === 'status') {
+      if (!file) throw new ConfigError('mf sweep status: name the sweep file', 'mf sweep status sweeps/x.json --queue redis://host:port');
+      await sweepStatusCommand(file, opts);
+    } else await sweepCommand(what, opts);
+  });
+
+program
+  .command('worker')
+  .description("train a sweep's runs: jobs from a Redis queue (--queue), or one run of a sweep file (--sweep --run, for Slurm tasks)")
+  .option('--queue <url>', 'Redis of the sweep, redis://host:port')
+  .option('--concurrency <n>', 'runs at a time on this machine', '1')
+  .option('--lock-seconds <s>', "how long a job's lock lasts unrenewed: a dead worker's run is taken over after about this", '30')
+  .option('--sweep <file>', 'without --queue: the sweep file')
+  .option('--run <id>', 'without --queue: the run of it to train')
+  .option('--data-dir <dir>', 'data root for every run')
+  .addOption(backendOption())
+  .action(async (opts: Record<string, unknown>) => {
+    const { workerCommand } = await import('./sweep.ts');
+    await workerCommand(opts);
   });
 
 program
@@ -120,11 +161,17 @@ program
   .addOption(new Option('--split <split>', 'split to score').choices(['val', 'test']).default('test'))
   .option('--data-dir <dir>', "data root (default: the run's data.root, $MEDMNIST_ROOT, ~/.medmnist)")
   .option('--json', 'machine-readable output')
+  .option(
+    '--ttsa <k,r>',
+    'also Test-Time Sum Augmentation: each image averaged with K-1 others of the split, scores averaged over R hybrids (K,R or K,R,SEED)',
+  )
   .addOption(backendOption())
-  .action(async (model: string, opts: { dataset?: string; split: string; dataDir?: string; json?: boolean; backend: string }) => {
-    const { evalCommand } = await import('./eval.ts');
-    await evalCommand(model, opts);
-  });
+  .action(
+    async (model: string, opts: { dataset?: string; split: string; dataDir?: string; json?: boolean; ttsa?: string; backend: string }) => {
+      const { evalCommand } = await import('./eval.ts');
+      await evalCommand(model, opts);
+    },
+  );
 
 program
   .command('predict')
@@ -137,6 +184,21 @@ program
   .action(async (model: string, inputs: string[], opts: { task?: string; out?: string; backend: string }) => {
     const { predictCommand } = await import('./predict.ts');
     await predictCommand(model, inputs, opts);
+  });
+
+program
+  .command('export')
+  .description(
+    "a trained Medformer for other frameworks: its inference graph as ONNX, or one head's PyTorch state dict (a BrainFuse interpolator: ONNX)",
+  )
+  .argument('<model>', 'run folder (runs/<name>) or a .safetensors model file of one')
+  .addOption(new Option('--format <format>', 'what to write').choices(['onnx', 'torch']).makeOptionMandatory())
+  .option('--task <key>', 'one head (default: every head for onnx; required for torch when the model has several)')
+  .requiredOption('--out <file>', 'the file to write (model.onnx, model.safetensors)')
+  .option('--json', 'print what was written (torch: the key mapping) as JSON')
+  .action(async (model: string, opts: { format: string; task?: string; out: string; json?: boolean }) => {
+    const { exportCommand } = await import('./export.ts');
+    await exportCommand(model, opts);
   });
 
 program
@@ -189,6 +251,17 @@ program
   .action(async (id: string, opts: { runs: string; csv?: boolean; json?: boolean }) => {
     const { tableCommand } = await import('./table.ts');
     await tableCommand(id, opts);
+  });
+
+program
+  .command('serve')
+  .description('a local read-only dashboard of the runs: curves, metrics, thesis tables, and the model run in the page (WebGPU)')
+  .argument('[runs]', 'runs folder', 'runs')
+  .option('--port <n>', 'port (0: any free one)', '8080')
+  .option('--host <address>', 'address to bind', '127.0.0.1')
+  .action(async (runs: string, opts: { port: string; host: string }) => {
+    const { serveCommand } = await import('./serve.ts');
+    await serveCommand(runs, opts);
   });
 
 program

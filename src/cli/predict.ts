@@ -6,7 +6,6 @@
 // hold only whole numbers in 0-255, are taken as they are; any other array or volume is min-max scaled to 0-255 per
 // sample first. A file that cannot be read is named in one error line and skipped; the others are still predicted
 // and the exit status says one failed.
-import jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
 import { initEngine } from '../backend/index.ts';
 import type { LoadedSplit } from '../data/dataset.ts';
@@ -15,41 +14,30 @@ import { type NpyArray, parseNpy, readNpz } from '../data/npz.ts';
 import { getDataset, numLabelColumns, numOutputs } from '../data/registry.ts';
 import { ConfigError, FileFormatError, MfError } from '../errors.ts';
 import type { HeadDescription } from '../kinds/medformer/trainer.ts';
-import { ACC_THRESHOLD } from '../train/metrics.ts';
+import {
+  type InputShape,
+  interleaved,
+  oneLine,
+  type Planar,
+  type Sample,
+  toByteRange,
+  toModelInput,
+  decodeJpeg,
+} from '../data/model-input.ts';
+import { type Prediction, toPrediction } from '../kinds/medformer/task-model.ts';
 import { MAX_BINARY_BYTES, readRegularFile, writeFileAtomic } from '../util/files.ts';
 import { buildModel, type HeadTask, headTask, inputSize, type LoadedModel, readModel, selectHeads } from './load-model.ts';
 
 import { evalBatchSize, splitScores } from '../kinds/medformer/evaluate.ts';
+
+// The preparation of inputs and the naming of scores live where the page of `mf serve` can import them too.
+export type { InputShape, Prediction, Sample };
+export { toPrediction };
+
 export interface PredictFlags {
   task?: string;
   out?: string;
   backend?: string;
-}
-
-/** One input sample as the model sees it before normalisation: C×S×S (2D) or 1×S×S×S (3D) bytes. */
-export interface Sample {
-  /** The file, with `[i]` for the i-th sample of an array that holds several and `:name` for an .npz member. */
-  input: string;
-  pixels: Uint8Array;
-}
-
-export interface Prediction {
-  input: string;
-  task: string;
-  /** The predicted class; for a multi-label task every finding scored above 0.5. */
-  predicted: string | string[];
-  /**
-   * Per label name: softmax probabilities (multi-class, ordinal), the sigmoid and its complement (binary), each
-   * finding's sigmoid (multi-label); an ordinal regression head's class scores (see ordinalScores).
-   */
-  probabilities: Record<string, number>;
-}
-
-/** What an input must become for a head: its dimensionality, channels and side. */
-export interface InputShape {
-  dim: 2 | 3;
-  channels: number;
-  size: number;
 }
 
 export async function predictCommand(target: string, inputs: string[], flags: PredictFlags): Promise<void> {
@@ -136,31 +124,6 @@ export async function scoreSamples(
   return Array.from({ length: split.n }, (_, i) => scores.slice(i * k, (i + 1) * k));
 }
 
-/** Scores in the evaluator's layout (k per sample; one for binary) as named probabilities and a decision. */
-export function toPrediction(input: string, task: HeadTask, row: Float32Array): Prediction {
-  const labels = task.ds.labels;
-  const probabilities: Record<string, number> = {};
-  const set = (name: string, v: number) => {
-    probabilities[name] = v;
-  };
-  let predicted: string | string[];
-  if (task.ds.task === 'binary') {
-    const p = row[row.length - 1]!;
-    set(labels[0]!, 1 - p);
-    set(labels[1]!, p);
-    predicted = p > ACC_THRESHOLD ? labels[1]! : labels[0]!;
-  } else if (task.ds.task === 'multi-label') {
-    labels.forEach((l, j) => set(l, row[j]!));
-    predicted = labels.filter((_, j) => row[j]! > ACC_THRESHOLD);
-  } else {
-    labels.forEach((l, j) => set(l, row[j]!));
-    let best = 0;
-    for (let j = 1; j < row.length; j++) if (row[j]! > row[best]!) best = j;
-    predicted = labels[best]!;
-  }
-  return { input, task: task.ds.key, predicted, probabilities };
-}
-
 function describePrediction(p: Prediction, head: HeadDescription): string {
   const what = Array.isArray(p.predicted) ? (p.predicted.length ? p.predicted.join(', ') : 'no finding above 0.5') : p.predicted;
   const kind = head.head === 'regression' ? 'scores' : 'p';
@@ -182,13 +145,6 @@ function toCsv(predictions: readonly Prediction[], labels: readonly string[]): s
 
 // ---------------------------------------------------------------------------------------------------------------
 // Reading inputs
-
-/** An image or volume before it is fitted to the model: channel-first, values 0-255 (not yet rounded). */
-interface Planar {
-  /** [C, H, W] or [C, D, H, W]. */
-  shape: number[];
-  data: Float32Array;
-}
 
 const NIFTI = /\.(nii|nii\.gz|hdr|hdr\.gz)$/i;
 
@@ -238,28 +194,6 @@ function decodePng(bytes: Uint8Array, file: string): Planar {
   return interleaved(png.data, png.width, png.height, 4, png.color ? 3 : 1);
 }
 
-function decodeJpeg(bytes: Uint8Array, file: string): Planar {
-  if (!(bytes[0] === 0xff && bytes[1] === 0xd8))
-    throw new FileFormatError(`${file}: not a JPEG (no JPEG signature)`, 're-save it as PNG or JPEG');
-  let img: { width: number; height: number; data: Uint8Array };
-  try {
-    img = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: false, maxResolutionInMP: 200, maxMemoryUsageInMB: 1024 });
-  } catch (e) {
-    throw new FileFormatError(`${file}: not a readable JPEG (${oneLine(e)})`, 're-save it as PNG or JPEG');
-  }
-  return interleaved(img.data, img.width, img.height, 3, 3);
-}
-
-const oneLine = (e: unknown): string => (e instanceof Error ? e.message : String(e)).replace(/\s+/g, ' ').slice(0, 120);
-
-/** Pixels-last bytes (`stride` per pixel) as the first `channels` channel planes. */
-function interleaved(src: Uint8Array, w: number, h: number, stride: number, channels: number): Planar {
-  const p = w * h;
-  const data = new Float32Array(channels * p);
-  for (let c = 0; c < channels; c++) for (let i = 0; i < p; i++) data[c * p + i] = src[i * stride + c]!;
-  return { shape: [channels, h, w], data };
-}
-
 /** The samples of an array: one image or volume, or a batch of them along the first axis. */
 function fromArray(a: NpyArray, want: InputShape, file: string, name: string): Sample[] {
   const s = a.shape;
@@ -306,100 +240,4 @@ function fromArray(a: NpyArray, want: InputShape, file: string, name: string): S
     out.push({ input: label, pixels: toModelInput(a.dtype === '|u1' ? planar : toByteRange(planar), want, file) });
   }
   return out;
-}
-
-/**
- * Values as bytes: kept when they already are whole numbers in 0-255 (a volume saved as float from 8-bit data),
- * else min-max scaled to 0-255 (a constant sample becomes 0).
- */
-function toByteRange(p: Planar): Planar {
-  let lo = Number.POSITIVE_INFINITY;
-  let hi = Number.NEGATIVE_INFINITY;
-  let bytes = true;
-  for (const v of p.data) {
-    if (!Number.isFinite(v)) {
-      bytes = false;
-      continue;
-    }
-    if (v < lo) lo = v;
-    if (v > hi) hi = v;
-    if (bytes && !(Number.isInteger(v) && v >= 0 && v <= 255)) bytes = false;
-  }
-  if (bytes) return p;
-  const scale = hi > lo ? 255 / (hi - lo) : 0;
-  return { shape: p.shape, data: Float32Array.from(p.data, (v) => (Number.isFinite(v) ? (v - lo) * scale : 0)) };
-}
-
-/** To the head's channels and side, rounded to bytes. */
-function toModelInput(p: Planar, want: InputShape, file: string): Uint8Array {
-  const spatialDims = p.shape.length - 1;
-  if (spatialDims !== want.dim) throw new FileFormatError(`${file}: a ${spatialDims}D input for a ${want.dim}D head`);
-  let x = toChannels(p, want.channels, file);
-  for (let axis = 1; axis <= want.dim; axis++) if (x.shape[axis] !== want.size) x = resizeAxis(x, axis, want.size);
-  return Uint8Array.from(x.data, (v) => Math.min(255, Math.max(0, Math.round(v))));
-}
-
-function toChannels(p: Planar, want: number, file: string): Planar {
-  const [c, ...spatial] = p.shape as [number, ...number[]];
-  const n = spatial.reduce((a, b) => a * b, 1);
-  const plane = (i: number) => p.data.subarray(i * n, (i + 1) * n);
-  const have = c === 4 ? 3 : c; // alpha is dropped
-  if (have === want) return c === 4 ? { shape: [3, ...spatial], data: p.data.slice(0, 3 * n) } : p;
-  if (have === 1 && want === 3) {
-    const data = new Float32Array(3 * n);
-    for (let i = 0; i < 3; i++) data.set(plane(0), i * n);
-    return { shape: [3, ...spatial], data };
-  }
-  if (have === 3 && want === 1) {
-    // Pillow's convert("L"): L = R·299/1000 + G·587/1000 + B·114/1000, in its fixed point.
-    const [r, g, b] = [plane(0), plane(1), plane(2)];
-    const data = new Float32Array(n);
-    for (let i = 0; i < n; i++) data[i] = (r[i]! * 19595 + g[i]! * 38470 + b[i]! * 7471) / 65536;
-    return { shape: [1, ...spatial], data };
-  }
-  throw new FileFormatError(`${file}: ${c} channels; the model takes ${want}`, 'give a gray or RGB image');
-}
-
-/**
- * Resamples one axis to `size` with Pillow's BILINEAR filter: a triangle of support 1 input pixel when enlarging,
- * stretched by the reduction factor when shrinking (so it averages, not aliases), pixel centres aligned.
- */
-function resizeAxis(p: Planar, axis: number, size: number): Planar {
-  const inLen = p.shape[axis]!;
-  const outer = p.shape.slice(0, axis).reduce((a, b) => a * b, 1);
-  const inner = p.shape.slice(axis + 1).reduce((a, b) => a * b, 1);
-  const scale = inLen / size;
-  const fscale = Math.max(scale, 1);
-  const support = fscale;
-  const taps: { start: number; w: Float64Array }[] = [];
-  for (let o = 0; o < size; o++) {
-    const center = (o + 0.5) * scale;
-    const lo = Math.max(0, Math.floor(center - support + 0.5));
-    const hi = Math.min(inLen, Math.floor(center + support + 0.5));
-    const w = new Float64Array(Math.max(0, hi - lo));
-    let sum = 0;
-    for (let i = lo; i < hi; i++) {
-      const t = (i - center + 0.5) / fscale;
-      w[i - lo] = Math.max(0, 1 - Math.abs(t));
-      sum += w[i - lo]!;
-    }
-    if (sum > 0) for (let j = 0; j < w.length; j++) w[j]! /= sum;
-    taps.push({ start: lo, w });
-  }
-  const shape = [...p.shape];
-  shape[axis] = size;
-  const data = new Float32Array(outer * size * inner);
-  for (let a = 0; a < outer; a++) {
-    for (let o = 0; o < size; o++) {
-      const { start, w } = taps[o]!;
-      const dst = (a * size + o) * inner;
-      for (let j = 0; j < w.length; j++) {
-        const wj = w[j]!;
-        if (wj === 0) continue;
-        const src = (a * inLen + start + j) * inner;
-        for (let q = 0; q < inner; q++) data[dst + q]! += wj * p.data[src + q]!;
-      }
-    }
-  }
-  return { shape, data };
 }

@@ -48,7 +48,10 @@ export function md5File(path: string): Promise<string> {
       .on('error', (e: NodeJS.ErrnoException) => {
         reject(
           e.code === 'ENOENT'
-            ? new FileFormatError(`${path}: file not found`, 'download it with `mf data download` or copy it into the data root')
+            ? new FileFormatError(
+                `${path}: file not found`,
+                'fetch it with `mf data download <key>` or `mf run --download`, or copy it into the data root',
+              )
             : new MfError(`cannot read ${path} (${e.code ?? e.message})`, 'check its permissions'),
         );
       })
@@ -103,11 +106,21 @@ export function loadSplit(dsOrKey: DatasetInfo | string, split: Split, opts: Loa
     bad(file, ik, `${n} samples, ${ds.name} ${split} has ${ds.splits[split]} (v2.2.4+/v3 counts)`);
   }
 
-  // Labels: integer, N × columns, every value in range.
+  const cols = numLabelColumns(ds);
+  const labels = checkLabels(ds, file, lk, lab, n);
+
+  const shape = ds.dim === 3 ? [1, size, size, size] : [C, size, size];
+  const images = C === 3 ? nhwcToNchw(img.data as Uint8Array, n, size * size, 3) : (img.data as Uint8Array);
+  return { ds, split, size, file, n, images, labels, numLabels: cols, shape };
+}
+
+/** A split's labels as int32: integer, `n` × columns (n = the array's own rows when null), every value in range. */
+function checkLabels(ds: DatasetInfo, file: string, lk: string, lab: NpyArray, n: number | null): Int32Array {
   const cols = numLabelColumns(ds);
   if (!LABEL_DTYPES.has(lab.dtype)) bad(file, lk, `dtype ${lab.dtype}, expected an integer type`);
-  if (lab.shape.length !== 2 || lab.shape[0] !== n || lab.shape[1] !== cols) {
-    bad(file, lk, `shape ${fmt(lab.shape)}, expected ${fmt([n, cols])}`);
+  const rows = n ?? lab.shape[0] ?? 0;
+  if (lab.shape.length !== 2 || lab.shape[0] !== rows || lab.shape[1] !== cols) {
+    bad(file, lk, `shape ${fmt(lab.shape)}, expected ${fmt([rows, cols])}`);
   }
   const labels = toInt32(lab);
   const K = numClasses(ds);
@@ -120,10 +133,37 @@ export function loadSplit(dsOrKey: DatasetInfo | string, split: Split, opts: Loa
       bad(file, lk, `row ${row}: ${what}`);
     }
   }
+  return labels;
+}
 
-  const shape = ds.dim === 3 ? [1, size, size, size] : [C, size, size];
-  const images = C === 3 ? nhwcToNchw(img.data as Uint8Array, n, size * size, 3) : (img.data as Uint8Array);
-  return { ds, split, size, file, n, images, labels, numLabels: cols, shape };
+/** One split's labels without its images: what the majority-class baseline needs. */
+export interface LoadedLabels {
+  ds: DatasetInfo;
+  split: Split;
+  file: string;
+  n: number;
+  /** n × numLabels int32, as LoadedSplit.labels. */
+  labels: Int32Array;
+  numLabels: number;
+}
+
+/**
+ * Only `<split>_labels` of a dataset at one size, with loadSplit's label checks (dtype, shape, range, the official
+ * count); the images are neither read nor inflated (readNpz extracts just the entries asked for).
+ */
+export function loadLabels(dsOrKey: DatasetInfo | string, split: Split, opts: LoadOptions): LoadedLabels {
+  const ds = typeof dsOrKey === 'string' ? getDataset(dsOrKey) : dsOrKey;
+  const rec = fileFor(ds, opts.size ?? 28);
+  const file = ds.synthetic ? ensureSynthetic(opts.root, ds.key) : join(opts.root, rec.file);
+  const lk = `${split}_labels`;
+  const strict = (opts.strictCounts ?? true) && !ds.synthetic;
+  const cols = numLabelColumns(ds);
+  const lab = readNpz(file, [lk], strict ? { maxBytes: { [lk]: 65548 + ds.splits[split] * cols * 8 } } : {}).get(lk)!;
+  const labels = checkLabels(ds, file, lk, lab, null);
+  const n = labels.length / cols;
+  if (n === 0) bad(file, lk, 'no samples');
+  if (strict && n !== ds.splits[split]) bad(file, lk, `${n} samples, ${ds.name} ${split} has ${ds.splits[split]} (v2.2.4+/v3 counts)`);
+  return { ds, split, file, n, labels, numLabels: cols };
 }
 
 function toInt32(a: NpyArray): Int32Array {

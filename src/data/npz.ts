@@ -303,7 +303,13 @@ class ZipFile {
       what: 'an .npz data file',
       fix: 'point the data root at the folder holding the .npz files',
       maxBytes: Number.MAX_SAFE_INTEGER,
-      missing: () => fail(path, 'file not found', undefined, 'download it with `mf data download` or copy it into the data root'),
+      missing: () =>
+        fail(
+          path,
+          'file not found',
+          undefined,
+          'fetch it with `mf data download <key>` or `mf run --download`, or copy it into the data root',
+        ),
     });
     this.fd = opened.fd;
     this.length = opened.size;

@@ -55,6 +55,8 @@ export interface DataFile {
   url: string | null;
   /** Official MD5 of the whole file; null for generated sets. */
   md5: string | null;
+  /** Size of the official file in bytes; null where not known here (generated sets, and see BYTES). */
+  bytes: number | null;
 }
 
 export interface DatasetInfo {
@@ -454,11 +456,29 @@ const SPECS: readonly Spec[] = [
   },
 ];
 
+/**
+ * Byte sizes of the official files known here, for saying how much a download is (the MD5 decides what is right).
+ * The files in the project's shared data folder, each matching its official MD5, were measured; bloodmnist.npz and
+ * chestmnist.npz are the sizes in the Git LFS pointers of the Hugging Face mirror albertvillanova/medmnist-v2
+ * (commit 0472595), which holds the v2 files, whose MD5 in medmnist/info.py v2.0.2 is the current one for these two.
+ * Every other file's size is unknown here: `mf run --download` says so, and the server's Content-Length tells it.
+ */
+const BYTES: Readonly<Record<string, number>> = {
+  'breastmnist.npz': 559_580,
+  'retinamnist.npz': 3_291_041,
+  'bloodmnist.npz': 35_461_855,
+  'chestmnist.npz': 82_802_576,
+  'adrenalmnist3d.npz': 276_833,
+  'adrenalmnist3d_64.npz': 1_880_591,
+  'vesselmnist3d.npz': 398_349,
+  'vesselmnist3d_64.npz': 2_653_988,
+};
+
 function fromSpec(s: Spec): DatasetInfo {
   const files: DataFile[] = Object.entries(s.md5).map(([sz, md5]) => {
     const size = Number(sz);
     const file = size === 28 ? `${s.key}.npz` : `${s.key}_${size}.npz`;
-    return { size, file, url: `${ZENODO}/${file}?download=1`, md5 };
+    return { size, file, url: `${ZENODO}/${file}?download=1`, md5, bytes: BYTES[file] ?? null };
   });
   return {
     key: s.key,
@@ -492,7 +512,7 @@ function synthetic(key: string, name: string, dim: 2 | 3, labels: readonly strin
     labels,
     channels: 1,
     splits: { train: splits[0], val: splits[1], test: splits[2] },
-    files: [{ size: 28, file: `${key}.npz`, url: null, md5: null }],
+    files: [{ size: 28, file: `${key}.npz`, url: null, md5: null, bytes: null }],
     latent: { dim: dim === 2 ? 0 : 1, modality: MODALITIES.indexOf('synthetic'), bodyPart: BODY_PARTS.indexOf('synthetic') },
     license: 'generated',
     synthetic: true,

@@ -2,6 +2,7 @@
 // file into settings, what it reads before the device starts, and what it runs. `mf run` knows nothing else
 // about a kind; adding one is a folder under src/kinds/ and a line in src/kinds/index.ts.
 import type { Static, TObject } from '@sinclair/typebox';
+import type { NeededFile } from '../data/download.ts';
 import type { RunContext } from '../train/context.ts';
 import { check, type TrainingSettings } from '../train/schema.ts';
 
@@ -23,6 +24,14 @@ export interface PrepareOptions {
   outDir: string;
 }
 
+/** The official data files a run reads, where, and whether its file lets `mf run` fetch the missing ones. */
+export interface DataNeeds {
+  root: string;
+  files: NeededFile[];
+  /** data.download of the experiment file (`mf run --download` asks for it from the command line). */
+  download: boolean;
+}
+
 export interface RunKind<S extends TObject, Settings extends RunSettings, Inputs> {
   readonly kind: string;
   /** One line for `mf run --help` and the docs. */
@@ -33,6 +42,8 @@ export interface RunKind<S extends TObject, Settings extends RunSettings, Inputs
   readonly renamed?: Readonly<Record<string, string>>;
   /** Defaults and the checks a schema cannot express, on a file that passed the schema; errors name `source`. */
   resolve(file: Static<S>, source: string): Settings;
+  /** The downloadable data files `prepare` will read (absent: none); `dataDir` is --data-dir. */
+  data?(settings: Settings, dataDir: string | undefined): DataNeeds;
   /** Reads and checks every input (data, weights) before the device starts or anything is written. */
   prepare(settings: Settings, opts: PrepareOptions): Inputs | Promise<Inputs>;
   run(ctx: RunContext, settings: Settings, inputs: Inputs): Promise<void>;
@@ -51,6 +62,8 @@ export interface AnyRunKind {
 /** A validated experiment of some kind, ready to prepare and run. */
 export interface LoadedExperiment {
   settings: RunSettings;
+  /** The official data files it reads (null: a kind that reads none, such as the brain kinds). */
+  data(dataDir?: string): DataNeeds | null;
   prepare(opts: PrepareOptions): Promise<(ctx: RunContext) => Promise<void>>;
 }
 
@@ -66,6 +79,7 @@ export function defineKind<S extends TObject, Settings extends RunSettings, Inpu
       const settings: Settings = { ...resolved, training: { ...resolved.training, ...overrides } };
       return {
         settings,
+        data: (dataDir) => k.data?.(settings, dataDir) ?? null,
         async prepare(opts) {
           const inputs = await k.prepare(settings, opts);
           return (ctx) => k.run(ctx, settings, inputs);

@@ -194,3 +194,14 @@ export class Medformer {
 
 /** Parameter names of the main body (frozen by fine-tuning's freeze_body). */
 export const isBodyParam = (name: string): boolean => name.startsWith('body.');
+
+/**
+ * Medformer's layer groups for training.update "backforward" (thesis 5.3: "each block"), from the input side: the
+ * input Adaptformer, each main-body block, then the body's final norm with the output Adaptformer and heads.
+ */
+export function medformerLayerGroups(names: readonly string[], numLayers: number): string[][] {
+  const blocks = Array.from({ length: numLayers }, (_, i) => names.filter((n) => n.startsWith(`body.blocks.${i}.`)));
+  const input = names.filter((n) => n.startsWith('input.'));
+  const rest = names.filter((n) => !n.startsWith('input.') && !n.startsWith('body.blocks.'));
+  return [input, ...blocks, rest].filter((g) => g.length > 0);
+}

@@ -1,5 +1,6 @@
-// Losses as the thesis's tasks need them (Table 4.1): softmax cross-entropy for classes, sigmoid BCE for
-// binary and multi-label outputs, MSE. Each is fused: one kernel computes the loss terms and their
+// Losses as the thesis's tasks need them (Table 4.1): softmax cross-entropy for classes (hard labels, or soft
+// target probabilities for sum augmentation), sigmoid BCE for binary and multi-label outputs (0/1 or fractional
+// targets), MSE. Each is fused: one kernel computes the loss terms and their
 // per-workgroup partial sums, a second sums those into the mean, and one kernel computes the gradient.
 // Each returns a scalar (shape []) tensor.
 import { lossPartials } from '../backend/kernels/losses.ts';
@@ -52,6 +53,29 @@ export function crossEntropy(logits: Tensor, labels: Tensor): Tensor {
   const out = record(loss, 'crossEntropy', [logits], (g) => {
     const dx = Tensor.empty(logits.shape);
     launch('losses', 'ce_backward', { N, C }, { x: logits, labels, aux: lse, g, out: dx }, { SCALE: 1 / N });
+    return [dx];
+  });
+  if (!out.node) lse.dispose();
+  return out;
+}
+
+/**
+ * mean_i sum_j -t_ij log softmax(logits_i)_j: cross-entropy against target probabilities t (f32 [N, C], each row
+ * a distribution, e.g. the average of K one-hot labels under sum augmentation, thesis 5.4.3). With one-hot
+ * targets it equals crossEntropy. Rows need not sum to one: the gradient (softmax · Σt − t) / N holds for any t.
+ */
+export function softCrossEntropy(logits: Tensor, targets: Tensor): Tensor {
+  checkPair('softCrossEntropy', logits, targets, ['logits', 'targets']);
+  if (logits.shape.length !== 2)
+    throw new ShapeError(
+      `softCrossEntropy: logits and targets must be f32 [N, C], got logits ${desc(logits)} and targets ${desc(targets)}`,
+    );
+  const [N, C] = logits.shape;
+  const lse = Tensor.empty([N]);
+  const loss = fusedMean(N, (part) => launch('losses', 'soft_ce_forward', { N, C }, { x: logits, t: targets, out: part, out2: lse }));
+  const out = record(loss, 'softCrossEntropy', [logits], (g) => {
+    const dx = Tensor.empty(logits.shape);
+    launch('losses', 'soft_ce_backward', { N, C }, { x: logits, t: targets, aux: lse, g, out: dx }, { SCALE: 1 / N });
     return [dx];
   });
   if (!out.node) lse.dispose();

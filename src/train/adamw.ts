@@ -60,11 +60,11 @@ export class AdamW {
   readonly eps: number;
   readonly weightDecay: number;
   readonly maxGradNorm: number | null;
-  private t = 0;
+  protected t = 0;
   /** `out`: [squared gradient norm, update flag]; `health`: the guard's four counters. */
-  private norm: { partials: DeviceBuffer; out: DeviceBuffer; health: DeviceBuffer } | null = null;
+  protected norm: { partials: DeviceBuffer; out: DeviceBuffer; health: DeviceBuffer } | null = null;
   /** Whether `norm.out` holds the norm of the gradients the last step used. */
-  private normOfLastStep = false;
+  protected normOfLastStep = false;
 
   constructor(
     readonly store: ParameterStore,
@@ -176,7 +176,7 @@ export class AdamW {
     this.norm = null;
   }
 
-  private launchNorm(): { partials: DeviceBuffer; out: DeviceBuffer; health: DeviceBuffer } {
+  protected launchNorm(): { partials: DeviceBuffer; out: DeviceBuffer; health: DeviceBuffer } {
     if (!this.norm) {
       const { NPART } = normPartition(this.store.buffers().floats / 4);
       const health = backend().alloc(16);
@@ -189,6 +189,6 @@ export class AdamW {
   }
 }
 
-function checkLr(lr: number): void {
+export function checkLr(lr: number): void {
   if (!(lr >= 0 && Number.isFinite(lr))) throw new ConfigError(`AdamW: learning rate ${lr} must be a finite number >= 0`);
 }

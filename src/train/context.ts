@@ -222,10 +222,14 @@ export class RunContext {
       return;
     }
     this.bar = new SingleBar(
-      { format: `${title} |{bar}| {value}/{total} loss {loss} lr {lr} {sps} samples/s`, hideCursor: true, etaBuffer: 20 },
+      {
+        format: `${title} |{bar}| {value}/{total} loss {loss} lr {lr} {sps} samples/s eta {eta_formatted}{note}`,
+        hideCursor: true,
+        etaBuffer: 20,
+      },
       Presets.shades_classic,
     );
-    this.bar.start(total, start, { loss: '-', lr: '-', sps: '-' });
+    this.bar.start(total, start, { loss: '-', lr: '-', sps: '-', note: '' });
   }
 
   progress(value: number, payload: { loss?: number; lr: number; sps: number }): void {
@@ -234,6 +238,27 @@ export class RunContext {
       lr: payload.lr.toExponential(2),
       sps: payload.sps.toFixed(1),
     });
+  }
+
+  /**
+   * Waits for the step just encoded when it created kernel pipelines, with the bar saying so: on a CPU rasteriser
+   * each new kernel specialisation costs seconds of LLVM the first time on a machine (Mesa caches them), and the bar
+   * would otherwise sit at its first step without a word. Log lines (--quiet, no terminal) stay as they are.
+   */
+  async awaitCompiles(pipelinesBefore: number): Promise<void> {
+    const created = this.backend.stats().pipelines - pipelinesBefore;
+    if (created <= 0 || !this.bar) return;
+    const started = Date.now();
+    const note = `preparing ${created} new kernel${created > 1 ? 's' : ''} (on a CPU rasteriser seconds each the first time; cached after)`;
+    const show = () => this.bar?.update({ note: ` | ${note} ${Math.round((Date.now() - started) / 1000)} s` });
+    show();
+    const tick = setInterval(show, 1000);
+    try {
+      await this.backend.sync();
+    } finally {
+      clearInterval(tick);
+      this.bar?.update({ note: '' });
+    }
   }
 
   endProgress(): void {

@@ -1,15 +1,18 @@
-// A training phase, the one loop every kind shares: AdamW over a parameter store, steps over
-// (epoch, position) with a OneCycle (or multi-step) schedule, periodic loss read-back (the only GPU->CPU
-// sync in a step), NaN/Inf policy, validation hooks, atomic checkpoints, Ctrl-C, and resume from the exact
-// (epoch, position) of the last checkpoint. A kind with several phases (the brain-age study) names each one.
+// A training phase, the one loop every kind shares: AdamW (or plain SGD, training.optimizer) over a parameter
+// store, steps over (epoch, position) with a OneCycle (or multi-step) schedule, periodic loss read-back (the only
+// GPU->CPU sync in a step), NaN/Inf policy, validation hooks, an optional stopping rule, atomic checkpoints,
+// Ctrl-C, and resume from the exact (epoch, position) of the last checkpoint. A kind with several phases (the
+// brain-age study, a CSA cascade) names each one. Under training.update "backforward" a step is one pass and
+// one update per layer group (backforwardStep).
 // Every step is guarded on the device (kernels/optimizer.wgsl `guard`): a NaN or Inf loss or gradient norm
 // skips that step's update there, and the loop reads the guard's counters when it logs and before every
 // checkpoint (the loop always ends with one), so "stop" names the first bad step and never checkpoints past it.
-import { NumericalError } from '../errors.ts';
+import { ConfigError, MfError, NumericalError } from '../errors.ts';
 import { killPoint } from '../util/faults.ts';
 import type { ParameterStore } from '../nn/parameters.ts';
 import type { Tensor } from '../tensor/tensor.ts';
 import { AdamW } from './adamw.ts';
+import { Sgd } from './sgd.ts';
 import type { TrainingState } from './checkpoint.ts';
 import type { RunContext } from './context.ts';
 import { multiStep, oneCycle, warmupSteps } from './schedule.ts';
@@ -31,6 +34,12 @@ export interface LoopSpec {
   step(epoch: number, position: number): StepOutput;
   /** After each epoch (and when eval_every steps pass): validation. */
   validate?(epoch: number, step: number): Promise<void>;
+  /**
+   * A stopping rule besides the epoch budget (e.g. patience on a validation metric), asked before every step: true
+   * ends the phase after a checkpoint. It must follow from state the checkpoints carry (`extra`), so that a resumed
+   * phase that had stopped stays stopped.
+   */
+  done?(): boolean;
   /** JSON state that checkpoints carry (best metrics ...); read it back from `phase.restored`. */
   extra?(): Record<string, unknown>;
   /** `__metadata__` for the checkpoints' model files: how to rebuild the model from the weights alone. */
@@ -50,6 +59,11 @@ export interface PhaseOptions {
   training: TrainingSettings;
   /** Names the phase in checkpoints and log records; null for a kind's single phase. */
   name?: string | null;
+  /**
+   * The model's layer groups from the input side, each the names of its parameters: what training.update
+   * "backforward" updates one at a time (each Linear of an MLP, each block of Medformer). Needed only for it.
+   */
+  layerGroups?: readonly (readonly string[])[];
 }
 
 /** AdamW over `store` and the run folder's checkpoint of this phase, restored if there is one. */
@@ -57,6 +71,8 @@ export class TrainingPhase {
   readonly opt: AdamW;
   readonly restored: TrainingState | null;
   readonly name: string | null;
+  /** training.update "backforward": the layer groups, input side first; null for backprop. */
+  private readonly groups: ReadonlySet<string>[] | null;
 
   constructor(
     private readonly ctx: RunContext,
@@ -64,13 +80,16 @@ export class TrainingPhase {
   ) {
     const t = options.training;
     this.name = options.name ?? null;
-    this.opt = new AdamW(options.store, { lr: t.lr, weightDecay: t.weight_decay, maxGradNorm: t.grad_clip ?? undefined });
+    const opts = { lr: t.lr, weightDecay: t.weight_decay, maxGradNorm: t.grad_clip ?? undefined };
+    this.opt = t.optimizer === 'sgd' ? new Sgd(options.store, opts) : new AdamW(options.store, opts);
+    // Checked here, before a resume restores anything: a model without layer groups cannot train backforward.
+    this.groups = t.update === 'backforward' ? backforwardGroups(options.store, options.layerGroups) : null;
     this.restored = ctx.checkpoints.restore(options.store, this.opt, this.name);
   }
 
   /** Trains to the end of the schedule; null when interrupted (a checkpoint is saved, exit status 130). */
   async run(spec: LoopSpec): Promise<LoopResult | null> {
-    const r = await runLoop(this.ctx, this.options.store, this.opt, this.options.training, this.name, spec, this.restored);
+    const r = await runLoop(this.ctx, this.options.store, this.opt, this.options.training, this.name, spec, this.restored, this.groups);
     return r.interrupted ? null : r;
   }
 }
@@ -83,6 +102,7 @@ async function runLoop(
   phase: string | null,
   spec: LoopSpec,
   restored: TrainingState | null,
+  groups: readonly ReadonlySet<string>[] | null,
 ): Promise<LoopResult> {
   const { stepsPerEpoch } = spec;
   const epochs = t.epochs ?? Math.ceil((t.max_steps ?? stepsPerEpoch) / stepsPerEpoch);
@@ -114,14 +134,16 @@ async function runLoop(
     pausedMs += Date.now() - t0;
   };
   const validate = (epoch: number, step: number) => paused(async () => spec.validate?.(epoch, step));
-  // The guard counts from this optimizer's first step: its n-th guarded step is step `guardBase + n`.
+  // The guard counts from this optimizer's first update: its n-th guarded update is in step `guardBase + ⌈n / U⌉`,
+  // U the updates per step (1; the layer groups under backforward).
   const guardBase = step;
+  const updatesPerStep = groups?.length ?? 1;
   let reportedBad = 0;
   const checkGuard = async () => {
     const h = await opt.health();
     if (h.bad === reportedBad) return;
-    const first = guardBase + h.first;
-    const last = guardBase + h.last;
+    const first = guardBase + Math.ceil(h.first / updatesPerStep);
+    const last = guardBase + Math.ceil(h.last / updatesPerStep);
     if (t.nan_policy !== 'skip') {
       throw new NumericalError(
         `the loss or the gradient norm became NaN/Inf at step ${first}${phase ? ` (phase ${phase})` : ''}; its update was not applied`,
@@ -146,18 +168,26 @@ async function runLoop(
     pausedMs = 0;
   };
 
-  while (step < totalSteps && epoch < epochs && !ctx.interrupted) {
+  const stopped = () => spec.done?.() ?? false;
+  while (step < totalSteps && epoch < epochs && !ctx.interrupted && !stopped()) {
     ctx.startProgress(`epoch ${epoch + 1}/${epochs}`, stepsPerEpoch, position);
-    while (position < stepsPerEpoch && step < totalSteps && !ctx.interrupted) {
+    while (position < stepsPerEpoch && step < totalSteps && !ctx.interrupted && !stopped()) {
       const lr = schedule.lr(step);
       // Fault injection for the reliability tests: lose the GPU device before this step.
       if (Number(process.env.MF_FAULT_LOSE_DEVICE_AT_STEP) === step + 1) ctx.backend.destroy();
-      store.zeroGrad();
-      const out = spec.step(epoch, position);
-      // Fault injection for the reliability tests: a NaN gradient at this step (any step, logged or not).
-      if (Number(process.env.MF_FAULT_NAN_AT_STEP) === step + 1) ctx.backend.write(store.buffers().grads, new Float32Array([Number.NaN]));
-      opt.step(lr, out.loss.buffer);
+      const pipelinesBefore = ctx.backend.stats().pipelines;
+      let out: StepOutput;
+      if (groups) out = backforwardStep(store, opt, lr, groups, () => spec.step(epoch, position));
+      else {
+        store.zeroGrad();
+        out = spec.step(epoch, position);
+        // Fault injection for the reliability tests: a NaN gradient at this step (any step, logged or not).
+        if (Number(process.env.MF_FAULT_NAN_AT_STEP) === step + 1) ctx.backend.write(store.buffers().grads, new Float32Array([Number.NaN]));
+        opt.step(lr, out.loss.buffer);
+      }
       killPoint('step');
+      // A step that created kernel pipelines (the first ones) waits here, the bar saying why it sits still.
+      await ctx.awaitCompiles(pipelinesBefore);
       const logNow = (step + 1) % t.log_every === 0 || step + 1 === totalSteps;
       step++;
       position++;
@@ -211,4 +241,59 @@ async function runLoop(
   await ctx.backend.sync();
   trainSeconds += (Date.now() - segmentStart - pausedMs) / 1000;
   return { step, epoch, trainSeconds, interrupted: ctx.interrupted, restored };
+}
+
+/**
+ * The layer groups of a backforward phase as sets of parameter names, checked against the store: every group
+ * non-empty, no parameter in two groups, every trainable parameter in one (a parameter in none would never train).
+ */
+function backforwardGroups(store: ParameterStore, layerGroups: PhaseOptions['layerGroups']): ReadonlySet<string>[] {
+  if (!layerGroups?.length) {
+    throw new ConfigError('training.update "backforward": this model defines no layer groups', 'use update "backprop" for it');
+  }
+  const seen = new Set<string>();
+  const groups = layerGroups.map((g, i) => {
+    if (!g.length) throw new MfError(`backforward: layer group ${i} is empty`);
+    for (const name of g) {
+      if (!store.has(name)) throw new MfError(`backforward: layer group ${i} names ${name}, which the model does not have`);
+      if (seen.has(name)) throw new MfError(`backforward: ${name} is in two layer groups`);
+      seen.add(name);
+    }
+    return new Set(g);
+  });
+  const left = store.names().filter((n) => store.info(n).trainable && !seen.has(n));
+  if (left.length) throw new MfError(`backforward: trainable parameters in no layer group: ${left.slice(0, 5).join(', ')}`);
+  return groups;
+}
+
+/**
+ * One backforward step (thesis 5.3): for each layer group from the input side, a fresh forward and backward
+ * through the layers already updated, then an update of that group alone (the others are made untrainable for the
+ * pass, so backward skips them and the optimiser leaves them as they are). Returns the last pass's output; the
+ * earlier passes' losses are disposed. The store's own trainable set is restored afterwards.
+ */
+export function backforwardStep(
+  store: ParameterStore,
+  opt: AdamW,
+  lr: number,
+  groups: readonly ReadonlySet<string>[],
+  pass: () => StepOutput,
+): StepOutput {
+  const trainable = new Set(store.names().filter((n) => store.info(n).trainable));
+  let out: StepOutput | null = null;
+  try {
+    for (const group of groups) {
+      store.setTrainable((name) => trainable.has(name) && group.has(name));
+      store.zeroGrad();
+      if (out) {
+        out.loss.dispose();
+        Object.values(out.terms ?? {}).forEach((x) => x.dispose());
+      }
+      out = pass();
+      opt.step(lr, out.loss.buffer);
+    }
+  } finally {
+    store.setTrainable((name) => trainable.has(name));
+  }
+  return out!;
 }

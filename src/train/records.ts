@@ -76,8 +76,9 @@ export const LogTrainSchema = logEvent('train', {
 export const LogValSchema = logEvent('val', {
   epoch: NonNegInt,
   step: NonNegInt,
-  // supervised, multitask, finetune: one record a task
+  // supervised, multitask, finetune: one record a task; split "train" for the training split's scores (compare_updates)
   task: Type.Optional(Type.String()),
+  split: Type.Optional(Type.String()),
   auc: Type.Optional(Measured),
   acc: Type.Optional(Measured),
   // brainfuse-interp: PSNR (dB) of the network and of the linear blend at the largest gap
@@ -122,8 +123,15 @@ export const LogInitSchema = logEvent('init', {
 /** brainfuse-interp: the subject ids of each part of the split. */
 export const LogSplitSchema = logEvent('split', { train: Ids, val: Ids, test: Ids });
 
-/** brainage: a phase (one arm and seed, or a Barlow Twins pre-training) starts. */
-export const LogPhaseSchema = logEvent('phase', { phase: Type.String() });
+/**
+ * A phase starts: brainage (one arm and seed, or a Barlow Twins pre-training); a cascade stage (`csa-k<K>`, with
+ * its K and the weights it starts from, null for the model's initialisation).
+ */
+export const LogPhaseSchema = logEvent('phase', {
+  phase: Type.String(),
+  k: Type.Optional(NonNegInt),
+  from: Type.Optional(Type.Union([Type.String(), Type.Null()], { description: 'a file name or null' })),
+});
 
 const LOG_SCHEMAS = {
   train: LogTrainSchema,
@@ -196,6 +204,19 @@ export const DatasetResultSchema = Type.Object({
   /** A summary over seeds (`mf run --seeds`): `test` holds the means, `test_std` the standard deviations. */
   test_std: Type.Optional(ScoresSchema),
   seeds: Type.Optional(Type.Array(NonNegInt)),
+  /** Test-Time Sum Augmentation (thesis 5.4.3): the test split scored as the mean over R hybrids of K images. */
+  ttsa: Type.Optional(Type.Object({ k: NonNegInt, r: NonNegInt, seed: NonNegInt, test: ScoresSchema })),
+  /** compare_updates: each arm's update rule, steps, best epoch and its best checkpoint's validation and test scores. */
+  arms: Type.Optional(
+    Type.Array(Type.Object({ update: Type.String(), steps: NonNegInt, best_epoch: NonNegInt, val: ScoresSchema, test: ScoresSchema })),
+  ),
+  /** Cascading Sum Augmentation: the schedule and each stage's steps and best validation (mean over the run's tasks). */
+  csa: Type.Optional(
+    Type.Object({
+      schedule: Type.Array(NonNegInt),
+      stages: Type.Array(Type.Object({ k: NonNegInt, steps: NonNegInt, epochs: NonNegInt, best_epoch: NonNegInt, val: ScoresSchema })),
+    }),
+  ),
 });
 export type DatasetResultJson = Static<typeof DatasetResultSchema>;
 
@@ -327,6 +348,16 @@ export const MetricsSchema = Type.Union([SupervisedMetricsSchema, SslMetricsSche
   description: 'the metrics of a run',
 });
 export type Metrics = Static<typeof MetricsSchema>;
+
+/** csa.json (arms.json): the cascade's schedule (the compared update rules) and, by phase name, the outcome of each finished stage (src/kinds/medformer/csa.ts). */
+export const CsaStateSchema = Type.Object({
+  schedule: Type.Array(Type.Union([NonNegInt, Type.String()]), { description: 'a list of K values or update rules' }),
+  stages: Type.Record(
+    Type.String(),
+    Type.Object({ k: NonNegInt, steps: NonNegInt, epochs: NonNegInt, train_seconds: NonNeg, stopped: Type.Boolean() }),
+    { description: 'an object of finished stages' },
+  ),
+});
 
 // ---------------------------------------------------------------------------------------------------------------
 // Checkpoints and the run lock

@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Type } from '@sinclair/typebox';
 import { initEngine } from '../backend/index.ts';
+import { ensureDataFiles } from '../data/download.ts';
 import { ConfigError } from '../errors.ts';
 import type { LoadedExperiment, RunSettings } from '../kinds/kind.ts';
 import { loadExperiment } from '../kinds/index.ts';
@@ -23,6 +24,8 @@ export interface RunFlags extends RunFolderOptions {
   seeds?: string;
   backend?: string;
   dataDir?: string;
+  /** --download: fetch missing official data files first, as data.download: true does. */
+  download?: boolean;
 }
 
 /**
@@ -98,6 +101,15 @@ async function runOnce(exp: LoadedExperiment, flags: RunFlags): Promise<void> {
   // Everything that can refuse the run does so before the folder is created or touched: an existing run without
   // --resume, a resume under a changed config, then every input (prepare reads and checks data on the host).
   RunFolder.check(dir, flags, hash, configHashOfFile);
+  const needs = exp.data(flags.dataDir);
+  if (needs) {
+    // Missing files: fetched when asked to (saying how much first), else one line naming them and the way to get them.
+    await ensureDataFiles(needs.files, needs.root, {
+      download: needs.download || flags.download === true,
+      who: settings.source,
+      say: (line) => process.stderr.write(`${line}\n`),
+    });
+  }
   const run = await exp.prepare({ dataDir: flags.dataDir, outDir: dir });
   const folder = RunFolder.open(settings.name, flags);
   let ctx: RunContext | null = null;
@@ -114,7 +126,7 @@ async function runOnce(exp: LoadedExperiment, flags: RunFlags): Promise<void> {
 }
 
 /** The config hash of a run folder's config.json, or null when it is missing or unreadable (the checkpoint's own hash still decides). */
-function configHashOfFile(file: string): string | null {
+export function configHashOfFile(file: string): string | null {
   if (!fs.existsSync(file)) return null;
   try {
     return configHash(readJsonFile(file, Type.Unknown(), { what: "the run's config", fix: 'none' }) as RunSettings);

@@ -65,11 +65,20 @@ export const TRAINING_PROPERTIES = {
   seeds: Type.Optional(
     Type.Array(Seed, { minItems: 1, maxItems: L.seeds, uniqueItems: true, description: `1 to ${L.seeds} distinct seeds` }),
   ),
-  /** The learning-rate schedule: "onecycle" (the default) or step decay at epoch milestones (PyTorch's MultiStepLR). */
+  /** "adamw" (the default) or plain SGD without momentum (thesis 5.3's backforward experiment). */
+  optimizer: Type.Optional(Type.Union([Type.Literal('adamw'), Type.Literal('sgd')])),
+  /**
+   * "backprop" (the default): one forward-backward pass and one update per batch. "backforward" (thesis 5.3): per
+   * batch, the model's layer groups are updated one at a time from the input side, each after a fresh forward and
+   * backward through the layers already updated (L passes and L updates per batch); needs optimizer "sgd".
+   */
+  update: Type.Optional(Type.Union([Type.Literal('backprop'), Type.Literal('backforward')])),
+  /** The learning-rate schedule: "onecycle" (the default), "constant", or step decay at epoch milestones (PyTorch's MultiStepLR). */
   schedule: Type.Optional(
     Type.Union(
       [
         Type.Literal('onecycle'),
+        Type.Literal('constant'),
         Strict({
           kind: Type.Literal('multistep'),
           milestones: Type.Array(boundedInt(L.epochs, `an epoch, an integer in [1, ${L.epochs}]`), {
@@ -81,7 +90,7 @@ export const TRAINING_PROPERTIES = {
         }),
       ],
       {
-        description: '"onecycle" or {"kind": "multistep", "milestones": [epochs...], "gamma": number}',
+        description: '"onecycle", "constant" or {"kind": "multistep", "milestones": [epochs...], "gamma": number}',
       },
     ),
   ),
@@ -114,11 +123,15 @@ export interface TrainingSettings {
    * for OneCycle (absent rather than null so that the config hash of every OneCycle run stays what it was).
    */
   schedule?: MultiStepSettings;
+  /** Plain SGD instead of AdamW; absent for AdamW (so that the config hash of every AdamW run stays what it was). */
+  optimizer?: 'sgd';
+  /** Backforward updates (thesis 5.3) instead of backprop; absent for backprop. */
+  update?: 'backforward';
 }
 
 export interface MultiStepSettings {
   kind: 'multistep';
-  /** Epochs at whose start the rate is multiplied by gamma, ascending. */
+  /** Epochs at whose start the rate is multiplied by gamma, ascending; none for "constant" (the rate stays lr). */
   milestones: number[];
   gamma: number;
 }
@@ -142,14 +155,27 @@ export function resolveTraining(t: TrainingFile, file: string, defaultEpochs?: {
   if (epochs !== null && t.warmup_epochs > epochs) {
     throw new ConfigError(`${file}: /training/warmup_epochs ${t.warmup_epochs} exceeds /training/epochs ${epochs}; lower it`);
   }
-  const sched = t.schedule === undefined || t.schedule === 'onecycle' ? null : t.schedule;
+  const sched =
+    t.schedule === undefined || t.schedule === 'onecycle'
+      ? null
+      : t.schedule === 'constant'
+        ? { kind: 'multistep' as const, milestones: [], gamma: 1 }
+        : t.schedule;
   if (sched) {
     if (t.warmup_epochs !== 0) {
-      throw new ConfigError(`${file}: /training/warmup_epochs ${t.warmup_epochs}: the multistep schedule has no warm-up; set it to 0`);
+      throw new ConfigError(
+        `${file}: /training/warmup_epochs ${t.warmup_epochs}: the ${t.schedule === 'constant' ? 'constant' : 'multistep'} schedule has no warm-up; set it to 0`,
+      );
     }
     if (sched.milestones.some((m, i) => i > 0 && m <= sched.milestones[i - 1])) {
       throw new ConfigError(`${file}: /training/schedule/milestones [${sched.milestones.join(', ')}] must be ascending epochs`);
     }
+  }
+  if (t.update === 'backforward' && t.optimizer !== 'sgd') {
+    throw new ConfigError(
+      `${file}: /training/update "backforward" needs /training/optimizer "sgd"`,
+      'AdamW\'s moments and decay would move the layers a backforward pass leaves out; set optimizer to "sgd"',
+    );
   }
   return {
     epochs,
@@ -166,6 +192,8 @@ export function resolveTraining(t: TrainingFile, file: string, defaultEpochs?: {
     checkpoint_every: t.checkpoint_every ?? null,
     seeds: t.seeds ? [...t.seeds] : null,
     ...(sched ? { schedule: { kind: 'multistep', milestones: [...sched.milestones], gamma: sched.gamma } } : {}),
+    ...(t.optimizer === 'sgd' ? { optimizer: 'sgd' as const } : {}),
+    ...(t.update === 'backforward' ? { update: 'backforward' as const } : {}),
   };
 }
 

@@ -43,6 +43,15 @@ describe('mf data list / verify', () => {
     expect(organ3d.sizes).toEqual({ 28: 'missing', 64: 'missing', 128: 'n/a', 224: 'n/a' });
     expect(text).toContain('breastmnist');
     expect(text).toContain('1 file(s) present');
+    // Sizes and the experiments that read each file (the project's experiments/).
+    const breast = rows.find((r) => r.key === 'breastmnist')!.files.find((f) => f.size === 28)!;
+    expect(breast).toMatchObject({ file: 'breastmnist.npz', bytes: 559_580, present: false });
+    expect(breast.experiments).toEqual(expect.arrayContaining(['st-small-breastmnist', 'ssl-small', 'mt-small', 'resnet18-breastmnist']));
+    expect(rows.find((r) => r.key === 'pathmnist')!.files.find((f) => f.size === 224)!.experiments).toContain('st-large-pathmnist');
+    expect(rows.find((r) => r.key === 'organmnist3d')!.files.find((f) => f.size === 28)!.bytes).toBeNull();
+    expect(text).toMatch(/^breastmnist\.npz +560 kB +- +.*ssl-small/m);
+    expect(text).toMatch(/^organmnist3d\.npz +\? +- +/m);
+    expect(text).not.toContain('not read:');
   });
 
   it('verifies present files and reports damaged, wrong and missing ones', async () => {
@@ -87,13 +96,15 @@ describe('mf data download', () => {
     expect(visible(root)).toEqual([]);
   });
 
-  it('rejects HTTP errors, broken streams and MD5 mismatches without partial files', async () => {
+  it('rejects HTTP errors, broken streams and MD5 mismatches, leaving no partial file once the MD5 has failed', async () => {
     const root = tempDir();
     await expect(dataDownload('breastmnist', root, 28, { fetch: fakeFetch({ status: 404 }) })).rejects.toThrow(/HTTP 404/);
     const junk = new Uint8Array(5000).fill(7);
     await expect(dataDownload('breastmnist', root, 28, { fetch: fakeFetch({ body: junk, breakAfter: 1000 }) })).rejects.toThrow(
       /broke off after 1000 bytes/,
     );
+    // The bytes that came are kept, hidden, for the next attempt to continue (src/data/download.ts).
+    expect(visible(root)).toEqual([`.breastmnist.npz.${process.pid}.part`]);
     await expect(dataDownload('breastmnist', root, 28, { fetch: fakeFetch({ body: junk }) })).rejects.toThrow(FileFormatError);
     await expect(dataDownload('breastmnist', root, 28, { fetch: fakeFetch({ body: junk }) })).rejects.toThrow(
       /MD5 .*expected 750601b1f35ba3300ea97c75c52ff8f6/,
@@ -115,7 +126,7 @@ describe('mf data download', () => {
     const body = new Uint8Array(readFileSync(join(sharedData!, 'breastmnist.npz')));
     const progress: number[] = [];
     const r = await dataDownload('breastmnist', root, 28, { fetch: fakeFetch({ body }), onProgress: (b) => progress.push(b) });
-    expect(r).toEqual({ path: join(root, 'breastmnist.npz'), md5: '750601b1f35ba3300ea97c75c52ff8f6', downloaded: true });
+    expect(r).toEqual({ path: join(root, 'breastmnist.npz'), md5: '750601b1f35ba3300ea97c75c52ff8f6', downloaded: true, resumedFrom: 0 });
     expect(await md5File(r.path)).toBe('750601b1f35ba3300ea97c75c52ff8f6');
     expect(progress.at(-1)).toBe(body.length);
     expect(visible(root)).toEqual(['breastmnist.npz']);

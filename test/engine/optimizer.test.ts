@@ -1,27 +1,12 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import type { Backend } from '../../src/backend/backend.ts';
 import { ConfigError, MfError, ShapeError } from '../../src/errors.ts';
 import { defaultDecay, ParameterStore, type ParamInit } from '../../src/nn/parameters.ts';
 import { linear, square, sub, sum } from '../../src/ops/index.ts';
 import { backend, Tensor, tidy } from '../../src/tensor/tensor.ts';
 import { AdamW, type AdamWOptions } from '../../src/train/adamw.ts';
-import { cpu, gpuBackend, uniform, releaseGpu, use } from '../helpers.ts';
+import { cpu, gpuBackend, onEach, uniform, releaseGpu, use } from '../helpers.ts';
 
 afterAll(releaseGpu);
-
-/** Runs `fn` on the CPU reference and, when an adapter exists, on WebGPU. */
-async function onEach(fn: (b: Backend) => Promise<void>): Promise<void> {
-  const prev = backend();
-  const g = await gpuBackend();
-  try {
-    for (const b of g ? [cpu, g] : [cpu]) {
-      use(b);
-      await fn(b);
-    }
-  } finally {
-    use(prev);
-  }
-}
 
 /** |a - e| <= atol + rtol * |e| everywhere, reporting the worst element. */
 function expectNear(actual: ArrayLike<number>, expected: ArrayLike<number>, rtol: number, atol: number, what: string): void {

@@ -72,6 +72,7 @@ describe('loadExperiment', () => {
       temperature: null,
       train_limit: null,
       ordinal: 'classes',
+      download: false,
     });
     expect(exp.training).toMatchObject({ epochs: 100, max_steps: null, seed: 0, eval_every: 'epoch', nan_policy: 'stop', grad_clip: null });
     expect(exp.ssl).toBeUndefined();

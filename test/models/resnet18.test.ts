@@ -448,7 +448,7 @@ describe('training.schedule "multistep"', () => {
     });
     expect(() => training({ warmup_epochs: 1, schedule: { kind: 'multistep', milestones: [3], gamma: 0.5 } })).toThrow(/no warm-up/);
     expect(() => training({ schedule: { kind: 'multistep', milestones: [6, 3], gamma: 0.5 } })).toThrow(/ascending/);
-    expect(() => training({ schedule: 'cosine' })).toThrow(/\/training\/schedule must be "onecycle" or/);
+    expect(() => training({ schedule: 'cosine' })).toThrow(/\/training\/schedule must be "onecycle", "constant" or/);
   });
 });
 

@@ -33,6 +33,15 @@ function partials(n: number, Out: Float32Array, term: (i: number) => number): vo
   }
 }
 
+/** The WGSL row_lse: log-sum-exp of the C logits at X[b..], shifted by their maximum. */
+function rowLse(X: Float32Array, b: number, C: number): number {
+  let m = X[b];
+  for (let j = 1; j < C; j++) m = Math.max(m, X[b + j]);
+  let s = 0;
+  for (let j = 0; j < C; j++) s = f(s + f(Math.exp(f(X[b + j] - m))));
+  return f(m + f(Math.log(s)));
+}
+
 function sigmoid(x: number): number {
   if (x >= 0) return f(1 / f(1 + f(Math.exp(-x))));
   const z = f(Math.exp(x));
@@ -71,13 +80,26 @@ export const losses = defineFamily({
         const labels = asI32(L);
         partials(N, Out, (i) => {
           const b = i * C;
-          let m = X[b];
-          for (let j = 1; j < C; j++) m = Math.max(m, X[b + j]);
-          let s = 0;
-          for (let j = 0; j < C; j++) s = f(s + f(Math.exp(f(X[b + j] - m))));
-          const lse = f(m + f(Math.log(s)));
+          const lse = rowLse(X, b, C);
           Lse[i] = lse;
           return f(lse - X[b + labelOf(labels, i, C)]);
+        });
+      },
+    },
+    soft_ce_forward: {
+      bindings: ['x', 't', 'out', 'out2'],
+      consts: ['N', 'C'],
+      sizes: { x: (c) => c.N * c.C, t: (c) => c.N * c.C, out: (c) => lossPartials(c.N), out2: (c) => c.N },
+      grid: (c) => grid1d(c.N, WG),
+      reference(c, _f, { x: X, t: T, out: Out, out2: Lse }) {
+        const { N, C } = c;
+        partials(N, Out, (i) => {
+          const b = i * C;
+          const lse = rowLse(X, b, C);
+          Lse[i] = lse;
+          let v = 0;
+          for (let j = 0; j < C; j++) v = f(v + f(T[b + j] * f(lse - X[b + j])));
+          return v;
         });
       },
     },
@@ -134,6 +156,23 @@ export const losses = defineFamily({
           const i = Math.floor(e / C);
           let p = f(Math.exp(f(X[e] - Lse[i])));
           if (e % C === labelOf(labels, i, C)) p = f(p - 1);
+          Out[e] = f(f(p * Gs[0]) * f(fc.SCALE));
+        }
+      },
+    },
+    soft_ce_backward: {
+      bindings: ['x', 't', 'aux', 'g', 'out'],
+      consts: ['N', 'C'],
+      fconsts: ['SCALE'],
+      sizes: { x: (c) => c.N * c.C, t: (c) => c.N * c.C, aux: (c) => c.N, g: one, out: (c) => c.N * c.C },
+      grid: (c) => grid1d(c.N * c.C, WG),
+      reference(c, fc, { x: X, t: T, aux: Lse, g: Gs, out: Out }) {
+        const { N, C } = c;
+        for (let e = 0; e < N * C; e++) {
+          const i = Math.floor(e / C);
+          let mass = 0;
+          for (let j = 0; j < C; j++) mass = f(mass + T[i * C + j]);
+          const p = f(f(f(Math.exp(f(X[e] - Lse[i]))) * mass) - T[e]);
           Out[e] = f(f(p * Gs[0]) * f(fc.SCALE));
         }
       },

@@ -144,5 +144,26 @@ export const optimizer = defineFamily({
         }
       },
     },
+    sgd: {
+      // s: [squared norm, update flag]; uniforms [lr, weight_decay, max_norm, 0, 0, 0, 0, 0].
+      bindings: ['g', 'mask', 's', 'params'],
+      consts: ['N4'],
+      uniforms: 8,
+      sizes: { g: floats, mask: maskWords, s: () => 2, params: floats },
+      grid: (c) => grid1d(c.N4, OPT_WG),
+      reference(c, _fc, { g: G, mask: Mask, s: S, params: P }, u) {
+        if (S[1] === 0) return;
+        const mask = asU32(Mask);
+        const [lr, wd, maxNorm] = u.map(f);
+        const clip = maxNorm > 0 ? Math.min(1, f(maxNorm / f(f(Math.sqrt(S[0])) + f(1e-6)))) : 1;
+        const shrink = f(1 - f(lr * wd));
+        for (let e = 0; e < 4 * c.N4; e++) {
+          const mk = mask[e >> 6];
+          if ((mk & MASK_TRAINABLE) === 0) continue;
+          const p = mk & MASK_DECAY ? f(P[e] * shrink) : P[e];
+          P[e] = f(p - f(lr * f(G[e] * clip)));
+        }
+      },
+    },
   },
 });

@@ -13,8 +13,9 @@ import { MetricsSchemaFor, readJsonFile } from '../../train/records.ts';
 import { readSafetensors } from '../../train/safetensors.ts';
 import { Strict } from '../../train/schema.ts';
 import { defineKind } from '../kind.ts';
+import { type Chapter5Settings, CSA_SECTIONS, resolveChapter5 } from '../medformer/csa.ts';
 import { type MedformerSettings, medformerSchema, resolveMedformer } from '../medformer/schema.ts';
-import { loadTasks } from '../medformer/tasks.ts';
+import { loadTasks, medformerData } from '../medformer/tasks.ts';
 import { trainSupervised } from '../medformer/trainer.ts';
 
 const FinetuneSchema = Strict({
@@ -23,7 +24,7 @@ const FinetuneSchema = Strict({
   baseline: Type.Optional(Type.String({ minLength: 1 })),
 });
 
-interface FinetuneSettings extends MedformerSettings {
+interface FinetuneSettings extends MedformerSettings, Chapter5Settings {
   finetune: { init: string; freeze_body: boolean; baseline: string | null };
 }
 
@@ -61,11 +62,16 @@ function baselineAuc(dir: string): Record<string, number> {
 export const finetuneKind = defineKind({
   kind: 'finetune',
   summary: 'Medformer from a pre-trained checkpoint (finetune.init), trained as in the supervised case',
-  schema: medformerSchema('finetune', { finetune: FinetuneSchema }),
-  resolve: (file, source): FinetuneSettings => ({
-    ...resolveMedformer(file, source),
-    finetune: { init: file.finetune.init, freeze_body: file.finetune.freeze_body ?? false, baseline: file.finetune.baseline ?? null },
-  }),
+  schema: medformerSchema('finetune', { finetune: FinetuneSchema, ...CSA_SECTIONS }),
+  resolve(file, source): FinetuneSettings {
+    const s = resolveMedformer(file, source);
+    return {
+      ...s,
+      finetune: { init: file.finetune.init, freeze_body: file.finetune.freeze_body ?? false, baseline: file.finetune.baseline ?? null },
+      ...resolveChapter5(file, source, s.training),
+    };
+  },
+  data: (s, dataDir) => medformerData(s, dataDir),
   // Everything a fine-tuning run reads before it starts, so bad inputs fail before any output.
   prepare: (s, opts) => ({
     tasks: loadTasks(s, opts.dataDir),

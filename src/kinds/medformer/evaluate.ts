@@ -1,5 +1,5 @@
 // Evaluation on a whole split: scores on the device, metrics on the host exactly as MedMNIST defines them.
-import { BatchLoader } from '../../data/loader.ts';
+import { type Batch, BatchLoader } from '../../data/loader.ts';
 import type { LoadedSplit } from '../../data/dataset.ts';
 import { numOutputs } from '../../data/registry.ts';
 import { noGrad, Tensor, tidy } from '../../tensor/tensor.ts';
@@ -39,6 +39,9 @@ export async function evaluateSplitWithScores(
   return { metrics: evaluate(task.ds.task, scores, split.labels, split.n, numOutputs(task.ds)), scores };
 }
 
+/** The images a batch of the split is scored on: its own (the default), or e.g. TTSA's hybrids (src/kinds/medformer/csa.ts). */
+export type BatchInputs = (batch: Batch) => Float32Array;
+
 /**
  * What the evaluator ranks for every sample of a split (row-major n × k, in split order: taskScores, an ordinal
  * regression head decoded by ordinalScores), computed in eval mode; the model is left in training mode.
@@ -48,10 +51,11 @@ export async function splitScores(
   task: Pick<TaskData, 'ds' | 'head' | 'meta'>,
   split: LoadedSplit,
   batchSize: number,
+  inputs: BatchInputs = (batch) => batch.x,
 ): Promise<Float32Array> {
   model.setTraining?.(false);
   try {
-    return await scoreBatches(model, task, split, batchSize);
+    return await scoreBatches(model, task, split, batchSize, inputs);
   } finally {
     model.setTraining?.(true);
   }
@@ -62,6 +66,7 @@ async function scoreBatches(
   task: Pick<TaskData, 'ds' | 'head' | 'meta'>,
   split: LoadedSplit,
   batchSize: number,
+  inputs: BatchInputs,
 ): Promise<Float32Array> {
   const { ds, meta } = task;
   const k = numOutputs(ds);
@@ -71,10 +76,11 @@ async function scoreBatches(
   for (let b = 0; b < loader.batchesPerEpoch; b++) {
     killPoint('evaluate');
     const batch = loader.batchAt(0, b);
+    const images = inputs(batch);
     // Pad the last, smaller batch to the full size: a new batch size would mean new kernel
     // specialisations to compile (seconds each on a CPU rasteriser); the padded rows are ignored.
     const full = Math.min(batchSize, split.n);
-    const x = batch.size === full ? batch.x : padBatch(batch.x, full * (batch.x.length / batch.size));
+    const x = batch.size === full ? images : padBatch(images, full * (images.length / batch.size));
     const probs = tidy(() => noGrad(() => taskScores(task, model.forward(Tensor.from(x, [full, ...batch.shape.slice(1)]), meta, ds.key))));
     const data = await probs.data();
     probs.dispose();

@@ -10,6 +10,7 @@ import {
   THESIS_RANDAUGMENT,
 } from '../../data/augment.ts';
 import { type ModelConfig, PRESETS, type PresetName, resolveModelConfig } from '../../models/medformer_config.ts';
+import { MLP_HIDDEN } from '../../models/mlp.ts';
 import { RESNET18_SIZE } from '../../models/resnet18.ts';
 import { PosInt, PosNumber, RunName, resolveTraining, Strict, type TrainingSettings, TrainingSchema } from '../../train/schema.ts';
 import type { RunSettings } from '../kind.ts';
@@ -18,8 +19,11 @@ export type ImageSize = 28 | 64 | 128 | 224;
 export type Sampling = 'uniform' | 'proportional' | 'temperature';
 
 const ModelSchema = Strict({
-  /** A Medformer preset, or "resnet18": the MedMNIST v2 ResNet-18 (28) baseline (kind "supervised", no other model key). */
-  preset: Type.Union([Type.Literal('small'), Type.Literal('large'), Type.Literal('resnet18')]),
+  /**
+   * A Medformer preset, "resnet18": the MedMNIST v2 ResNet-18 (28) baseline, or "mlp": the thesis's 784-256 (ReLU)-10
+   * perceptron of section 5.3 (both kind "supervised", no other model key).
+   */
+  preset: Type.Union([Type.Literal('small'), Type.Literal('large'), Type.Literal('resnet18'), Type.Literal('mlp')]),
   image_size_2d: Type.Optional(PosInt),
   image_size_3d: Type.Optional(PosInt),
   hidden_dim: Type.Optional(PosInt),
@@ -80,6 +84,12 @@ const DataSchema = Strict({
   train_limit: Type.Optional(PosInt),
   /** The head of ordinal tasks (RetinaMNIST): "classes" (cross-entropy, the default) or "regression" (MSE). */
   ordinal: Type.Optional(Type.Union([Type.Literal('classes'), Type.Literal('regression')])),
+  download: Type.Optional(
+    Type.Boolean({
+      description:
+        'fetch the official files missing from the data root from Zenodo (MD5-checked) before the run starts, as `mf run --download` does; default false',
+    }),
+  ),
 });
 
 /** A Medformer kind's experiment file: the shared sections plus `extra` (the kind's own section). */
@@ -104,8 +114,14 @@ export interface ResNet18ModelSettings {
   preset: 'resnet18';
   image_size_2d: typeof RESNET18_SIZE;
 }
+/** `model` of the section 5.3 perceptron (src/models/mlp.ts): the flattened 28 px image, the hidden widths, the heads. */
+export interface MlpModelSettings {
+  preset: 'mlp';
+  image_size_2d: typeof MLP_SIZE;
+  hidden: number[];
+}
 /** Any model a supervised run can train. */
-export type ModelSettings = MedformerModelSettings | ResNet18ModelSettings;
+export type ModelSettings = MedformerModelSettings | ResNet18ModelSettings | MlpModelSettings;
 
 /** The kinds whose files may name `"preset": "resnet18"` (the others need Medformer's parts). */
 const RESNET18_KINDS = ['supervised'];
@@ -127,6 +143,8 @@ export interface MedformerSettings<M extends ModelSettings = MedformerModelSetti
     temperature: number | null;
     train_limit: number | null;
     ordinal: 'classes' | 'regression';
+    /** Fetch missing official files before the run (configHash leaves it out: it changes no number). */
+    download: boolean;
   };
   training: TrainingSettings;
 }
@@ -144,6 +162,7 @@ export function resolveMedformer(x: FileOfKind<'supervised'>, file: string): Any
 export function resolveMedformer(x: FileOfKind<string>, file: string): MedformerSettings;
 export function resolveMedformer(x: FileOfKind<string>, file: string): AnyModelSettings {
   if (x.model.preset === 'resnet18') return resolveResNet18(x, file);
+  if (x.model.preset === 'mlp') return resolveMlp(x, file);
   const { preset, ...overrides } = x.model;
   const epochs = PRESETS[preset].training.max_epochs;
   return resolveShared(
@@ -179,6 +198,31 @@ function resolveResNet18(x: FileOfKind<string>, file: string): MedformerSettings
     file,
     { preset: 'resnet18', image_size_2d: RESNET18_SIZE },
     { missing: 'the MedMNIST v2 recipe is 100 epochs; say so in the file' },
+  );
+}
+
+/** The perceptron takes 28 px 2D images (MNIST's, MedMNIST's smallest). */
+const MLP_SIZE = 28;
+
+function resolveMlp(x: FileOfKind<string>, file: string): MedformerSettings<MlpModelSettings> {
+  const err = (msg: string, hint?: string): ConfigError => new ConfigError(`${file}: ${msg}`, hint);
+  if (x.kind !== 'supervised') throw err(`/model/preset "mlp" is for kind "supervised", not "${x.kind}"`, 'use a Medformer preset');
+  const others = Object.keys(x.model).filter((k) => k !== 'preset');
+  if (others.length) {
+    throw err(
+      `/model/preset "mlp" takes no other model key, got ${others.map((k) => `/model/${k}`).join(', ')}`,
+      'the 784-256-10 perceptron is fixed; remove them',
+    );
+  }
+  if (x.data.size !== undefined && x.data.size !== MLP_SIZE)
+    throw err(`/data/size ${x.data.size}: /model/preset "mlp" is for ${MLP_SIZE} px images`);
+  const threeD = x.data.datasets.filter((d) => /3d$/i.test(d));
+  if (threeD.length) throw err(`/model/preset "mlp" is a 2D model; /data/datasets lists ${threeD.join(', ')}`);
+  return resolveShared(
+    x,
+    file,
+    { preset: 'mlp', image_size_2d: MLP_SIZE, hidden: [...MLP_HIDDEN] },
+    { missing: 'the thesis plots 5.4 over epochs; say how many' },
   );
 }
 
@@ -234,6 +278,7 @@ function resolveShared<M extends ModelSettings>(
       temperature: x.data.temperature ?? null,
       train_limit: x.data.train_limit ?? null,
       ordinal: x.data.ordinal ?? 'classes',
+      download: x.data.download ?? false,
     },
     training,
   };

@@ -5,20 +5,30 @@
 // project's tables use); or "regression", the thesis's "label normalisation ... mean-squared error": one output
 // trained with MSE against label / (K − 1), decoded for the evaluator into K class scores (ordinalScores).
 import { type LoadedSplit, loadSplit, resolveDataRoot } from '../../data/dataset.ts';
-import { BODY_PARTS, type DatasetInfo, getDataset, MODALITIES, numOutputs } from '../../data/registry.ts';
+import { neededFile } from '../../data/download.ts';
+import { type DatasetInfo, getDataset, numOutputs } from '../../data/registry.ts';
 import { ConfigError } from '../../errors.ts';
-import { type BatchMeta, type InputKind, Medformer, type TaskHead } from '../../models/medformer.ts';
-import type { ModelConfig } from '../../models/medformer_config.ts';
-import { ResNet18 } from '../../models/resnet18.ts';
+import type { BatchMeta, Medformer } from '../../models/medformer.ts';
 import { ParameterStore } from '../../nn/parameters.ts';
-import { sigmoid } from '../../ops/index.ts';
+import { buildMlp, mnistTask } from './mlp-task.ts';
+import { isMnist, MNIST } from '../../data/mnist.ts';
 import { bceWithLogits, crossEntropy, mseLoss } from '../../ops/losses.ts';
-import { softmax } from '../../ops/softmax.ts';
 import { Tensor } from '../../tensor/tensor.ts';
+import type { DataNeeds } from '../kind.ts';
 import type { AnyModelSettings, MedformerSettings } from './schema.ts';
+import {
+  headOutputs,
+  inputKinds,
+  newMedformer,
+  newResNet18,
+  type OrdinalHead,
+  ordinalScores,
+  type TaskModel,
+  taskScores,
+} from './task-model.ts';
 
-/** The head of an ordinal task: K class logits, or one normalised regression output. */
-export type OrdinalHead = 'classes' | 'regression';
+export type { OrdinalHead, TaskModel };
+export { headOutputs, inputKinds, newMedformer, newResNet18, ordinalScores, taskScores };
 
 export interface TaskData {
   ds: DatasetInfo;
@@ -30,13 +40,31 @@ export interface TaskData {
   test: LoadedSplit;
 }
 
+/** The side of data set `key`'s files the model reads: image_size_2d or image_size_3d. */
+function fileSize(s: AnyModelSettings, key: string): number {
+  const ds = isMnist(key) ? MNIST : getDataset(key);
+  const size = ds.dim === 2 ? s.model.image_size_2d : 'image_size_3d' in s.model ? s.model.image_size_3d : null;
+  if (size === null) throw new ConfigError(`${s.source}: ${key} is 3D; /model/preset "${s.model.preset}" is a 2D model`);
+  return size;
+}
+
+/** The official files loadTasks reads (generated sets left out), for `mf run --download` and `mf data list`. */
+export function medformerData(s: AnyModelSettings, dataDir: string | undefined): DataNeeds {
+  // MNIST's files are the user's (src/data/mnist.ts): nothing to download.
+  const files = s.data.datasets
+    .filter((key) => !isMnist(key))
+    .map((key) => neededFile(key, fileSize(s, key)))
+    .filter((f) => f !== null);
+  return { root: resolveDataRoot(dataDir ?? s.data.root ?? undefined), files, download: s.data.download };
+}
+
 /** Train/val/test of each data set of the experiment. */
 export function loadTasks(s: AnyModelSettings, dataDir: string | undefined): TaskData[] {
   const root = resolveDataRoot(dataDir ?? s.data.root ?? undefined);
   return s.data.datasets.map((key) => {
+    if (isMnist(key)) return mnistTask(root);
     const ds = getDataset(key);
-    const size = ds.dim === 2 ? s.model.image_size_2d : 'image_size_3d' in s.model ? s.model.image_size_3d : null;
-    if (size === null) throw new ConfigError(`${s.source}: ${key} is 3D; /model/preset "${s.model.preset}" is a 2D model`);
+    const size = fileSize(s, key);
     const load = (split: 'train' | 'val' | 'test') => loadSplit(ds, split, { root, size });
     const train = load('train');
     const channels = train.shape[0];
@@ -44,35 +72,6 @@ export function loadTasks(s: AnyModelSettings, dataDir: string | undefined): Tas
     const head: OrdinalHead = ds.task === 'ordinal' ? s.data.ordinal : 'classes';
     return { ds, head, meta, train, val: load('val'), test: load('test') };
   });
-}
-
-/**
- * What the supervised trainer and the evaluator need of a model: one task's logits for a batch, and, for a model
- * with BatchNorm, the switch between training mode (batch statistics) and eval mode (running statistics).
- */
-export interface TaskModel {
-  forward(x: Tensor, meta: BatchMeta, task: string): Tensor;
-  /** Absent for a model that behaves the same in training and evaluation (Medformer: no dropout, no BatchNorm). */
-  setTraining?(on: boolean): void;
-}
-
-/** The distinct input kinds (dimensionality, channels) of these batches, in first-seen order: one patch path each. */
-export function inputKinds(metas: readonly Pick<BatchMeta, 'dim' | 'channels'>[]): InputKind[] {
-  const kinds: InputKind[] = [];
-  for (const m of metas)
-    if (!kinds.some((k) => k.dim === m.dim && k.channels === m.channels)) kinds.push({ dim: m.dim, channels: m.channels });
-  return kinds;
-}
-
-/** Medformer over `inputs` with one head per entry of `heads` (none for self-supervised pre-training). */
-export function newMedformer(store: ParameterStore, config: ModelConfig, inputs: InputKind[], heads: TaskHead[]): Medformer {
-  return new Medformer(store, { config, inputs, tasks: heads, numModalities: MODALITIES.length, numBodyParts: BODY_PARTS.length });
-}
-
-/** The MedMNIST ResNet-18 (28) baseline as a TaskModel: one input channel count, a head per entry of `heads`. */
-export function newResNet18(store: ParameterStore, inChannels: number, heads: TaskHead[]): TaskModel {
-  const net = new ResNet18(store, { inChannels, tasks: heads });
-  return { forward: (x, _meta, task) => net.forward(x, task), setTraining: (on) => net.setTraining(on) };
 }
 
 /**
@@ -84,6 +83,7 @@ export function buildModel(
   s: AnyModelSettings,
   tasks: TaskData[],
 ): { model: TaskModel; store: ParameterStore } {
+  if (s.model.preset === 'mlp') return buildMlp(say, s.training.seed, s.model.hidden, tasks);
   if (s.model.preset !== 'resnet18') return buildMedformer(say, { ...s, model: s.model }, tasks);
   const channels = [...new Set(tasks.map((t) => t.meta.channels))];
   if (channels.length !== 1 || tasks.some((t) => t.meta.dim !== 2)) {
@@ -123,9 +123,6 @@ export function buildMedformer<E = null>(
   return { model, store, extension };
 }
 
-/** Outputs of a task's head. */
-export const headOutputs = (t: Pick<TaskData, 'ds' | 'head'>): number => (t.head === 'regression' ? 1 : numOutputs(t.ds));
-
 export function taskLoss(t: Pick<TaskData, 'ds' | 'head'>, logits: Tensor, labels: Int32Array): Tensor {
   const { ds } = t;
   const b = logits.shape[0];
@@ -145,24 +142,4 @@ export function taskLoss(t: Pick<TaskData, 'ds' | 'head'>, logits: Tensor, label
   // binary: one logit per sample; multi-label: one per label. Targets are the 0/1 labels.
   const k = numOutputs(ds);
   return bceWithLogits(logits, Tensor.from(Float32Array.from(labels.subarray(0, b * k)), [b, k]));
-}
-
-/**
- * What the evaluator ranks: softmax for classes, sigmoid for binary and multi-label; an ordinal regression
- * head's raw output, which ordinalScores turns into class scores on the host.
- */
-export function taskScores(t: Pick<TaskData, 'ds' | 'head'>, logits: Tensor): Tensor {
-  if (t.head === 'regression') return logits;
-  return t.ds.task === 'multi-class' || t.ds.task === 'ordinal' ? softmax(logits) : sigmoid(logits);
-}
-
-/**
- * K class scores from a normalised ordinal prediction v (target label / (K − 1)): a triangle of width one class
- * around v·(K − 1), clamped to [0, K − 1], so the top score is the nearest class (argmax, the evaluator's ACC)
- * and each class's scores rank the samples by closeness to it (its one-vs-rest AUC). This project's decoding;
- * the thesis names the regression head but not how it was scored.
- */
-export function ordinalScores(v: number, k: number): Float32Array {
-  const x = Math.min(k - 1, Math.max(0, v * (k - 1)));
-  return Float32Array.from({ length: k }, (_, c) => Math.max(0, 1 - Math.abs(x - c)));
 }

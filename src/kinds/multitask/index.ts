@@ -8,8 +8,9 @@ import { Type } from '@sinclair/typebox';
 import { ConfigError } from '../../errors.ts';
 import { PosInt, Strict } from '../../train/schema.ts';
 import { defineKind } from '../kind.ts';
+import { type Chapter5Settings, CSA_SECTIONS, resolveChapter5 } from '../medformer/csa.ts';
 import { type MedformerSettings, medformerSchema, resolveMedformer } from '../medformer/schema.ts';
-import { loadTasks } from '../medformer/tasks.ts';
+import { loadTasks, medformerData } from '../medformer/tasks.ts';
 import { trainSupervised } from '../medformer/trainer.ts';
 
 const MultitaskSchema = Strict({
@@ -19,7 +20,7 @@ const MultitaskSchema = Strict({
   selection: Type.Optional(Type.Union([Type.Literal('mean'), Type.Literal('per-task')])),
 });
 
-interface MultitaskSettings extends MedformerSettings {
+interface MultitaskSettings extends MedformerSettings, Chapter5Settings {
   multitask: { sub_batches: number; selection: 'mean' | 'per-task' };
 }
 
@@ -37,7 +38,7 @@ export function defaultSubBatches(tasks: number, batchSize: number): number {
 export const multitaskKind = defineKind({
   kind: 'multitask',
   summary: 'Medformer on several data sets at once: mixed mini-batches, one head per task, one checkpoint for all',
-  schema: medformerSchema('multitask', { multitask: Type.Optional(MultitaskSchema) }),
+  schema: medformerSchema('multitask', { multitask: Type.Optional(MultitaskSchema), ...CSA_SECTIONS }),
   resolve(file, source): MultitaskSettings {
     const s = resolveMedformer(file, source);
     const b = s.training.batch_size;
@@ -47,8 +48,13 @@ export const multitaskKind = defineKind({
         `${source}: /multitask/sub_batches ${k} must divide /training/batch_size ${b}`,
         'every sub-batch has the same size',
       );
-    return { ...s, multitask: { sub_batches: k, selection: file.multitask?.selection ?? 'mean' } };
+    return {
+      ...s,
+      multitask: { sub_batches: k, selection: file.multitask?.selection ?? 'mean' },
+      ...resolveChapter5(file, source, s.training),
+    };
   },
+  data: (s, dataDir) => medformerData(s, dataDir),
   prepare: (s, opts) => loadTasks(s, opts.dataDir),
   run: (ctx, s, tasks) => trainSupervised(ctx, s, tasks, { subBatches: s.multitask.sub_batches, select: s.multitask.selection }),
 });

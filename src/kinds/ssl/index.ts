@@ -15,7 +15,7 @@ import { writeFileAtomic, writeJsonAtomic } from '../../util/files.ts';
 import { defineKind } from '../kind.ts';
 import { epochOrder, loaderPosition, occurrences, taskBatchCounts, trainLoaders } from '../medformer/sampling.ts';
 import { type MedformerSettings, medformerSchema, resolveMedformer } from '../medformer/schema.ts';
-import { buildMedformer, loadTasks, type TaskData } from '../medformer/tasks.ts';
+import { buildMedformer, loadTasks, medformerData, type TaskData } from '../medformer/tasks.ts';
 import { vicreg } from './vicreg.ts';
 
 const SslSchema = Strict({
@@ -39,6 +39,7 @@ export const sslKind = defineKind({
     if (!s.data.augment) throw new ConfigError(`${source}: kind "ssl" needs augmentation to make two views`, 'set /data/augment to true');
     return { ...s, ssl: { ...file.ssl, expander: [...file.ssl.expander], cosine_coeff: file.ssl.cosine_coeff ?? 0 } };
   },
+  data: (s, dataDir) => medformerData(s, dataDir),
   prepare: (s, opts) => loadTasks(s, opts.dataDir),
   run: trainSsl,
 });
