@@ -41,9 +41,9 @@ def fan_in_linear(i, o, bias=True):
     return lin
 
 
-def trunc02(*shape):
+def trunc02(*shape, std=0.02):
     p = nn.Parameter(torch.empty(*shape))
-    nn.init.trunc_normal_(p, std=0.02, a=-0.04, b=0.04)
+    nn.init.trunc_normal_(p, std=std, a=-2 * std, b=2 * std)
     return p
 
 
@@ -102,11 +102,11 @@ class MedformerSmall(nn.Module):
     # channels and approximate (GELU "none" = erf, or "tanh" as the engine computes it) serve `mf export --format torch`
     # files (load_exported); the benchmark and recipe runs keep the defaults.
     def __init__(self, outputs, size=28, patch=4, hidden=128, latent=64, n_latents=32, layers=4, heads=4, ratio=2, task_latents=4, ctx_norm=True,
-                 channels=1, approximate="none"):
+                 channels=1, approximate="none", pos_std=0.02):
         super().__init__()
         self.patch = patch
         self.patch_embed = fan_in_linear(channels * patch * patch, hidden)
-        self.pos = trunc02((size // patch) ** 2, hidden)
+        self.pos = trunc02((size // patch) ** 2, hidden, std=pos_std)
         self.latents = trunc02(n_latents, latent)
         # Dimensionality, modality and body-part embeddings: one row each is used for a single 2D data set, so
         # their sum is one more learned vector added to every latent.
@@ -325,6 +325,7 @@ if __name__ == "__main__":
     ap.add_argument("--latent", type=int, default=64)
     ap.add_argument("--latents", type=int, default=32)
     ap.add_argument("--no-ctx-norm", action="store_true", help="no LayerNorm on the patch tokens the input latents attend")
+    ap.add_argument("--pos-std", type=float, default=0.02, help="std of the position-embedding init (truncated at 2 std)")
     ap.add_argument("--init", choices=["fan_in", "timm", "xavier"], default="fan_in")
     ap.add_argument("--load-safetensors", metavar="FILE", help="an mf export --format torch file: load it and predict --predict-npy")
     ap.add_argument("--predict-npy", metavar="IN", help="with --load-safetensors: a float32 [N, C, H, W] batch, normalised as mf predict does")
@@ -346,6 +347,6 @@ if __name__ == "__main__":
         ap.error("give a MedMNIST .npz (a binary data set such as breastmnist.npz), or --bench-step N")
     for seed in [int(s) for s in a.seeds.split(",")]:
         r = run(a.npz, seed, a.epochs, a.lr, a.wd, a.batch, a.warmup_epochs, a.clip, not a.no_augment, a.log, a.init,
-                dict(hidden=a.hidden, layers=a.layers, latent=a.latent, n_latents=a.latents, ctx_norm=not a.no_ctx_norm))
+                dict(hidden=a.hidden, layers=a.layers, latent=a.latent, n_latents=a.latents, ctx_norm=not a.no_ctx_norm, pos_std=a.pos_std))
         r.update(torch=torch.__version__, command=" ".join(["bench/medformer_small_torch.py", *sys.argv[1:]]))
         print(json.dumps(r), flush=True)

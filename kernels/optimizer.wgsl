@@ -128,3 +128,30 @@ fn sgd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) n
   if ((mk & 2u) != 0u) { p = p * (1.0 - lr * wd); }
   P[i] = p - lr * (G[i] * clip);
 }
+
+// SGD with momentum, torch.optim.SGD's arithmetic (dampening 0): d = clip*g, plus wd*p where the decay bit is set
+// (L2 decay folded into the gradient, as PyTorch does; with momentum it is no longer the same as shrinking p);
+// buf = mu*buf + d; p -= lr * (d + mu*buf) with Nesterov, lr * buf without. M holds the momentum buffers; PyTorch
+// starts buf at d on the first step, which mu*0 + d is.
+// Uniforms: [lr, weight_decay, max_grad_norm (0: off), momentum], [nesterov (1 or 0), unused x3].
+@compute @workgroup_size(WG)
+fn sgd_momentum(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = gid.x + gid.y * nwg.x * WG;
+  if (i >= N4) { return; }
+  let mk = Mask[i / BLOCK4];
+  if ((mk & 1u) == 0u || S[1] == 0.0) { return; }
+  let lr = U[0].x;
+  let wd = U[0].y;
+  let max_norm = U[0].z;
+  let mu = U[0].w;
+  var clip = 1.0;
+  if (max_norm > 0.0) { clip = min(1.0, max_norm / (sqrt(S[0]) + 1e-6)); }
+  let p = P[i];
+  var d = G[i] * clip;
+  if ((mk & 2u) != 0u) { d = d + wd * p; }
+  let buf = mu * M[i] + d;
+  var step = buf;
+  if (U[1].x != 0.0) { step = d + mu * buf; }
+  M[i] = buf;
+  P[i] = p - lr * step;
+}

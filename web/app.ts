@@ -4,6 +4,7 @@
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 import './style.css';
+import type { Sample } from '../src/data/model-input.ts';
 import type { Prediction } from '../src/kinds/medformer/task-model.ts';
 import type { LogRecord } from '../src/train/records.ts';
 import type { Confusion, LogChunk, RunDetail, RunSummary } from '../src/serve/runs.ts';
@@ -295,9 +296,13 @@ function predictionsTable(predictions: Prediction[]): HTMLElement {
 
 /** The drop zone of a run's page: files scored on the page's WebGPU. */
 function tryModelSection(detail: RunDetail): HTMLElement {
-  const status = el('p', { id: 'try-status', class: 'muted' }, 'Drop PNG or JPEG images here, or pick them.');
+  const status = el(
+    'p',
+    { id: 'try-status', class: 'muted' },
+    'Drop PNG or JPEG images (2D models), NIfTI volumes (.nii, .nii.gz; 3D models) or .npy arrays here, or pick them.',
+  );
   const out = el('div', { id: 'try-output' });
-  const picker = el('input', { type: 'file', id: 'try-files', multiple: '', accept: '.png,.jpg,.jpeg,.nii,.nii.gz' });
+  const picker = el('input', { type: 'file', id: 'try-files', multiple: '', accept: '.png,.jpg,.jpeg,.nii,.nii.gz,.gz,.npy' });
   const zone = el('div', { class: 'dropzone', id: 'try-zone' }, status, picker);
   const heads = el('select', { id: 'try-head' });
   const section = el('section', { id: 'try' }, el('h2', {}, 'Try the model'), heads, zone, out);
@@ -326,11 +331,11 @@ function tryModelSection(detail: RunDetail): HTMLElement {
         model?.store.dispose();
         model = await loadRunModel(detail.summary.id, heads.value || undefined);
       }
-      const inputs: { name: string; pixels: Uint8Array }[] = [];
+      const inputs: Sample[] = [];
       const problems: string[] = [];
       for (const f of files) {
         try {
-          inputs.push({ name: f.name, pixels: await prepareFile(f, model.head.want) });
+          inputs.push(...(await prepareFile(f, model.head.want)));
         } catch (e) {
           problems.push((e as Error).message);
         }

@@ -4,8 +4,21 @@
 import { loadKernelSources } from '../src/backend/kernel-sources.ts';
 import { reportAdapter, requestEngineDevice, WebGpuBackend } from '../src/backend/webgpu.ts';
 import { normalizeU8 } from '../src/data/augment.ts';
-import { decodeJpeg, type InputShape, interleaved, oneLine, type Planar, toModelInput } from '../src/data/model-input.ts';
-import { getDataset } from '../src/data/registry.ts';
+import {
+  arraySamples,
+  checkImageHead,
+  checkVolumeHead,
+  decodeJpeg,
+  type InputShape,
+  interleaved,
+  oneLine,
+  type Planar,
+  type Sample,
+  toModelInput,
+  volumeSample,
+} from '../src/data/model-input.ts';
+import { decodeNifti } from '../src/data/nifti-codec.ts';
+import { parseNpy } from '../src/data/npy-codec.ts';
 import { MfError } from '../src/errors.ts';
 import { describedModel, type Prediction, scoreRows, type TaskModel, taskScores, toPrediction } from '../src/kinds/medformer/task-model.ts';
 import { ParameterStore } from '../src/nn/parameters.ts';
@@ -104,21 +117,36 @@ async function decodePngInPage(bytes: Uint8Array, file: string): Promise<Planar>
   return interleaved(new Uint8Array(rgba.buffer, rgba.byteOffset, rgba.byteLength), bitmap.width, bitmap.height, 4, color ? 3 : 1);
 }
 
-/** A dropped file prepared as `mf predict` prepares it (2D images here; volumes need the NIfTI reader). */
-export async function prepareFile(file: File, want: InputShape): Promise<Uint8Array> {
+/**
+ * A dropped file's samples, prepared as `mf predict` prepares them: PNG and JPEG images, NIfTI volumes (.nii,
+ * .nii.gz) and .npy arrays (one sample or a batch), each named as mf predict names it but by the file's name.
+ */
+export async function prepareFile(file: File, want: InputShape): Promise<Sample[]> {
   const bytes = new Uint8Array(await file.arrayBuffer());
-  const lower = file.name.toLowerCase();
+  const name = file.name;
+  const lower = name.toLowerCase();
+  const kinds = want.dim === 2 ? 'a PNG, JPEG or .npy image' : 'a NIfTI volume (.nii, .nii.gz) or .npy';
   if (/\.(nii|nii\.gz)$/.test(lower)) {
-    throw new MfError(`${file.name}: NIfTI volumes are read by mf predict only, not yet in the page`, 'use mf predict for 3D volumes');
+    checkVolumeHead(want, name, kinds);
+    return [volumeSample(decodeNifti(bytes, name), want, name)];
   }
-  if (want.dim === 3) throw new MfError(`${file.name}: a 2D image, but the model's head takes 3D volumes`);
-  if (lower.endsWith('.png')) return toModelInput(await decodePngInPage(bytes, file.name), want, file.name);
-  if (/\.jpe?g$/.test(lower)) return toModelInput(decodeJpeg(bytes, file.name), want, file.name);
-  throw new MfError(`${file.name}: not an image the page reads`, 'drop PNG or JPEG images');
+  if (lower.endsWith('.npy')) return arraySamples(parseNpy(bytes, name, 'array'), want, name, name);
+  if (/\.(png|jpe?g)$/.test(lower)) {
+    checkImageHead(want, name, kinds);
+    const planar = lower.endsWith('.png') ? await decodePngInPage(bytes, name) : decodeJpeg(bytes, name);
+    return [{ input: name, pixels: toModelInput(planar, want, name) }];
+  }
+  if (/\.(npz|hdr|hdr\.gz)$/.test(lower)) {
+    throw new MfError(
+      `${name}: .npz archives and two-file .hdr/.img volumes are read by mf predict only`,
+      'save the array as .npy or the volume as .nii.gz',
+    );
+  }
+  throw new MfError(`${name}: not an input the page reads`, `give ${kinds}`);
 }
 
 /** The probabilities of each prepared input, as `mf predict` names them. */
-export async function predict(run: PageRunModel, inputs: { name: string; pixels: Uint8Array }[]): Promise<Prediction[]> {
+export async function predict(run: PageRunModel, inputs: readonly Sample[]): Promise<Prediction[]> {
   if (inputs.length === 0) return [];
   const { head } = run;
   const want = head.want;
@@ -126,11 +154,11 @@ export async function predict(run: PageRunModel, inputs: { name: string; pixels:
   const len = shape.reduce((a, b) => a * b, 1);
   const images = new Uint8Array(inputs.length * len);
   inputs.forEach((s, i) => images.set(s.pixels, i * len));
-  const task = { ds: getDataset(head.key), head: head.head };
+  const task = { ds: head.dataset, head: head.head };
   const scores = tidy(() =>
     noGrad(() => taskScores(task, run.model.forward(Tensor.from(normalizeU8(images), [inputs.length, ...shape]), head.meta, head.key))),
   );
   const data = await scores.data();
   scores.dispose();
-  return scoreRows(task, data, inputs.length).map((row, i) => toPrediction(inputs[i]!.name, task, row));
+  return scoreRows(task, data, inputs.length).map((row, i) => toPrediction(inputs[i]!.input, task, row));
 }

@@ -5,7 +5,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { type Static, type TSchema, Type } from '@sinclair/typebox';
-import { type DatasetInfo, getDataset } from '../data/registry.ts';
+import { datasetInfo } from '../data/lookup.ts';
+import type { DatasetInfo } from '../data/registry.ts';
 import { ConfigError, FileFormatError, MfError } from '../errors.ts';
 import { type HeadDescription, MODEL_METADATA_FORMAT } from '../kinds/medformer/trainer.ts';
 import type { ModelSettings } from '../kinds/medformer/schema.ts';
@@ -31,6 +32,12 @@ export interface ModelDescription {
   batchSize: number;
   /** The data root the run was trained from (config.json data.root); null when unknown or the default. */
   dataRoot: string | null;
+  /**
+   * What else picks a CIFAR run's images (src/data/cifar.ts): data.samples_per_class (null: every image) and the
+   * run's seed, which also seeds the generated stand-in's splits; null when the description does not say.
+   */
+  samplesPerClass: number | null;
+  seed: number | null;
 }
 
 export interface WeightsFile {
@@ -72,10 +79,17 @@ const MedformerModelSchema = Type.Object({
 });
 const ResNetModelSchema = Type.Object({ preset: Type.Literal('resnet18'), image_size_2d: Type.Literal(28) });
 const MlpModelSchema = Type.Object({ preset: Type.Literal('mlp'), image_size_2d: Type.Literal(28), hidden: Type.Array(PosInt) });
-const ModelSchema = Type.Union([MedformerModelSchema, ResNetModelSchema, MlpModelSchema], {
-  description:
-    'a Medformer model config (preset "small" or "large" with every field), {"preset": "resnet18", "image_size_2d": 28} or {"preset": "mlp", "image_size_2d": 28, "hidden": [...]}',
+const WrnModelSchema = Type.Object({
+  preset: Type.Union([Type.Literal('wrn-40-4'), Type.Literal('wrn-28-10'), Type.Literal('wrn')]),
+  image_size_2d: Type.Union([Type.Literal(32), Type.Literal(16), Type.Literal(8)]),
+  depth: PosInt,
+  widen_factor: Type.Number({ exclusiveMinimum: 0 }),
 });
+const ModelSchema = Type.Union([MedformerModelSchema, ResNetModelSchema, MlpModelSchema, WrnModelSchema], {
+  description:
+    'a Medformer model config (preset "small" or "large" with every field), {"preset": "resnet18", "image_size_2d": 28}, {"preset": "mlp", "image_size_2d": 28, "hidden": [...]} or a Wide ResNet {"preset": "wrn-40-4" | "wrn-28-10" | "wrn", "image_size_2d": 32 | 16 | 8, "depth": d, "widen_factor": k}',
+});
+const SamplesPerClass = Type.Union([PosInt, Type.Null()], { description: 'a positive integer or null' });
 
 const HeadSchema = Type.Object({
   key: Type.String({ minLength: 1 }),
@@ -104,8 +118,9 @@ const ConfigSchema = Type.Object({
     datasets: Type.Array(Type.String({ minLength: 1 }), { minItems: 1, description: 'a non-empty list of data set keys' }),
     root: Type.Union([Type.String(), Type.Null()], { description: 'a folder or null' }),
     ordinal: Type.Optional(Head),
+    samples_per_class: Type.Optional(SamplesPerClass),
   }),
-  training: Type.Object({ batch_size: PosInt }),
+  training: Type.Object({ batch_size: PosInt, seed: Type.Optional(NonNegInt) }),
   multitask: Type.Optional(Type.Object({ selection: Selection })),
 });
 
@@ -235,6 +250,8 @@ function describeConfig(file: string, dir: string): ModelDescription {
     selection: kind === 'multitask' ? (c.multitask?.selection ?? 'mean') : 'per-task',
     batchSize: c.training.batch_size,
     dataRoot: c.data.root,
+    samplesPerClass: c.data.samples_per_class ?? null,
+    seed: c.training.seed ?? null,
   };
 }
 
@@ -275,12 +292,15 @@ function describeMetadata(meta: ReadonlyMap<string, string>, file: string, fix: 
     selection: value('selection', Selection),
     batchSize: Number(value('batch_size', Type.String({ pattern: '^[1-9][0-9]{0,8}$', description: 'a positive integer' }))),
     dataRoot: null,
+    // Written by this version's trainer (modelMetadata); absent in older files.
+    samplesPerClass: meta.has('samples_per_class') ? json('samples_per_class', SamplesPerClass) : null,
+    seed: meta.has('seed') ? Number(value('seed', Type.String({ pattern: '^(0|[1-9][0-9]{0,9})$', description: 'a seed' }))) : null,
   };
 }
 
 function known(key: string, file: string): DatasetInfo {
   try {
-    return getDataset(key);
+    return datasetInfo(key);
   } catch {
     throw new FileFormatError(
       `${file}: data set "${key}" is not in this build's registry`,
@@ -300,7 +320,7 @@ export function selectHeads(d: ModelDescription, key: string | undefined, flag: 
 /** The registry entry, head type and batch conditioning of one head. */
 export function headTask(h: HeadDescription): HeadTask {
   return {
-    ds: getDataset(h.key),
+    ds: datasetInfo(h.key),
     head: h.head,
     meta: { dim: h.dim, channels: h.channels, modality: h.modality, bodyPart: h.body_part },
   };
@@ -309,7 +329,7 @@ export function headTask(h: HeadDescription): HeadTask {
 /** Side of a head's inputs: the model's 2D image size or 3D volume size. */
 export function inputSize(d: ModelDescription, h: HeadDescription): number {
   if (h.dim === 2) return d.model.image_size_2d;
-  if (!('image_size_3d' in d.model)) throw new ConfigError(`head ${h.key} is 3D but the model is the 2D ResNet-18`);
+  if (!('image_size_3d' in d.model)) throw new ConfigError(`head ${h.key} is 3D but the model (${d.model.preset}) is 2D`);
   return d.model.image_size_3d;
 }
 

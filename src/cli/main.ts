@@ -243,8 +243,8 @@ program
 
 program
   .command('table')
-  .description("print a thesis table (4.2 to 4.11) next to this project's runs")
-  .argument('<id>', 'table id, e.g. 4.2')
+  .description("print a thesis table (4.2 to 4.11, 5.1 and 5.2) next to this project's runs")
+  .argument('<id>', 'table id, e.g. 4.2 or 5.1')
   .option('--runs <dir>', 'runs folder', 'runs')
   .option('--csv', 'CSV output')
   .option('--json', 'JSON output')

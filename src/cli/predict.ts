@@ -10,19 +10,24 @@ import { PNG } from 'pngjs';
 import { initEngine } from '../backend/index.ts';
 import type { LoadedSplit } from '../data/dataset.ts';
 import { readNifti } from '../data/nifti.ts';
-import { type NpyArray, parseNpy, readNpz } from '../data/npz.ts';
-import { getDataset, numLabelColumns, numOutputs } from '../data/registry.ts';
+import { parseNpy, readNpz } from '../data/npz.ts';
+import { datasetInfo } from '../data/lookup.ts';
+import { numLabelColumns, numOutputs } from '../data/registry.ts';
 import { ConfigError, FileFormatError, MfError } from '../errors.ts';
 import type { HeadDescription } from '../kinds/medformer/trainer.ts';
 import {
+  arraySamples,
+  checkImageHead,
+  checkVolumeHead,
   type InputShape,
+  inputKindsHint,
   interleaved,
   oneLine,
   type Planar,
   type Sample,
-  toByteRange,
   toModelInput,
   decodeJpeg,
+  volumeSample,
 } from '../data/model-input.ts';
 import { type Prediction, toPrediction } from '../kinds/medformer/task-model.ts';
 import { MAX_BINARY_BYTES, readRegularFile, writeFileAtomic } from '../util/files.ts';
@@ -82,7 +87,7 @@ export async function predictCommand(target: string, inputs: string[], flags: Pr
   }
   for (const p of predictions) console.log(describePrediction(p, head));
   if (out !== undefined && predictions.length) {
-    const text = /\.json$/i.test(out) ? `${JSON.stringify(predictions, null, 2)}\n` : toCsv(predictions, getDataset(head.key).labels);
+    const text = /\.json$/i.test(out) ? `${JSON.stringify(predictions, null, 2)}\n` : toCsv(predictions, datasetInfo(head.key).labels);
     writeFileAtomic(out, new TextEncoder().encode(text));
     process.stderr.write(`wrote ${predictions.length} predictions to ${out}\n`);
   }
@@ -151,18 +156,14 @@ const NIFTI = /\.(nii|nii\.gz|hdr|hdr\.gz)$/i;
 /** The samples of one input file, fitted to `want`; every failure is one MfError naming the file. */
 export function readInput(file: string, want: InputShape): Sample[] {
   const lower = file.toLowerCase();
-  const kindHint = want.dim === 2 ? 'a PNG, JPEG, .npy or .npz image' : 'a NIfTI volume (.nii, .nii.gz), .npy or .npz';
+  const kindHint = inputKindsHint(want);
   if (NIFTI.test(lower)) {
-    if (want.dim === 2) throw new ConfigError(`${file}: a 3D volume, but the model's head takes 2D images`, `give ${kindHint}`);
-    const vol = readNifti(file);
-    const [x, y, z] = vol.shape;
-    // x fastest in the file: as a row-major array that is [z][y][x], i.e. D×H×W.
-    const planar = { shape: [1, z, y, x], data: vol.data };
-    return [{ input: file, pixels: toModelInput(vol.datatype === 'uint8' ? planar : toByteRange(planar), want, file) }];
+    checkVolumeHead(want, file);
+    return [volumeSample(readNifti(file), want, file)];
   }
   if (lower.endsWith('.npy')) {
     const bytes = readRegularFile(file, { what: 'a .npy array', fix: 'check the path', maxBytes: MAX_BINARY_BYTES });
-    return fromArray(parseNpy(bytes, file, 'array'), want, file, file);
+    return arraySamples(parseNpy(bytes, file, 'array'), want, file, file);
   }
   if (lower.endsWith('.npz')) {
     const arrays = readNpz(file);
@@ -170,10 +171,10 @@ export function readInput(file: string, want: InputShape): Sample[] {
     const images = names.filter((n) => /images$/.test(n));
     const use = images.length ? images : names;
     if (!use.length) throw new FileFormatError(`${file}: holds no arrays`, 'save the images with np.savez');
-    return use.flatMap((n) => fromArray(arrays.get(n)!, want, file, use.length === 1 && names.length === 1 ? file : `${file}:${n}`));
+    return use.flatMap((n) => arraySamples(arrays.get(n)!, want, file, use.length === 1 && names.length === 1 ? file : `${file}:${n}`));
   }
   if (/\.(png|jpe?g)$/.test(lower)) {
-    if (want.dim === 3) throw new ConfigError(`${file}: a 2D image, but the model's head takes 3D volumes`, `give ${kindHint}`);
+    checkImageHead(want, file);
     const bytes = readRegularFile(file, { what: 'an image', fix: 'check the path', maxBytes: MAX_BINARY_BYTES });
     return [{ input: file, pixels: toModelInput(lower.endsWith('.png') ? decodePng(bytes, file) : decodeJpeg(bytes, file), want, file) }];
   }
@@ -192,52 +193,4 @@ function decodePng(bytes: Uint8Array, file: string): Planar {
   }
   // pngjs gives 8-bit RGBA whatever the file holds; a gray file has R = G = B.
   return interleaved(png.data, png.width, png.height, 4, png.color ? 3 : 1);
-}
-
-/** The samples of an array: one image or volume, or a batch of them along the first axis. */
-function fromArray(a: NpyArray, want: InputShape, file: string, name: string): Sample[] {
-  const s = a.shape;
-  const bad = (why: string) =>
-    new FileFormatError(
-      `${file}: array of shape (${s.join(', ')}) ${why}`,
-      want.dim === 2 ? 'give H×W, H×W×C, C×H×W or a batch N×H×W(×C) with C 1 or 3' : 'give D×H×W, 1×D×H×W or a batch N×D×H×W',
-    );
-  // [n, C, ...spatial] with `last` true when channels are the last axis.
-  let n: number;
-  let c: number;
-  let spatial: number[];
-  let last = false;
-  const isC = (x: number | undefined) => x === 1 || x === 3 || x === 4;
-  if (want.dim === 2) {
-    if (s.length === 2) [n, c, spatial] = [1, 1, s];
-    else if (s.length === 3 && isC(s[2]) && !isC(s[0])) [n, c, spatial, last] = [1, s[2]!, [s[0]!, s[1]!], true];
-    else if (s.length === 3 && isC(s[0])) [n, c, spatial] = [1, s[0]!, [s[1]!, s[2]!]];
-    else if (s.length === 3) [n, c, spatial] = [s[0]!, 1, [s[1]!, s[2]!]];
-    else if (s.length === 4 && isC(s[3])) [n, c, spatial, last] = [s[0]!, s[3]!, [s[1]!, s[2]!], true];
-    else if (s.length === 4 && isC(s[1])) [n, c, spatial] = [s[0]!, s[1]!, [s[2]!, s[3]!]];
-    else throw bad('is not a 2D image or a batch of them');
-  } else if (s.length === 3) [n, c, spatial] = [1, 1, s];
-  else if (s.length === 4 && s[0] === 1) [n, c, spatial] = [1, 1, s.slice(1)];
-  else if (s.length === 4) [n, c, spatial] = [s[0]!, 1, s.slice(1)];
-  else if (s.length === 5 && s[1] === 1) [n, c, spatial] = [s[0]!, 1, s.slice(2)];
-  else throw bad('is not a 3D volume or a batch of them');
-  if (n === 0 || spatial.some((x) => x === 0)) throw bad('is empty');
-  if (a.data instanceof BigInt64Array || a.data instanceof BigUint64Array) throw bad(`has dtype ${a.dtype}; save it as uint8 or float32`);
-  const values = a.data;
-  const per = c * spatial.reduce((x, y) => x * y, 1);
-  const p = per / c;
-  const out: Sample[] = [];
-  for (let i = 0; i < n; i++) {
-    const data = new Float32Array(per);
-    for (let j = 0; j < per; j++) {
-      // Channel-last source index of channel cc, pixel q; channel-first is the same layout as ours.
-      const cc = Math.floor(j / p);
-      const q = j % p;
-      data[j] = Number(values[i * per + (last ? q * c + cc : j)]);
-    }
-    const planar = { shape: [c, ...spatial], data };
-    const label = n === 1 ? name : `${name}[${i}]`;
-    out.push({ input: label, pixels: toModelInput(a.dtype === '|u1' ? planar : toByteRange(planar), want, file) });
-  }
-  return out;
 }

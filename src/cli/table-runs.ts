@@ -6,7 +6,7 @@ import path from 'node:path';
 import { Type, type Static } from '@sinclair/typebox';
 import { MfError } from '../errors.ts';
 import { percent, type ModelSize, type Scores } from '../report/thesis.ts';
-import { checkJson, DatasetResultSchema, pointer, readJsonFile } from '../train/records.ts';
+import { checkJson, DatasetResultSchema, GENERATED_STAND_IN, pointer, readJsonFile } from '../train/records.ts';
 
 export type RunKind = 'supervised' | 'multitask' | 'finetune';
 const RUN_KINDS: readonly string[] = ['supervised', 'multitask', 'finetune'] satisfies RunKind[];
@@ -49,8 +49,19 @@ const ConfigKindSchema = Type.Object({ kind: Type.String() });
 const RunConfigSchema = Type.Object({
   name: Type.String(),
   kind: Type.String(),
-  model: Type.Object({ preset: Type.String() }),
-  data: Type.Object({ datasets: Type.Array(Type.String()) }),
+  model: Type.Object({
+    preset: Type.String(),
+    // Wide ResNet runs (CIFAR Tables 5.1/5.2): which network.
+    depth: Type.Optional(Type.Number()),
+    image_size_2d: Type.Optional(Type.Number()),
+    widen_factor: Type.Optional(Type.Number()),
+  }),
+  data: Type.Object({
+    datasets: Type.Array(Type.String()),
+    samples_per_class: Type.Optional(Type.Union([Type.Number(), Type.Null()])),
+  }),
+  /** Cascading Sum Augmentation's stages, when the run trained with them. */
+  csa: Type.Optional(Type.Union([Type.Object({ schedule: Type.Array(Type.Number()) }), Type.Null()])),
   training: Type.Optional(
     Type.Object({
       epochs: Type.Optional(Type.Union([Type.Number(), Type.Null()])),
@@ -58,20 +69,28 @@ const RunConfigSchema = Type.Object({
     }),
   ),
 });
-type RunConfig = Static<typeof RunConfigSchema>;
+export type RunConfig = Static<typeof RunConfigSchema>;
 
-interface DatasetScores extends SeedSpread {
+export interface DatasetScores extends SeedSpread {
   auc: number;
   /** percent */
   acc: number;
   ssl_steps?: number | null;
+  /**
+   * True when metrics.json says the run trained on a generated stand-in for missing files (data_source): such a
+   * result fills no table cell and is listed below the table as generated data. Absent for real files (and for runs
+   * made before data_source was recorded).
+   */
+  generated?: true;
 }
 
-interface Run {
+export interface Run {
   ref: RunRef;
   mtimeMs: number;
   kind: RunKind;
   preset: string;
+  /** The fields of config.json read here (the CIFAR tables tell their rows apart by model, samples per class, CSA). */
+  config: RunConfig;
   results: ReadonlyMap<string, DatasetScores>;
 }
 
@@ -115,6 +134,7 @@ function readResults(metricsFile: string, datasets: readonly string[], warnings:
         ...(std ? { std } : {}),
         ...(typeof r.majority_acc === 'number' ? { majority_acc: percent(r.majority_acc) } : {}),
         ...(ssl_steps !== undefined ? { ssl_steps } : {}),
+        ...(r.data_source?.origin === GENERATED_STAND_IN ? { generated: true as const } : {}),
       });
     } catch (e) {
       warnings.push(warning(e));
@@ -173,22 +193,67 @@ export function indexRuns(runsDir: string): RunIndex {
       mtimeMs,
       kind,
       preset: config.model.preset,
+      config,
       results,
     });
   }
   return index;
 }
 
-/** The newest run of a kind and model preset (a size, or "resnet18") with a test result for `key`. */
+/** The newest run of a kind and model preset (a size, or "resnet18") with a test result for `key` on real data. */
 export function pick(index: RunIndex, kind: RunKind, model: ModelSize | 'resnet18', key: string): Cell {
   const candidates = index.runs
-    .filter((r) => r.kind === kind && r.preset === model && r.results.has(key))
+    .filter((r) => r.kind === kind && r.preset === model && r.results.has(key) && !r.results.get(key)!.generated)
     .sort((a, b) => b.mtimeMs - a.mtimeMs || a.ref.dir.localeCompare(b.ref.dir));
   const run = candidates[0];
   if (!run) return 'missing';
   const res = run.results.get(key) as DatasetScores;
   return { ...res, run: run.ref };
 }
+
+/** A result on a generated stand-in that would otherwise be a candidate for a cell: listed below the table. */
+export interface GeneratedResult extends DatasetScores {
+  key: string;
+  kind: RunKind;
+  run: RunRef;
+}
+
+/** Results on generated data of these kinds, presets (any when null) and data sets, newest first. */
+export function generatedResults(
+  index: RunIndex,
+  kinds: readonly RunKind[],
+  presets: readonly string[] | null,
+  keys: readonly string[],
+): GeneratedResult[] {
+  return index.runs
+    .filter((r) => kinds.includes(r.kind) && (presets === null || presets.includes(r.preset)))
+    .sort((a, b) => b.mtimeMs - a.mtimeMs || a.ref.dir.localeCompare(b.ref.dir))
+    .flatMap((r) =>
+      keys.filter((k) => r.results.get(k)?.generated).map((key) => ({ ...r.results.get(key)!, key, kind: r.kind, run: r.ref })),
+    );
+}
+
+/** The lines that list results on generated data below a table (none when there are none). */
+export function generatedLines(results: readonly GeneratedResult[]): string[] {
+  if (!results.length) return [];
+  return [
+    '',
+    'Runs on generated data (a stand-in for missing data set files; their numbers say nothing about the data set and fill no cell):',
+    '',
+    ...results.map((g) => `- ${g.key} (${g.kind}): ACC ${g.acc.toFixed(1)}, AUC ${g.auc.toFixed(3)}, generated data: ${runLine(g.run)}`),
+  ];
+}
+
+/** The run a cell came from, as the tables list it under "Runs used". */
+export const runLine = (run: RunRef): string =>
+  `${run.dir} (${run.name}${run.length ? `, ${run.length}` : ''}, metrics ${run.metrics_mtime})`;
+
+function csvField(v: string | number | null): string {
+  const s = v === null ? '' : String(v);
+  return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+/** One CSV line: fields quoted where they hold a comma, quote or line break; null as an empty field. */
+export const csvLine = (fields: (string | number | null)[]): string => fields.map(csvField).join(',');
 
 /** Warnings for runs that would fill a cell of this table but have not written metrics.json yet. */
 export function pendingWarnings(index: RunIndex, kinds: readonly RunKind[], model: ModelSize, keys: readonly string[]): string[] {

@@ -22,7 +22,21 @@ import {
   type Scores,
   type TableId,
 } from '../report/thesis.ts';
-import { indexRuns, pendingWarnings, pick, type Cell, type OurScores, type RunKind, type RunRef } from './table-runs.ts';
+import {
+  csvLine,
+  type GeneratedResult,
+  generatedLines,
+  generatedResults,
+  indexRuns,
+  pendingWarnings,
+  pick,
+  runLine,
+  type Cell,
+  type OurScores,
+  type RunKind,
+  type RunRef,
+} from './table-runs.ts';
+import { buildCifarTable, isCifarTable, renderCifarCsv, renderCifarMarkdown } from './table-cifar.ts';
 
 export type { Cell, OurScores, RunKind, RunRef } from './table-runs.ts';
 
@@ -71,6 +85,8 @@ interface ViewBase {
   runs_dir: string;
   /** Run folders that could not be read, or that would count but have no results yet. */
   warnings: string[];
+  /** Results that would count but were trained on a generated stand-in for missing files: listed, never in a cell. */
+  generated: GeneratedResult[];
 }
 export interface ValueView extends ViewBase {
   regime: Exclude<Regime, 'deltas'>;
@@ -121,7 +137,8 @@ export function buildTable(id: string, runsDir: string): TableView {
       };
     });
     const warnings = [...index.warnings, ...pendingWarnings(index, [kind], table.model, keys)];
-    return { ...base, regime: table.regime, run_kind: kind, baseline_source: baselineSource(), rows, warnings };
+    const generated = generatedResults(index, [kind], withResNet ? [table.model, 'resnet18'] : [table.model], keys);
+    return { ...base, regime: table.regime, run_kind: kind, baseline_source: baselineSource(), rows, warnings, generated };
   }
 
   const rows = table.rows.map((r): DeltaTableRow => {
@@ -143,8 +160,9 @@ export function buildTable(id: string, runsDir: string): TableView {
       runs: { st: ref(st), mt: ref(mt), ssl: ref(ssl) },
     };
   });
-  const warnings = [...index.warnings, ...pendingWarnings(index, ['supervised', 'multitask', 'finetune'], table.model, keys)];
-  return { ...base, regime: 'deltas', rows, warnings };
+  const kinds: RunKind[] = ['supervised', 'multitask', 'finetune'];
+  const warnings = [...index.warnings, ...pendingWarnings(index, kinds, table.model, keys)];
+  return { ...base, regime: 'deltas', rows, warnings, generated: generatedResults(index, kinds, [table.model], keys) };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -251,11 +269,10 @@ function markdownValues(view: ValueView): string {
     lines.push('', 'Our ResNet-18 (28) runs used:', '');
     for (const r of resnetRuns) lines.push(`- ${r.dataset}: ${runLine(r.resnet18.run)}`);
   }
+  lines.push(...generatedLines(view.generated));
   lines.push('', `Thesis: ${view.thesis_source}`, '', `Baseline: ${view.baseline_source}`, ...warningLines(view));
   return lines.join('\n');
 }
-
-const runLine = (run: RunRef) => `${run.dir} (${run.name}${run.length ? `, ${run.length}` : ''}, metrics ${run.metrics_mtime})`;
 
 function fmtSteps(s: Steps): string {
   return typeof s === 'number' ? String(s) : s;
@@ -281,7 +298,7 @@ function markdownDeltas(view: DeltaView): string {
     });
     lines.push(`| ${r.dataset} | ${cells.join(' | ')} | ${r.steps.thesis} / ${fmtSteps(r.steps.ours)} |`);
   }
-  lines.push(...footnotes(view.rows), '', `Thesis: ${view.thesis_source}`, ...warningLines(view));
+  lines.push(...footnotes(view.rows), ...generatedLines(view.generated), '', `Thesis: ${view.thesis_source}`, ...warningLines(view));
   return lines.join('\n');
 }
 
@@ -289,12 +306,6 @@ function markdownDeltas(view: DeltaView): string {
 export function renderMarkdown(view: TableView): string {
   return view.regime === 'deltas' ? markdownDeltas(view) : markdownValues(view);
 }
-
-function csvField(v: string | number | null): string {
-  const s = v === null ? '' : String(v);
-  return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
-}
-const csvLine = (fields: (string | number | null)[]) => fields.map(csvField).join(',');
 
 /** The table as CSV: one header line, one line a dataset; numbers unrounded (accuracy in percent), "missing" where no run. */
 export function renderCsv(view: TableView): string {
@@ -367,6 +378,14 @@ export function renderJson(view: TableView): string {
 
 export async function tableCommand(id: string, opts: { runs: string; csv?: boolean; json?: boolean }): Promise<void> {
   if (opts.csv && opts.json) throw new ConfigError('--csv and --json exclude each other; pass one of them');
+  if (isCifarTable(id)) {
+    // Tables 5.1/5.2 (CIFAR, Wide ResNets) have their own layout: table-cifar.ts.
+    const cifar = buildCifarTable(id, opts.runs);
+    const text = opts.json ? JSON.stringify(cifar, null, 2) : opts.csv ? renderCifarCsv(cifar) : renderCifarMarkdown(cifar);
+    process.stdout.write(`${text}\n`);
+    if (opts.csv) for (const w of cifar.warnings) process.stderr.write(`warning: ${w}\n`);
+    return;
+  }
   const view = buildTable(id, opts.runs);
   if (opts.json) {
     process.stdout.write(`${renderJson(view)}\n`);
@@ -375,6 +394,7 @@ export async function tableCommand(id: string, opts: { runs: string; csv?: boole
   if (opts.csv) {
     process.stdout.write(`${renderCsv(view)}\n`);
     for (const w of view.warnings) process.stderr.write(`warning: ${w}\n`);
+    for (const g of view.generated) process.stderr.write(`warning: ${g.run.dir}: ${g.key} trained on generated data; not counted\n`);
     return;
   }
   process.stdout.write(`${renderMarkdown(view)}\n`);

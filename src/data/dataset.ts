@@ -7,6 +7,7 @@ import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { FileFormatError, MfError } from '../errors.ts';
 import { readNpz, type NpyArray } from './npz.ts';
+import type { DataSource } from '../train/records.ts';
 import { fileFor, getDataset, numClasses, numLabelColumns, type DatasetInfo, type Split } from './registry.ts';
 import { ensureSynthetic } from './synthetic.ts';
 
@@ -25,6 +26,8 @@ export interface LoadedSplit {
   numLabels: number;
   /** Per-sample shape: [C, H, W] or [C, D, H, W]. */
   shape: number[];
+  /** Where the split came from, when its loader says (MNIST, CIFAR: files or a generated stand-in); else `file` (provenance.ts). */
+  source?: DataSource;
 }
 
 export interface LoadOptions {

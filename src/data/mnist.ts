@@ -9,6 +9,7 @@ import zlib from 'node:zlib';
 import { ConfigError, FileFormatError } from '../errors.ts';
 import { Rng } from '../util/rng.ts';
 import type { LoadedSplit } from './dataset.ts';
+import { type DataSource, filesSource, standInSource } from './provenance.ts';
 import { BODY_PARTS, type DatasetInfo, MODALITIES, type Split } from './registry.ts';
 
 export const MNIST_KEY = 'mnist';
@@ -146,15 +147,16 @@ export function loadMnist(root: string, opts: { syntheticSeed?: number } = {}): 
   const nVal = Math.min(MNIST_VAL, Math.floor(tr.n / 6));
   const P = MNIST_SIDE * MNIST_SIDE;
   const cut = tr.n - nVal;
+  const trainFiles = filesSource([found.trainImages!, found.trainLabels!]);
   return {
-    train: split('train', found.trainImages!, tr.data.subarray(0, cut * P), trl.subarray(0, cut)),
-    val: split('val', found.trainImages!, tr.data.subarray(cut * P), trl.subarray(cut)),
-    test: split('test', found.testImages!, te.data, tel),
+    train: split('train', found.trainImages!, tr.data.subarray(0, cut * P), trl.subarray(0, cut), trainFiles),
+    val: split('val', found.trainImages!, tr.data.subarray(cut * P), trl.subarray(cut), trainFiles),
+    test: split('test', found.testImages!, te.data, tel, filesSource([found.testImages!, found.testLabels!])),
     real: true,
   };
 }
 
-function split(which: Split, file: string, data: Uint8Array, y: Int32Array): LoadedSplit {
+function split(which: Split, file: string, data: Uint8Array, y: Int32Array, source: DataSource): LoadedSplit {
   return {
     ds: MNIST,
     split: which,
@@ -165,6 +167,7 @@ function split(which: Split, file: string, data: Uint8Array, y: Int32Array): Loa
     labels: Int32Array.from(y),
     numLabels: 1,
     shape: [1, MNIST_SIDE, MNIST_SIDE],
+    source,
   };
 }
 
@@ -227,7 +230,7 @@ export function syntheticDigits(
     const y = Int32Array.from({ length: n }, (_, i) => i % 10);
     rng.shuffle(y);
     for (let i = 0; i < n; i++) drawDigit(y[i], rng, data.subarray(i * P, (i + 1) * P));
-    return { ...split(which, `generated digits (seed ${seed})`, data, y) };
+    return { ...split(which, `generated digits (seed ${seed})`, data, y, standInSource()) };
   };
   return { train: make('train'), val: make('val'), test: make('test') };
 }

@@ -2,9 +2,13 @@
 // resized to the model's input side (an antialiased bilinear filter, Pillow's BILINEAR, per axis; non-square
 // inputs are stretched), converted to the data set's channels (RGB to gray by Pillow's "L" luma, gray to RGB by
 // copying), rounded to 8 bits as MedMNIST stores them; the batch loader's normalizeU8 comes after. Values that are
-// not bytes are min-max scaled to 0-255 per sample first (toByteRange). No Node module here: the page bundles it.
+// not bytes are min-max scaled to 0-255 per sample first (toByteRange). An array (.npy, .npz member) may hold one
+// sample or a batch (arraySamples); a NIfTI volume is one sample (volumeSample). No Node module here: the page
+// bundles it.
 import jpeg from 'jpeg-js';
-import { FileFormatError } from '../errors.ts';
+import { ConfigError, FileFormatError } from '../errors.ts';
+import type { NiftiVolume } from './nifti-codec.ts';
+import type { NpyArray } from './npy-codec.ts';
 
 /** One input sample as the model sees it before normalisation: C×S×S (2D) or 1×S×S×S (3D) bytes. */
 export interface Sample {
@@ -38,6 +42,80 @@ export function decodeJpeg(bytes: Uint8Array, file: string): Planar {
     throw new FileFormatError(`${file}: not a readable JPEG (${oneLine(e)})`, 're-save it as PNG or JPEG');
   }
   return interleaved(img.data, img.width, img.height, 3, 3);
+}
+
+/** The inputs a head takes, for the hint of an error. */
+export const inputKindsHint = (want: InputShape): string =>
+  want.dim === 2 ? 'a PNG, JPEG, .npy or .npz image' : 'a NIfTI volume (.nii, .nii.gz), .npy or .npz';
+
+/** Refuses a 2D image for a 3D head; `kinds` names what the reader takes instead. */
+export function checkImageHead(want: InputShape, file: string, kinds = inputKindsHint(want)): void {
+  if (want.dim === 3) throw new ConfigError(`${file}: a 2D image, but the model's head takes 3D volumes`, `give ${kinds}`);
+}
+
+/** Refuses a volume for a 2D head (before the file is even read); `kinds` names what the reader takes instead. */
+export function checkVolumeHead(want: InputShape, file: string, kinds = inputKindsHint(want)): void {
+  if (want.dim === 2) throw new ConfigError(`${file}: a 3D volume, but the model's head takes 2D images`, `give ${kinds}`);
+}
+
+/** A NIfTI volume as the sample of a 3D head (its x fastest, i.e. a row-major D×H×W array). */
+export function volumeSample(vol: Pick<NiftiVolume, 'shape' | 'data' | 'datatype'>, want: InputShape, file: string): Sample {
+  checkVolumeHead(want, file);
+  const [x, y, z] = vol.shape;
+  // x fastest in the file: as a row-major array that is [z][y][x], i.e. D×H×W.
+  const planar = { shape: [1, z, y, x], data: vol.data };
+  return { input: file, pixels: toModelInput(vol.datatype === 'uint8' ? planar : toByteRange(planar), want, file) };
+}
+
+/**
+ * The samples of an array: one image or volume, or a batch of them along the first axis. `name` labels them (the
+ * file, or `file:member` for an .npz member), with `[i]` for the i-th of a batch.
+ */
+export function arraySamples(a: NpyArray, want: InputShape, file: string, name: string): Sample[] {
+  const s = a.shape;
+  const bad = (why: string) =>
+    new FileFormatError(
+      `${file}: array of shape (${s.join(', ')}) ${why}`,
+      want.dim === 2 ? 'give H×W, H×W×C, C×H×W or a batch N×H×W(×C) with C 1 or 3' : 'give D×H×W, 1×D×H×W or a batch N×D×H×W',
+    );
+  // [n, C, ...spatial] with `last` true when channels are the last axis.
+  let n: number;
+  let c: number;
+  let spatial: number[];
+  let last = false;
+  const isC = (x: number | undefined) => x === 1 || x === 3 || x === 4;
+  if (want.dim === 2) {
+    if (s.length === 2) [n, c, spatial] = [1, 1, s];
+    else if (s.length === 3 && isC(s[2]) && !isC(s[0])) [n, c, spatial, last] = [1, s[2]!, [s[0]!, s[1]!], true];
+    else if (s.length === 3 && isC(s[0])) [n, c, spatial] = [1, s[0]!, [s[1]!, s[2]!]];
+    else if (s.length === 3) [n, c, spatial] = [s[0]!, 1, [s[1]!, s[2]!]];
+    else if (s.length === 4 && isC(s[3])) [n, c, spatial, last] = [s[0]!, s[3]!, [s[1]!, s[2]!], true];
+    else if (s.length === 4 && isC(s[1])) [n, c, spatial] = [s[0]!, s[1]!, [s[2]!, s[3]!]];
+    else throw bad('is not a 2D image or a batch of them');
+  } else if (s.length === 3) [n, c, spatial] = [1, 1, s];
+  else if (s.length === 4 && s[0] === 1) [n, c, spatial] = [1, 1, s.slice(1)];
+  else if (s.length === 4) [n, c, spatial] = [s[0]!, 1, s.slice(1)];
+  else if (s.length === 5 && s[1] === 1) [n, c, spatial] = [s[0]!, 1, s.slice(2)];
+  else throw bad('is not a 3D volume or a batch of them');
+  if (n === 0 || spatial.some((x) => x === 0)) throw bad('is empty');
+  if (a.data instanceof BigInt64Array || a.data instanceof BigUint64Array) throw bad(`has dtype ${a.dtype}; save it as uint8 or float32`);
+  const values = a.data;
+  const per = c * spatial.reduce((x, y) => x * y, 1);
+  const p = per / c;
+  const out: Sample[] = [];
+  for (let i = 0; i < n; i++) {
+    const data = new Float32Array(per);
+    for (let j = 0; j < per; j++) {
+      // Channel-last source index of channel cc, pixel q; channel-first is the same layout as ours.
+      const cc = Math.floor(j / p);
+      const q = j % p;
+      data[j] = Number(values[i * per + (last ? q * c + cc : j)]);
+    }
+    const planar = { shape: [c, ...spatial], data };
+    const label = n === 1 ? name : `${name}[${i}]`;
+    out.push({ input: label, pixels: toModelInput(a.dtype === '|u1' ? planar : toByteRange(planar), want, file) });
+  }
+  return out;
 }
 
 export const oneLine = (e: unknown): string => (e instanceof Error ? e.message : String(e)).replace(/\s+/g, ' ').slice(0, 120);

@@ -319,11 +319,14 @@ export interface OnnxExport {
 
 /** The model's parameters (names, shapes) as the engine declares them, on the host only. */
 export function engineModel(d: ModelDescription): { model: Medformer; store: ParameterStore } {
-  if (d.model.preset === 'resnet18' || d.model.preset === 'mlp') {
-    throw new ConfigError(
-      `${d.name} is ${d.model.preset === 'mlp' ? 'the section 5.3 perceptron' : 'the ResNet-18 (28) baseline'}; mf export writes Medformer models`,
-      'export a run with model.preset "small" or "large"',
-    );
+  if (d.model.preset !== 'small' && d.model.preset !== 'large') {
+    const what =
+      d.model.preset === 'mlp'
+        ? 'the section 5.3 perceptron'
+        : d.model.preset === 'resnet18'
+          ? 'the ResNet-18 (28) baseline'
+          : `a Wide ResNet (${d.model.preset})`;
+    throw new ConfigError(`${d.name} is ${what}; mf export writes Medformer models`, 'export a run with model.preset "small" or "large"');
   }
   const store = new ParameterStore(0);
   const tasks = d.heads.map((h) => ({ name: h.key, outputs: h.outputs }));

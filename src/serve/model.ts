@@ -3,13 +3,16 @@
 // label names, and the weights as one float32 block in the order the description lists them.
 import { headTask, inputSize, type ModelDescription, readModel } from '../cli/load-model.ts';
 import type { InputShape } from '../data/model-input.ts';
-import { getDataset } from '../data/registry.ts';
+import { datasetInfo } from '../data/lookup.ts';
+import type { DatasetInfo } from '../data/registry.ts';
 import type { HeadDescription } from '../kinds/medformer/trainer.ts';
 import type { BatchMeta } from '../models/medformer.ts';
 
 /** One head of the page's model. */
 export interface PageHead extends HeadDescription {
   labels: string[];
+  /** The head's data set as the server knows it (MedMNIST, MNIST, CIFAR): what its scores mean, in the page. */
+  dataset: DatasetInfo;
   /** What an input must become for this head (mf predict's InputShape). */
   want: InputShape;
   /** The batch conditioning the head's inputs carry. */
@@ -41,9 +44,11 @@ export function pageModel(dir: string): { model: PageModel; weights: Map<string,
       at += t.data.length;
     }
     weights.set(h.key, block);
+    const dataset = datasetInfo(h.key);
     return {
       ...h,
-      labels: [...getDataset(h.key).labels],
+      labels: [...dataset.labels],
+      dataset,
       want: { dim: h.dim, channels: h.channels, size: inputSize(d, h) },
       meta: headTask(h).meta,
       weights: { file: w.file.split(/[\\/]/).pop()!, tensors: tensors.map(({ name, shape }) => ({ name, shape })) },

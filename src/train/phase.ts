@@ -81,7 +81,10 @@ export class TrainingPhase {
     const t = options.training;
     this.name = options.name ?? null;
     const opts = { lr: t.lr, weightDecay: t.weight_decay, maxGradNorm: t.grad_clip ?? undefined };
-    this.opt = t.optimizer === 'sgd' ? new Sgd(options.store, opts) : new AdamW(options.store, opts);
+    this.opt =
+      t.optimizer === 'sgd'
+        ? new Sgd(options.store, { ...opts, momentum: t.momentum, nesterov: t.nesterov })
+        : new AdamW(options.store, opts);
     // Checked here, before a resume restores anything: a model without layer groups cannot train backforward.
     this.groups = t.update === 'backforward' ? backforwardGroups(options.store, options.layerGroups) : null;
     this.restored = ctx.checkpoints.restore(options.store, this.opt, this.name);

@@ -1,6 +1,6 @@
 // report.md and its SVG curves: what a researcher opens first after a run.
 import path from 'node:path';
-import { type DatasetResultJson, type LogRecord, readLogFile } from './records.ts';
+import { type DatasetResultJson, GENERATED_STAND_IN, type LogRecord, readLogFile } from './records.ts';
 
 export interface Series {
   label: string;
@@ -85,6 +85,20 @@ export function reportMarkdown(
     "AUC and ACC as the official MedMNIST evaluator defines them; the test split is evaluated once, with the checkpoint of the best validation AUC (ties broken by ACC). The majority-class ACC is what always answering the training split's most common class scores on the test split: an ACC at or below it means the model has learned nothing usable for ACC.",
     '',
   );
+  // Where the data came from: a generated stand-in says so loudly, since its numbers say nothing about the data set.
+  const sources = Object.entries(results).filter(([, r]) => r.data_source);
+  if (sources.length) {
+    lines.push('Data:', '');
+    for (const [k, r] of sources) {
+      const src = r.data_source!;
+      lines.push(
+        src.origin === GENERATED_STAND_IN
+          ? `- ${k}: **GENERATED DATA** (a generated stand-in for missing files): these numbers say nothing about ${k}, and mf table keeps them out of the thesis tables`
+          : `- ${k}: ${src.origin === 'synthetic' ? 'synthetic set, ' : ''}${src.files.map((f) => `${f.path} (${f.bytes.toLocaleString('en-US')} bytes)`).join(', ')}`,
+      );
+    }
+    lines.push('');
+  }
   for (const c of charts) lines.push(`![${c}](${c})`, '');
   return lines.join('\n');
 }

@@ -47,7 +47,11 @@ export const TRAINING_PROPERTIES = {
   max_steps: Type.Optional(boundedInt(L.max_steps, `optimizer steps, an integer in [1, ${L.max_steps}]`)),
   batch_size: boundedInt(L.batch_size, `samples per step, an integer in [1, ${L.batch_size}]`),
   lr: Type.Number({ exclusiveMinimum: 0, maximum: L.lr, description: `peak learning rate, a number in (0, ${L.lr}]` }),
-  weight_decay: Type.Number({ minimum: 0, maximum: L.weight_decay, description: `AdamW weight decay, a number in [0, ${L.weight_decay}]` }),
+  weight_decay: Type.Number({
+    minimum: 0,
+    maximum: L.weight_decay,
+    description: `weight decay (AdamW's decoupled, SGD's L2), a number in [0, ${L.weight_decay}]`,
+  }),
   warmup_epochs: Type.Number({ minimum: 0, maximum: L.epochs, description: `OneCycle warm-up in epochs, a number in [0, ${L.epochs}]` }),
   grad_clip: Type.Optional(
     Type.Number({ exclusiveMinimum: 0, maximum: L.grad_clip, description: `largest gradient norm, a number in (0, ${L.grad_clip}]` }),
@@ -65,8 +69,12 @@ export const TRAINING_PROPERTIES = {
   seeds: Type.Optional(
     Type.Array(Seed, { minItems: 1, maxItems: L.seeds, uniqueItems: true, description: `1 to ${L.seeds} distinct seeds` }),
   ),
-  /** "adamw" (the default) or plain SGD without momentum (thesis 5.3's backforward experiment). */
+  /** "adamw" (the default) or SGD: plain by default (thesis 5.3's backforward experiment), with `momentum` for the Wide ResNets. */
   optimizer: Type.Optional(Type.Union([Type.Literal('adamw'), Type.Literal('sgd')])),
+  /** SGD's momentum factor (torch.optim.SGD, dampening 0); default 0, plain SGD. Needs optimizer "sgd". */
+  momentum: Type.Optional(Type.Number({ minimum: 0, exclusiveMaximum: 1, description: 'SGD momentum, a number in [0, 1)' })),
+  /** Nesterov momentum for SGD; default false. Needs optimizer "sgd" and a momentum above 0. */
+  nesterov: Type.Optional(Type.Boolean()),
   /**
    * "backprop" (the default): one forward-backward pass and one update per batch. "backforward" (thesis 5.3): per
    * batch, the model's layer groups are updated one at a time from the input side, each after a fresh forward and
@@ -125,6 +133,10 @@ export interface TrainingSettings {
   schedule?: MultiStepSettings;
   /** Plain SGD instead of AdamW; absent for AdamW (so that the config hash of every AdamW run stays what it was). */
   optimizer?: 'sgd';
+  /** SGD's momentum factor; absent for 0 (plain SGD, so that the config hash of every earlier run stays what it was). */
+  momentum?: number;
+  /** Nesterov momentum; absent for false. */
+  nesterov?: true;
   /** Backforward updates (thesis 5.3) instead of backprop; absent for backprop. */
   update?: 'backforward';
 }
@@ -177,6 +189,15 @@ export function resolveTraining(t: TrainingFile, file: string, defaultEpochs?: {
       'AdamW\'s moments and decay would move the layers a backforward pass leaves out; set optimizer to "sgd"',
     );
   }
+  if ((t.momentum || t.nesterov) && t.optimizer !== 'sgd') {
+    throw new ConfigError(
+      `${file}: /training/${t.momentum ? 'momentum' : 'nesterov'} is for SGD; /training/optimizer is "${t.optimizer ?? 'adamw'}"`,
+      'set /training/optimizer to "sgd", or remove the key',
+    );
+  }
+  if (t.nesterov && !t.momentum) {
+    throw new ConfigError(`${file}: /training/nesterov needs a /training/momentum above 0`, 'set momentum (e.g. 0.9) or drop nesterov');
+  }
   return {
     epochs,
     max_steps: maxSteps,
@@ -193,6 +214,8 @@ export function resolveTraining(t: TrainingFile, file: string, defaultEpochs?: {
     seeds: t.seeds ? [...t.seeds] : null,
     ...(sched ? { schedule: { kind: 'multistep', milestones: [...sched.milestones], gamma: sched.gamma } } : {}),
     ...(t.optimizer === 'sgd' ? { optimizer: 'sgd' as const } : {}),
+    ...(t.momentum ? { momentum: t.momentum } : {}),
+    ...(t.nesterov ? { nesterov: true as const } : {}),
     ...(t.update === 'backforward' ? { update: 'backforward' as const } : {}),
   };
 }

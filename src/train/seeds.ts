@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { RunSettings } from '../kinds/kind.ts';
 import { writeFileAtomic, writeJsonAtomic } from '../util/files.ts';
+import { mergeSources } from '../data/provenance.ts';
 import { meanStd } from './metrics.ts';
 import { checkJson, type DatasetResultJson, readJsonFile, SupervisedMetricsSchema } from './records.ts';
 
@@ -51,6 +52,10 @@ export function summariseSeeds(dir: string, seeds: readonly number[]): Record<st
       ...(majority !== undefined && majority !== null ? { majority_acc: majority, beats_majority: acc.mean > majority } : {}),
       seeds: [...seeds],
       per_seed: rows.map((r, i) => ({ seed: seeds[i], auc: r.test.auc, acc: r.test.acc })),
+      // A stand-in in any seed marks the summary (mf table keeps it out of the thesis tables).
+      ...(rows.some((r) => r.data_source)
+        ? { data_source: mergeSources(rows.flatMap((r) => (r.data_source ? [r.data_source] : []))) }
+        : {}),
     };
   }
   return out;

@@ -1,6 +1,7 @@
-// CRC-32 (IEEE, as zip, gzip and PNG use). node:zlib has a native one from Node 20.15; older Nodes use
-// the table loop. `crc` continues a running checksum.
-import zlib from 'node:zlib';
+// CRC-32 (IEEE, as zip, gzip and PNG use). Node (20.15 and later) has a native one in node:zlib; it is taken
+// through process.getBuiltinModule, not an import, so that this module stays browser-safe (the page checks the
+// gzip trailer of a dropped .nii.gz with it) and the table loop runs where there is no Node. `crc` continues a
+// running checksum.
 
 const CRC_TABLE = (() => {
   const t = new Uint32Array(256);
@@ -13,7 +14,11 @@ const CRC_TABLE = (() => {
 })();
 
 type Crc32Fn = (data: Uint8Array, value?: number) => number;
-const nativeCrc32 = (zlib as unknown as { crc32?: Crc32Fn }).crc32;
+interface NodeProcessLike {
+  getBuiltinModule?: (id: string) => { crc32?: Crc32Fn } | undefined;
+}
+const nodeProcess = (globalThis as { process?: NodeProcessLike }).process;
+const nativeCrc32 = nodeProcess?.getBuiltinModule?.('node:zlib')?.crc32;
 
 export function crc32(bytes: Uint8Array, crc = 0): number {
   if (nativeCrc32) return nativeCrc32(bytes, crc) >>> 0;

@@ -11,8 +11,18 @@ import type { Browser, Page } from 'playwright-core';
 import { PNG } from 'pngjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadSplit } from '../../src/data/dataset.ts';
-import { mf, ROOT, tmpDir } from '../run/helpers.ts';
-import { holdLock, launchChromium, logRecords, noBrowser, startServer, trainTinyRun } from './helpers.ts';
+import { ROOT, tmpDir } from '../run/helpers.ts';
+import {
+  expectSamePredictions,
+  holdLock,
+  launchChromium,
+  logRecords,
+  noBrowser,
+  predictJson,
+  shownPredictions,
+  startServer,
+  trainTinyRun,
+} from './helpers.ts';
 
 const SIDE = 28;
 let runs: string;
@@ -138,14 +148,7 @@ describe('mf serve (page)', () => {
     fs.writeFileSync(jpg, jpeg.encode({ data: rgba, width: SIDE, height: SIDE }, 90).data);
     files.push(jpg);
 
-    const out = path.join(dir, 'predictions.json');
-    const r = mf(['predict', run, ...files, '--out', out], env);
-    expect(r.status, r.stderr).toBe(0);
-    const expected = JSON.parse(fs.readFileSync(out, 'utf8')) as {
-      input: string;
-      predicted: string;
-      probabilities: Record<string, number>;
-    }[];
+    const expected = predictJson(run, files, env);
 
     await p.goto(`${url}/#/run/tiny`);
     await p.locator('#try-files').setInputFiles(files);
@@ -161,21 +164,7 @@ describe('mf serve (page)', () => {
         clip: { x: 0, y: 0, width: 1280, height: Math.ceil(bottom) + 16 },
       });
     }
-    const rows = await p.locator('#predictions tbody tr').evaluateAll((trs) =>
-      trs.map((tr) => ({
-        input: tr.getAttribute('data-input')!,
-        predicted: tr.children[1]!.textContent!,
-        probabilities: JSON.parse(tr.getAttribute('data-probabilities')!) as Record<string, number>,
-      })),
-    );
-    expect(rows.map((x) => x.input)).toEqual(files.map((f) => path.basename(f)));
-    rows.forEach((row, i) => {
-      const want = expected[i]!;
-      expect(row.predicted, row.input).toBe(want.predicted);
-      expect(Object.keys(row.probabilities)).toEqual(Object.keys(want.probabilities));
-      for (const [label, v] of Object.entries(want.probabilities))
-        expect(Math.abs(row.probabilities[label]! - v), `${row.input} ${label}`).toBeLessThanOrEqual(1e-4);
-    });
+    expectSamePredictions(await shownPredictions(p), expected);
     await done(p);
   });
 

@@ -11,6 +11,8 @@ import { BROWSER_BUILD, buildWeb, ROOT, writeWeb } from '../../src/serve/bundle.
 import { tmpDir } from '../run/helpers.ts';
 
 const ENGINE_DIRS = ['src/backend', 'src/tensor', 'src/ops', 'src/nn', 'src/models'];
+/** What the page reads dropped files and prepares inputs with: `mf predict`'s own code, with no Node import. */
+const PAGE_READERS = ['src/data/nifti-codec.ts', 'src/data/npy-codec.ts', 'src/data/model-input.ts'];
 /** The engine's Node side: the only modules there that may import Node (and that a page never loads). */
 const NODE_SIDE = ['src/backend/dawn.ts', 'src/backend/index.ts'];
 
@@ -48,10 +50,31 @@ describe('the engine in the browser', () => {
     expect(errors.join('\n')).toMatch(/node:fs|node:url/);
   });
 
+  it("bundles the page's file parsers and input preparation for the browser, while the readers of files do not", async () => {
+    expect(await browserBuildErrors(PAGE_READERS)).toEqual([]);
+    // The check can fail: the Node wrappers that read files (and so import node:fs) are refused.
+    expect((await browserBuildErrors(['src/data/nifti.ts'])).join('\n')).toMatch(/node:fs/);
+    expect((await browserBuildErrors(['src/data/npz.ts'])).join('\n')).toMatch(/node:fs|node:path/);
+    // node:zlib, which crc32.ts reaches at run time through process.getBuiltinModule, is an error when imported.
+    const elsewhere = await esbuild
+      .build({
+        ...BROWSER_BUILD,
+        stdin: { contents: "import zlib from 'node:zlib'; export default zlib;", resolveDir: ROOT },
+        write: false,
+      })
+      .then(
+        () => [],
+        (e: esbuild.BuildFailure) => e.errors.map((x) => x.text),
+      );
+    expect(elsewhere.join('\n')).toMatch(/node:zlib/);
+  });
+
   it("builds the page with every kernel's WGSL inlined, byte for byte, and no Node module or Dawn in it", async () => {
     const { assets, inputs } = await buildWeb();
     expect(assets.map((a) => a.name).sort()).toEqual(['app.css', 'app.css.map', 'app.js', 'app.js.map', 'index.html']);
     expect(inputs.filter((i) => /^node:|node_modules\/webgpu\//.test(i))).toEqual([]);
+    expect(inputs.filter((i) => i.includes('node:'))).toEqual([]);
+    for (const reader of PAGE_READERS) expect(inputs).toContain(reader);
     for (const family of KERNELS.keys()) expect(inputs).toContain(`kernels/${family}.wgsl`);
 
     // What the page's loader (kernel-sources.ts) hands the runtime is the file on disk, for every family.

@@ -4,20 +4,69 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { type Browser, chromium } from 'playwright-core';
-import { TestRunner } from 'vitest';
+import { type Browser, chromium, type Page } from 'playwright-core';
+import { expect, TestRunner } from 'vitest';
 import { createServer } from '../../src/serve/server.ts';
 import { mf, tinyExperiment, tmpDir } from '../run/helpers.ts';
 
-/** A runs folder holding one finished tiny run, `tiny` (two epochs of synthetic2d, logging every step). */
-export function trainTinyRun(prefix: string): { runs: string; run: string; env: Record<string, string> } {
+/** What changes a tiny run: tinyExperiment's `over` and `training`, and flags of `mf run`. */
+export interface TinyRunOptions {
+  name?: string;
+  over?: Record<string, unknown>;
+  training?: Record<string, unknown>;
+  flags?: string[];
+}
+
+/**
+ * A runs folder holding one finished tiny run, by default `tiny` (two epochs of synthetic2d, logging every step).
+ */
+export function trainTinyRun(prefix: string, opts: TinyRunOptions = {}): { runs: string; run: string; env: Record<string, string> } {
+  const name = opts.name ?? 'tiny';
   const runs = tmpDir(`${prefix}-runs`);
   const env = { MEDMNIST_ROOT: tmpDir(`${prefix}-data`), LP_NUM_THREADS: '1' };
-  const run = path.join(runs, 'tiny');
-  const r = mf(['run', tinyExperiment(tmpDir(`${prefix}-exp`), { name: 'tiny' }), '--out', run, '--quiet'], env);
-  if (r.status !== 0) throw new Error(`training the tiny run failed: ${r.stderr}`);
+  const run = path.join(runs, name);
+  const exp = tinyExperiment(tmpDir(`${prefix}-exp`), { name, ...opts.over }, opts.training);
+  const r = mf(['run', exp, '--out', run, '--quiet', ...(opts.flags ?? [])], env);
+  if (r.status !== 0) throw new Error(`training the tiny run ${name} failed: ${r.stderr}`);
   return { runs, run, env };
 }
+
+/** One prediction as `mf predict --out x.json` writes it and as the page's table shows it. */
+export interface ShownPrediction {
+  input: string;
+  predicted: string;
+  probabilities: Record<string, number>;
+}
+
+/** `mf predict <run> <files...>`'s predictions (its --out JSON). */
+export function predictJson(run: string, files: string[], env: Record<string, string>): ShownPrediction[] {
+  const out = path.join(tmpDir('serve-predict'), 'predictions.json');
+  const r = mf(['predict', run, ...files, '--out', out], env);
+  if (r.status !== 0) throw new Error(`mf predict failed: ${r.stderr}`);
+  return JSON.parse(fs.readFileSync(out, 'utf8')) as ShownPrediction[];
+}
+
+/** The page's predictions are mf predict's, input for input (by file name), label for label within `tol`. */
+export function expectSamePredictions(shown: ShownPrediction[], expected: ShownPrediction[], tol = 1e-4): void {
+  expect(shown.map((r) => r.input)).toEqual(expected.map((e) => path.basename(e.input)));
+  shown.forEach((row, i) => {
+    const want = expected[i]!;
+    expect(row.predicted, row.input).toBe(want.predicted);
+    expect(Object.keys(row.probabilities)).toEqual(Object.keys(want.probabilities));
+    for (const [label, v] of Object.entries(want.probabilities))
+      expect(Math.abs(row.probabilities[label]! - v), `${row.input} ${label}`).toBeLessThanOrEqual(tol);
+  });
+}
+
+/** The rows of the page's predictions table (#predictions), as the page computed them. */
+export const shownPredictions = (p: Page): Promise<ShownPrediction[]> =>
+  p.locator('#predictions tbody tr').evaluateAll((trs) =>
+    trs.map((tr) => ({
+      input: tr.getAttribute('data-input')!,
+      predicted: tr.children[1]!.textContent!,
+      probabilities: JSON.parse(tr.getAttribute('data-probabilities')!) as Record<string, number>,
+    })),
+  );
 
 export async function startServer(runs: string): Promise<{ app: FastifyInstance; url: string }> {
   const app = await createServer({ runs });

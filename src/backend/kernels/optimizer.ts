@@ -165,5 +165,30 @@ export const optimizer = defineFamily({
         }
       },
     },
+    sgd_momentum: {
+      // s: [squared norm, update flag]; m: the momentum buffers; uniforms [lr, weight_decay, max_norm, momentum, nesterov, 0, 0, 0].
+      bindings: ['g', 'mask', 's', 'params', 'm'],
+      consts: ['N4'],
+      uniforms: 8,
+      sizes: { g: floats, mask: maskWords, s: () => 2, params: floats, m: floats },
+      grid: (c) => grid1d(c.N4, OPT_WG),
+      reference(c, _fc, { g: G, mask: Mask, s: S, params: P, m: M }, u) {
+        if (S[1] === 0) return;
+        const mask = asU32(Mask);
+        const [lr, wd, maxNorm, mu, nesterov] = u.map(f);
+        const clip = maxNorm > 0 ? Math.min(1, f(maxNorm / f(f(Math.sqrt(S[0])) + f(1e-6)))) : 1;
+        for (let e = 0; e < 4 * c.N4; e++) {
+          const mk = mask[e >> 6];
+          if ((mk & MASK_TRAINABLE) === 0) continue;
+          const p = P[e];
+          let d = f(G[e] * clip);
+          if (mk & MASK_DECAY) d = f(d + f(wd * p));
+          const buf = f(f(mu * M[e]) + d);
+          const step = nesterov !== 0 ? f(d + f(mu * buf)) : buf;
+          M[e] = buf;
+          P[e] = f(p - f(lr * step));
+        }
+      },
+    },
   },
 });

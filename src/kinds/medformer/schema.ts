@@ -12,18 +12,35 @@ import {
 import { type ModelConfig, PRESETS, type PresetName, resolveModelConfig } from '../../models/medformer_config.ts';
 import { MLP_HIDDEN } from '../../models/mlp.ts';
 import { RESNET18_SIZE } from '../../models/resnet18.ts';
+import { WRN_PRESETS, type WrnPreset, wrnShape } from '../../models/wrn.ts';
+import { isCifar } from '../../data/cifar.ts';
 import { PosInt, PosNumber, RunName, resolveTraining, Strict, type TrainingSettings, TrainingSchema } from '../../train/schema.ts';
 import type { RunSettings } from '../kind.ts';
 
 export type ImageSize = 28 | 64 | 128 | 224;
+/** Sides a Wide ResNet reads CIFAR at: 32, or 16 / 8 (block averages, for toy runs). */
+export type CifarSide = 32 | 16 | 8;
 export type Sampling = 'uniform' | 'proportional' | 'temperature';
 
 const ModelSchema = Strict({
   /**
    * A Medformer preset, "resnet18": the MedMNIST v2 ResNet-18 (28) baseline, or "mlp": the thesis's 784-256 (ReLU)-10
-   * perceptron of section 5.3 (both kind "supervised", no other model key).
+   * perceptron of section 5.3 (both kind "supervised", no other model key), or a Wide ResNet for CIFAR (thesis
+   * Tables 5.1/5.2): "wrn-40-4", "wrn-28-10", or "wrn" with `depth` and `widen_factor`.
    */
-  preset: Type.Union([Type.Literal('small'), Type.Literal('large'), Type.Literal('resnet18'), Type.Literal('mlp')]),
+  preset: Type.Union([
+    Type.Literal('small'),
+    Type.Literal('large'),
+    Type.Literal('resnet18'),
+    Type.Literal('mlp'),
+    Type.Literal('wrn-40-4'),
+    Type.Literal('wrn-28-10'),
+    Type.Literal('wrn'),
+  ]),
+  /** Wide ResNet depth d = 6n + 4 (preset "wrn" only). */
+  depth: Type.Optional(PosInt),
+  /** Wide ResNet widening factor k: 16k, 32k, 64k channels (preset "wrn" only; 16k a whole number). */
+  widen_factor: Type.Optional(PosNumber),
   image_size_2d: Type.Optional(PosInt),
   image_size_3d: Type.Optional(PosInt),
   hidden_dim: Type.Optional(PosInt),
@@ -82,6 +99,8 @@ const DataSchema = Strict({
   sampling: Type.Optional(Type.Union([Type.Literal('uniform'), Type.Literal('proportional'), Type.Literal('temperature')])),
   temperature: Type.Optional(PosNumber),
   train_limit: Type.Optional(PosInt),
+  /** CIFAR only: exactly this many training images of each class, drawn with the run's seed (Tables 5.1/5.2: 100, 500). */
+  samples_per_class: Type.Optional(PosInt),
   /** The head of ordinal tasks (RetinaMNIST): "classes" (cross-entropy, the default) or "regression" (MSE). */
   ordinal: Type.Optional(Type.Union([Type.Literal('classes'), Type.Literal('regression')])),
   download: Type.Optional(
@@ -120,8 +139,15 @@ export interface MlpModelSettings {
   image_size_2d: typeof MLP_SIZE;
   hidden: number[];
 }
+/** `model` of a Wide ResNet (src/models/wrn.ts) for CIFAR: depth, widening factor, the side it reads. */
+export interface WrnModelSettings {
+  preset: WrnPreset | 'wrn';
+  image_size_2d: CifarSide;
+  depth: number;
+  widen_factor: number;
+}
 /** Any model a supervised run can train. */
-export type ModelSettings = MedformerModelSettings | ResNet18ModelSettings | MlpModelSettings;
+export type ModelSettings = MedformerModelSettings | ResNet18ModelSettings | MlpModelSettings | WrnModelSettings;
 
 /** The kinds whose files may name `"preset": "resnet18"` (the others need Medformer's parts). */
 const RESNET18_KINDS = ['supervised'];
@@ -134,14 +160,19 @@ export interface MedformerSettings<M extends ModelSettings = MedformerModelSetti
   model: M;
   data: {
     datasets: string[];
-    /** Size of the 2D MedMNIST+ files; equals model.image_size_2d. 3D files use model.image_size_3d. */
-    size: ImageSize;
+    /** Size of the 2D MedMNIST+ files (a CIFAR run: the side the images are read at); equals model.image_size_2d. 3D files use model.image_size_3d. */
+    size: ImageSize | CifarSide;
     /** Dataset directory; null = the data module's default. Relative paths are relative to the working directory. */
     root: string | null;
     augment: AugmentConfig | null;
     sampling: Sampling;
     temperature: number | null;
     train_limit: number | null;
+    /**
+     * CIFAR only: training images per class; absent: all of them. Absent rather than null so that the settings (and
+     * config hash) of every other run stay what they were.
+     */
+    samples_per_class?: number;
     ordinal: 'classes' | 'regression';
     /** Fetch missing official files before the run (configHash leaves it out: it changes no number). */
     download: boolean;
@@ -163,7 +194,8 @@ export function resolveMedformer(x: FileOfKind<string>, file: string): Medformer
 export function resolveMedformer(x: FileOfKind<string>, file: string): AnyModelSettings {
   if (x.model.preset === 'resnet18') return resolveResNet18(x, file);
   if (x.model.preset === 'mlp') return resolveMlp(x, file);
-  const { preset, ...overrides } = x.model;
+  if (x.model.preset === 'wrn' || x.model.preset in WRN_PRESETS) return resolveWrn(x, file);
+  const { preset, ...overrides } = x.model as typeof x.model & { preset: PresetName };
   const epochs = PRESETS[preset].training.max_epochs;
   return resolveShared(
     x,
@@ -226,11 +258,53 @@ function resolveMlp(x: FileOfKind<string>, file: string): MedformerSettings<MlpM
   );
 }
 
+const WRN_KEYS = ['preset', 'depth', 'widen_factor', 'image_size_2d'];
+
+function resolveWrn(x: FileOfKind<string>, file: string): MedformerSettings<WrnModelSettings> {
+  const err = (msg: string, hint?: string): ConfigError => new ConfigError(`${file}: ${msg}`, hint);
+  const preset = x.model.preset as WrnPreset | 'wrn';
+  if (x.kind !== 'supervised') throw err(`/model/preset "${preset}" is for kind "supervised", not "${x.kind}"`);
+  if (x.model.dropout !== undefined && x.model.dropout > 0) {
+    throw err(`/model/dropout ${x.model.dropout}: the Wide ResNet here has no dropout (the engine has no dropout op)`, 'remove it');
+  }
+  const others = Object.keys(x.model).filter((k) => !WRN_KEYS.includes(k) && k !== 'dropout');
+  if (others.length) throw err(`/model/preset "${preset}" takes no ${others.map((k) => `/model/${k}`).join(', ')}`, 'remove them');
+  let shape: { depth: number; widen_factor: number };
+  if (preset === 'wrn') {
+    if (x.model.depth === undefined || x.model.widen_factor === undefined)
+      throw err('/model/preset "wrn" needs /model/depth and /model/widen_factor', 'or use "wrn-40-4" / "wrn-28-10"');
+    shape = { depth: x.model.depth, widen_factor: x.model.widen_factor };
+  } else {
+    if (x.model.depth !== undefined || x.model.widen_factor !== undefined)
+      throw err(`/model/preset "${preset}" fixes depth and widen_factor; remove them`, 'or use preset "wrn"');
+    shape = WRN_PRESETS[preset];
+  }
+  try {
+    wrnShape(shape.depth, shape.widen_factor);
+  } catch (e) {
+    throw err((e as Error).message);
+  }
+  const side = x.model.image_size_2d ?? 32;
+  if (![32, 16, 8].includes(side)) throw err(`/model/image_size_2d ${side}: CIFAR is read at 32 px, or 16 / 8 for toy runs`);
+  if (x.data.size !== undefined) throw err('/data/size is for MedMNIST files; a Wide ResNet reads CIFAR at /model/image_size_2d');
+  const notCifar = x.data.datasets.filter((d) => !isCifar(d));
+  if (notCifar.length)
+    throw err(`/model/preset "${preset}" is for CIFAR ("cifar10", "cifar100"); /data/datasets lists ${notCifar.join(', ')}`);
+  return resolveShared(
+    x,
+    file,
+    { preset, image_size_2d: side as CifarSide, ...shape },
+    { missing: 'the Wide ResNet recipe is 200 epochs; say how many' },
+    [side],
+  );
+}
+
 function resolveShared<M extends ModelSettings>(
   x: FileOfKind<string>,
   file: string,
   model: M,
   defaultEpochs: { epochs: number } | { missing: string },
+  sizes: readonly number[] = [28, 64, 128, 224],
 ): MedformerSettings<M> {
   const err = (msg: string): ConfigError => new ConfigError(`${file}: ${msg}`);
   // uniqueItems is case-sensitive, data set names are not: "breastmnist" and "BreastMNIST" name one data set.
@@ -246,8 +320,8 @@ function resolveShared<M extends ModelSettings>(
   });
   const size3d = 'image_size_3d' in model ? model.image_size_3d : RESNET18_SIZE;
 
-  const size = x.data.size ?? (model.image_size_2d as ImageSize);
-  if (![28, 64, 128, 224].includes(size)) {
+  const size = x.data.size ?? (model.image_size_2d as ImageSize | CifarSide);
+  if (!sizes.includes(size)) {
     throw err(`/model/image_size_2d ${model.image_size_2d} has no MedMNIST+ file size (28, 64, 128, 224); set /data/size or change it`);
   }
   if (size !== model.image_size_2d)
@@ -261,6 +335,9 @@ function resolveShared<M extends ModelSettings>(
   }
   if (sampling !== 'temperature' && x.data.temperature !== undefined) {
     throw err('/data/temperature is only used with /data/sampling "temperature"; remove it or set the sampling');
+  }
+  if (x.data.samples_per_class !== undefined && !x.data.datasets.every(isCifar)) {
+    throw err('/data/samples_per_class is for CIFAR ("cifar10", "cifar100"); use /data/train_limit for other data sets');
   }
   const training = resolveTraining(x.training, file, defaultEpochs);
   return {
@@ -277,6 +354,7 @@ function resolveShared<M extends ModelSettings>(
       sampling,
       temperature: x.data.temperature ?? null,
       train_limit: x.data.train_limit ?? null,
+      ...(x.data.samples_per_class !== undefined ? { samples_per_class: x.data.samples_per_class } : {}),
       ordinal: x.data.ordinal ?? 'classes',
       download: x.data.download ?? false,
     },

@@ -8,6 +8,7 @@ import { type BatchMeta, type InputKind, Medformer, type TaskHead } from '../../
 import type { ModelConfig } from '../../models/medformer_config.ts';
 import { Mlp } from '../../models/mlp.ts';
 import { ResNet18 } from '../../models/resnet18.ts';
+import { WideResNet } from '../../models/wrn.ts';
 import type { ParameterStore } from '../../nn/parameters.ts';
 import { sigmoid } from '../../ops/index.ts';
 import { softmax } from '../../ops/softmax.ts';
@@ -56,6 +57,12 @@ export function newResNet18(store: ParameterStore, inChannels: number, heads: Ta
   return { forward: (x, _meta, task) => net.forward(x, task), setTraining: (on) => net.setTraining(on) };
 }
 
+/** A Wide ResNet (CIFAR, thesis Tables 5.1/5.2) as a TaskModel: one input channel count, a head per entry of `heads`. */
+export function newWrn(store: ParameterStore, inChannels: number, depth: number, widenFactor: number, heads: TaskHead[]): TaskModel {
+  const net = new WideResNet(store, { depth, widenFactor, inChannels, tasks: heads });
+  return { forward: (x, _meta, task) => net.forward(x, task), setTraining: (on) => net.setTraining(on) };
+}
+
 /** The section 5.3 perceptron as a TaskModel over `inputs` values per sample, a head per entry of `heads`. */
 export function newMlp(store: ParameterStore, inputs: number, hidden: readonly number[], heads: TaskHead[]): TaskModel {
   const net = new Mlp(store, { inputs, hidden, tasks: heads });
@@ -78,6 +85,9 @@ export function describedModel(
   if (d.model.preset === 'mlp') {
     const { model } = d;
     return newMlp(store, (d.inputs[0]?.channels ?? 1) * model.image_size_2d ** 2, model.hidden, tasks);
+  }
+  if ('widen_factor' in d.model) {
+    return newWrn(store, d.inputs[0]?.channels ?? 3, d.model.depth, d.model.widen_factor, tasks);
   }
   return newMedformer(store, d.model, d.inputs, tasks);
 }

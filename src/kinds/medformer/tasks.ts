@@ -12,6 +12,8 @@ import type { BatchMeta, Medformer } from '../../models/medformer.ts';
 import { ParameterStore } from '../../nn/parameters.ts';
 import { buildMlp, mnistTask } from './mlp-task.ts';
 import { isMnist, MNIST } from '../../data/mnist.ts';
+import { cifarInfo, isCifar } from '../../data/cifar.ts';
+import { buildWrn, cifarTask } from './wrn-task.ts';
 import { bceWithLogits, crossEntropy, mseLoss } from '../../ops/losses.ts';
 import { Tensor } from '../../tensor/tensor.ts';
 import type { DataNeeds } from '../kind.ts';
@@ -42,7 +44,7 @@ export interface TaskData {
 
 /** The side of data set `key`'s files the model reads: image_size_2d or image_size_3d. */
 function fileSize(s: AnyModelSettings, key: string): number {
-  const ds = isMnist(key) ? MNIST : getDataset(key);
+  const ds = isMnist(key) ? MNIST : isCifar(key) ? cifarInfo(key) : getDataset(key);
   const size = ds.dim === 2 ? s.model.image_size_2d : 'image_size_3d' in s.model ? s.model.image_size_3d : null;
   if (size === null) throw new ConfigError(`${s.source}: ${key} is 3D; /model/preset "${s.model.preset}" is a 2D model`);
   return size;
@@ -50,9 +52,9 @@ function fileSize(s: AnyModelSettings, key: string): number {
 
 /** The official files loadTasks reads (generated sets left out), for `mf run --download` and `mf data list`. */
 export function medformerData(s: AnyModelSettings, dataDir: string | undefined): DataNeeds {
-  // MNIST's files are the user's (src/data/mnist.ts): nothing to download.
+  // MNIST's and CIFAR's files are the user's (src/data/mnist.ts, src/data/cifar.ts): nothing to download.
   const files = s.data.datasets
-    .filter((key) => !isMnist(key))
+    .filter((key) => !isMnist(key) && !isCifar(key))
     .map((key) => neededFile(key, fileSize(s, key)))
     .filter((f) => f !== null);
   return { root: resolveDataRoot(dataDir ?? s.data.root ?? undefined), files, download: s.data.download };
@@ -63,6 +65,12 @@ export function loadTasks(s: AnyModelSettings, dataDir: string | undefined): Tas
   const root = resolveDataRoot(dataDir ?? s.data.root ?? undefined);
   return s.data.datasets.map((key) => {
     if (isMnist(key)) return mnistTask(root);
+    if (isCifar(key))
+      return cifarTask(root, key, {
+        samplesPerClass: s.data.samples_per_class ?? null,
+        seed: s.training.seed,
+        side: s.model.image_size_2d,
+      });
     const ds = getDataset(key);
     const size = fileSize(s, key);
     const load = (split: 'train' | 'val' | 'test') => loadSplit(ds, split, { root, size });
@@ -84,6 +92,7 @@ export function buildModel(
   tasks: TaskData[],
 ): { model: TaskModel; store: ParameterStore } {
   if (s.model.preset === 'mlp') return buildMlp(say, s.training.seed, s.model.hidden, tasks);
+  if ('widen_factor' in s.model) return buildWrn(say, s.training.seed, s.model, tasks);
   if (s.model.preset !== 'resnet18') return buildMedformer(say, { ...s, model: s.model }, tasks);
   const channels = [...new Set(tasks.map((t) => t.meta.channels))];
   if (channels.length !== 1 || tasks.some((t) => t.meta.dim !== 2)) {

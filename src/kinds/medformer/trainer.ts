@@ -9,6 +9,7 @@ import { writeSafetensors } from '../../train/checkpoint.ts';
 import { asF32, type RunContext } from '../../train/context.ts';
 import { majorityAccuracy, type Metrics } from '../../train/metrics.ts';
 import { numOutputs, type Task } from '../../data/registry.ts';
+import { taskSource } from '../../data/provenance.ts';
 import { TrainingPhase } from '../../train/phase.ts';
 import type { SupervisedMetrics } from '../../train/records.ts';
 import { lineChartSvg, readLog, reportMarkdown, type Series, series } from '../../train/report.ts';
@@ -88,8 +89,8 @@ export interface HeadDescription {
  * The `__metadata__` (string values, structured ones JSON) of every model file this trainer writes (best-*.safetensors
  * and the checkpoints' model files): the format mark, the experiment's name and kind, the resolved model config
  * (`model`), the task heads (`tasks`, HeadDescription[] in the run's data set order), the input kinds the model
- * accepts (`inputs`), how the tested checkpoint was picked (`selection`) and the training batch size (evaluation
- * batches are evalBatchSize of it). `mf eval` and `mf predict` rebuild the model from it (src/cli/load-model.ts reads it).
+ * accepts (`inputs`), how the tested checkpoint was picked (`selection`), the training batch size (evaluation
+ * batches are evalBatchSize of it), the run's seed and, for CIFAR, data.samples_per_class. `mf eval` and `mf predict` rebuild the model from it (src/cli/load-model.ts reads it).
  */
 export function modelMetadata(s: AnyModelSettings, tasks: TaskData[], selection: 'per-task' | 'mean'): Record<string, string> {
   const heads: HeadDescription[] = tasks.map((t) => ({
@@ -113,6 +114,9 @@ export function modelMetadata(s: AnyModelSettings, tasks: TaskData[], selection:
     inputs: JSON.stringify(inputs),
     selection,
     batch_size: String(s.training.batch_size),
+    // What picks a CIFAR run's images besides the files (and seeds a generated stand-in): mf eval re-creates them.
+    seed: String(s.training.seed),
+    ...(s.data.samples_per_class !== undefined ? { samples_per_class: JSON.stringify(s.data.samples_per_class) } : {}),
   };
 }
 
@@ -415,6 +419,7 @@ export async function trainSupervised(
       ...(options.baselineAuc ? { ssl_steps: reached[key] } : {}),
       majority_acc: majority,
       beats_majority: test.acc > majority,
+      data_source: taskSource(task),
     };
     if (csa) {
       results[key].csa = {
