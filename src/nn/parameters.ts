@@ -281,11 +281,11 @@ export class ParameterStore implements ParamSource {
     return { m: a.m, v: a.v };
   }
 
-  /** Zero both moment arenas (a fresh optimizer state). */
+  /** Zero both moment arenas (a fresh optimizer state); arenas not allocated yet are zero when they are. */
   resetMoments(): void {
-    const { m, v } = this.moments();
-    this.fill(m, 0);
-    this.fill(v, 0);
+    const a = this.ready('resetMoments');
+    if (a.m) this.fill(a.m, 0);
+    if (a.v) this.fill(a.v, 0);
   }
 
   /** One fill dispatch over the whole gradient arena, padding included. */

@@ -80,11 +80,7 @@ export class TrainingPhase {
   ) {
     const t = options.training;
     this.name = options.name ?? null;
-    const opts = { lr: t.lr, weightDecay: t.weight_decay, maxGradNorm: t.grad_clip ?? undefined };
-    this.opt =
-      t.optimizer === 'sgd'
-        ? new Sgd(options.store, { ...opts, momentum: t.momentum, nesterov: t.nesterov })
-        : new AdamW(options.store, opts);
+    this.opt = freshOptimizer(options.store, t);
     // Checked here, before a resume restores anything: a model without layer groups cannot train backforward.
     this.groups = t.update === 'backforward' ? backforwardGroups(options.store, options.layerGroups) : null;
     this.restored = ctx.checkpoints.restore(options.store, this.opt, this.name);
@@ -95,6 +91,17 @@ export class TrainingPhase {
     const r = await runLoop(this.ctx, this.options.store, this.opt, this.options.training, this.name, spec, this.restored, this.groups);
     return r.interrupted ? null : r;
   }
+}
+
+/**
+ * The optimizer a phase starts with: step 0 and zero moments. The moments live in the store, so a phase that follows
+ * another on the same store (a cascade stage, a compare_updates arm) would otherwise inherit them while its step
+ * count, bias correction and schedule restart; its own checkpoint, when it resumes, then restores them.
+ */
+export function freshOptimizer(store: ParameterStore, t: TrainingSettings): AdamW {
+  store.resetMoments();
+  const opts = { lr: t.lr, weightDecay: t.weight_decay, maxGradNorm: t.grad_clip ?? undefined };
+  return t.optimizer === 'sgd' ? new Sgd(store, { ...opts, momentum: t.momentum, nesterov: t.nesterov }) : new AdamW(store, opts);
 }
 
 async function runLoop(
