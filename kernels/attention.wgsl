@@ -41,6 +41,15 @@ const DH4: u32 = DH / 4u;
 const HD4: u32 = H * DH4;
 const TD: u32 = T * DH4;
 
+// B, LQ and LK arrive at run time (filled by the prelude's `load_dims` from the MF_DIMS uniform), so one pipeline
+// serves every batch size and sequence length of a head width: on lavapipe each attention pipeline costs seconds of
+// LLVM. Baked in, they also let LLVM unroll the loop over staged rows T-fold around the unrolled head loops (tens of
+// seconds per entry). The loops that hold barriers take their bound from `dim_LK()` / `dim_LQ()`, which read the
+// uniform buffer itself: WGSL's uniformity analysis rejects a `var<private>` bound around a barrier.
+var<private> B: u32;
+var<private> LQ: u32;
+var<private> LK: u32;
+
 // Staged rows: K and V (forward, backward_q) or SCALE * Q and dO (backward_kv), plus lse and D.
 var<workgroup> ta: array<vec4<f32>, TD>;
 var<workgroup> tb: array<vec4<f32>, TD>;
@@ -54,13 +63,6 @@ var<workgroup> td: array<f32, T>;
 fn head_chunks() -> u32 {
   if (DYN == 1u) { return DH4 * min(arrayLength(&Q), 1u); }
   return DH4;
-}
-
-// A row count hidden from the shader compiler (uniform, so barriers may sit in the loop it bounds): with LK or LQ
-// baked in, LLVM unrolled the loop over staged rows T-fold around the unrolled head loops, and each entry took
-// tens of seconds to compile on lavapipe (BENCHMARKS.md, cold start); rolled, the step runs no slower.
-fn rolled(n: u32) -> u32 {
-  return n * min(arrayLength(&Q), 1u);
 }
 
 fn hsum(v: vec4<f32>) -> f32 {
@@ -78,6 +80,7 @@ fn stage_kv(kb0: u32, j0: u32, lid: u32) {
 
 @compute @workgroup_size(WG)
 fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  load_dims();
   let h = wg.y;
   let b = wg.z;
   let n4 = head_chunks();
@@ -95,7 +98,7 @@ fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index
     m[r] = -3.0e38;
   }
 
-  let nk = rolled(LK);
+  let nk = dim_LK();
   for (var j0 = 0u; j0 < nk; j0 += T) {
     workgroupBarrier();
     stage_kv(kb0, j0, lid);
@@ -139,6 +142,7 @@ fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index
 
 @compute @workgroup_size(WG)
 fn backward_q(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  load_dims();
   let h = wg.y;
   let b = wg.z;
   let n4 = head_chunks();
@@ -163,7 +167,7 @@ fn backward_q(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_in
   }
 
   if (DQ_ON == 1u) {
-    let nk = rolled(LK);
+    let nk = dim_LK();
     for (var j0 = 0u; j0 < nk; j0 += T) {
       workgroupBarrier();
       stage_kv(kb0, j0, lid);
@@ -204,6 +208,7 @@ fn backward_q(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_in
 
 @compute @workgroup_size(WG)
 fn backward_kv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  load_dims();
   let h = wg.y;
   let b = wg.z;
   let n4 = head_chunks();
@@ -222,7 +227,7 @@ fn backward_kv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
     }
   }
 
-  let nq = rolled(LQ);
+  let nq = dim_LQ();
   for (var i0 = 0u; i0 < nq; i0 += T) {
     workgroupBarrier();
     for (var e = lid; e < TD; e += WG) {
@@ -283,6 +288,7 @@ fn backward_kv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
 // pads head slices to a multiple of 4 for the kernels above and strips the padding from their results.
 @compute @workgroup_size(64)
 fn repad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  load_dims();
   let o = gid.x + gid.y * nwg.x * 64u;
   if (o >= NOUT) { return; }
   let d = o % DST_W;

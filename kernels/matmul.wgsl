@@ -1,10 +1,11 @@
 // Batched matmul C[b] = act(op(A[b]) @ op(B[b]) + bias), op = optional transpose (TA, TB flags, no copies).
 // Constants injected by the runtime: BATCH, M, N, K, TA, TB, HAS_BIAS, ACT (0 none, 1 GELU-tanh, 2 ReLU),
 // SAVE_PRE (write the pre-activation to Z for the backward pass), A_BSTRIDE, B_BSTRIDE (0 broadcasts).
-// BATCH, M, K and the batch strides arrive at run time (the `var<private>` below, filled by the prelude's
+// BATCH, M, N, K and the batch strides arrive at run time (the `var<private>` below, filled by the prelude's
 // `load_dims` from the MF_DIMS uniform): they only bound loops, clamp edges and scale offsets, and they are
-// what changes with the batch size, so one pipeline serves every batch size and every row count (a new
-// pipeline costs seconds of LLVM on lavapipe; reading them at run time costs nothing measurable).
+// what changes with the batch size and the layer widths, so one pipeline serves every shape of one transpose and
+// epilogue combination (a new pipeline costs seconds of LLVM on lavapipe; reading them at run time costs nothing
+// measurable).
 //
 // Each invocation owns a 4x4 block of C held in registers (register blocking): per k it loads 4 values of
 // A and 4 of B and does 16 FMAs. No workgroup memory: on CPU rasterisers (lavapipe) the caches already
@@ -17,6 +18,7 @@
 
 var<private> BATCH: u32;
 var<private> M: u32;
+var<private> N: u32;
 var<private> K: u32;
 var<private> A_BSTRIDE: u32;
 var<private> B_BSTRIDE: u32;

@@ -186,7 +186,9 @@ const float = (v: number): string => {
  * `var<private> NAME: u32;` at module scope, in the order declared. Every entry of such a file calls
  * `load_dims()` first; the prelude defines it to copy the values from the `MF_DIMS` uniform (group 1,
  * binding 0), so calls that differ only in these constants share one pipeline (one compile). Only for
- * constants that set loop bounds, clamps or strides, never a workgroup size or an array length.
+ * constants that set loop bounds, clamps or strides, never a workgroup size or an array length. The prelude
+ * also defines `dim_NAME()`, which reads the uniform itself: a loop around a barrier needs a bound that WGSL's
+ * uniformity analysis sees as uniform, and a `var<private>` is not.
  */
 export function runtimeConsts(source: string, family: ReadonlySet<string>): string[] {
   const names: string[] = [];
@@ -221,6 +223,7 @@ export function constPrelude(consts: Consts, fconsts: FConsts = {}, runtime: rea
     lines.push(`@group(1) @binding(0) var<uniform> MF_DIMS: array<vec4<u32>, ${Math.ceil(runtime.length / 4)}>;`);
     const loads = runtime.map((k, i) => `${k} = MF_DIMS[${i >> 2}][${i & 3}];`);
     lines.push(`fn load_dims() { ${loads.join(' ')} }`);
+    for (const [i, k] of runtime.entries()) lines.push(`fn dim_${k}() -> u32 { return MF_DIMS[${i >> 2}][${i & 3}]; }`);
   }
   return `${lines.join('\n')}\n`;
 }
