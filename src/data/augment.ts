@@ -33,8 +33,11 @@ export interface AugmentConfig {
    * a uniform random offset per axis (torchvision's RandomCrop(size, padding=crop)); 0 turns it off.
    */
   crop: number;
-  /** 2D: a vertical (H) and a horizontal (W) flip, each with p = 0.5. 3D: a flip of each of D, H, W with p = 0.5. */
-  flips: boolean;
+  /**
+   * true: 2D a vertical (H) and a horizontal (W) flip, each with p = 0.5; 3D a flip of each of D, H, W with p = 0.5.
+   * "horizontal": the W flip alone, p = 0.5 (natural images, e.g. the Wide ResNet CIFAR recipe).
+   */
+  flips: boolean | 'horizontal';
   /**
    * Largest rotation in degrees; the angle is uniform in ±rotate; 0 turns it off. 2D: in-plane, bilinear. 3D: one
    * angle about the D axis (in the H-W plane) and one about the H axis (in the D-W plane), trilinear.
@@ -146,7 +149,7 @@ const clamp01 = (v: number): number => Math.min(1, Math.max(0, v));
 /**
  * Augments one sample, `x` (C×H×W or C×D×H×W, values in [0, 1]). May overwrite `x`; returns the result (the same
  * length; possibly a new array). Random draws happen in a fixed order, each only when its op is on: crop offsets
- * (rng.int(2·crop + 1) per spatial axis), flips (rng.bool() per axis), rotation (rng.uniform per angle),
+ * (rng.int(2·crop + 1) per spatial axis), flips (rng.bool() per axis; one for "horizontal"), rotation (rng.uniform per angle),
  * RandAugment (see randAugment), intensity (scale, then shift).
  */
 export function augmentSample(x: Float32Array, shape: readonly number[], cfg: AugmentConfig, rng: Rng): Float32Array {
@@ -157,7 +160,9 @@ export function augmentSample(x: Float32Array, shape: readonly number[], cfg: Au
     const offsets = Array.from({ length: dim }, () => rng.int(2 * cfg.crop + 1));
     y = padCrop(y, shape, cfg.crop, offsets);
   }
-  if (cfg.flips) {
+  if (cfg.flips === 'horizontal') {
+    if (rng.bool()) flip(y, shape, dim - 1);
+  } else if (cfg.flips) {
     for (let axis = 0; axis < dim; axis++) if (rng.bool()) flip(y, shape, axis);
   }
   if (cfg.rotate > 0) {

@@ -5,6 +5,7 @@ import { execSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Type, type Static } from '@sinclair/typebox';
+import { isStandIn } from '../data/provenance.ts';
 import type { RunSettings } from '../kinds/kind.ts';
 import { configHash } from '../train/hash.ts';
 import { meanStd } from '../train/metrics.ts';
@@ -95,6 +96,8 @@ export interface ResultRow {
   seeds: number[];
   result: DatasetResultJson;
   note: string | undefined;
+  /** Trained and tested on a generated stand-in for missing files (metrics.json `data_source`): says nothing of the data set. */
+  generated: boolean;
   /** The thesis figure for this preset, regime and data set (ACC in percent); null for the ResNet-18 baseline. */
   thesis: { table: TableId; auc: number; acc: number } | null;
 }
@@ -130,6 +133,7 @@ export function readResultRows(dir: string): ResultRow[] {
         seeds: r.seeds,
         result,
         note: r.note,
+        generated: isStandIn(result.data_source),
         thesis: thesisFigure(preset, regime, dataset),
       });
     }
@@ -176,7 +180,8 @@ function versusMajority(r: DatasetResultJson): string {
 /** The cells that name a row's setting: data set, regime, model, augmentation, lr, schedule. */
 function settingCells(row: ResultRow): string[] {
   return [
-    row.dataset,
+    // Also the pooling key: a stand-in run never pools with runs on the real files.
+    row.generated ? `${row.dataset} **(generated stand-in data)**` : row.dataset,
     REGIME_LABEL[row.kind] ?? row.kind,
     row.preset === 'resnet18' ? 'ResNet-18 (28)' : `Medformer-${row.preset}`,
     `\`${row.policy}\``,

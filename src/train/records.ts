@@ -253,6 +253,8 @@ export const SslMetricsSchema = Type.Object({
     final: Type.Union([LogTrainSchema, Type.Object({}, { additionalProperties: false })], {
       description: 'the last train record of the log, or {}',
     }),
+    /** Where each data set's training images came from (SSL reads no labels and no test split); absent in older runs. */
+    data_source: Type.Optional(Type.Record(Type.String(), DataSourceSchema)),
   }),
 });
 export type SslMetrics = Static<typeof SslMetricsSchema>;
@@ -313,6 +315,8 @@ export const BrainAgeMetricsSchema = Type.Object({
     ),
     /** The input channels, e.g. ["T1"] (the thesis stacks T1, T2, PD). */
     modalities: Type.Optional(Type.Array(Type.String())),
+    /** The volumes the subjects' first modality was read from (further modalities sit beside them); absent in older runs. */
+    data_source: Type.Optional(DataSourceSchema),
     /** What Barlow Twins pre-trained on: real and fused volumes, by chain length and by generation. */
     ssl: Type.Optional(
       Type.Object({

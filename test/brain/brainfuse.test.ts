@@ -437,6 +437,12 @@ describe('brain-age study', () => {
       expect(a.top3![0]).toBeLessThanOrEqual(a.top5![0]!);
     }
     expect(metrics.brainage.split.test).toHaveLength(3);
+    // Every subject's (first-modality) volume, read from disk, in the provenance record.
+    const split = metrics.brainage.split;
+    const source = metrics.brainage.data_source;
+    expect(source.origin).toBe('files');
+    expect(source.files).toHaveLength(split.train.length + split.val.length + split.test.length);
+    for (const f of source.files) expect(f.bytes).toBe(fs.statSync(f.path).size);
     expect(metrics.brainage.input).toBe('16³ × 2 (T1, T2) (preprocessed at 16³, averaged 1×)');
     expect(
       metrics.brainage.fusion.map((f: { mode: string; kept: number; filtered: boolean; proposed: number }) => [

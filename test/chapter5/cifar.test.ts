@@ -107,6 +107,8 @@ describe('CIFAR experiment files', () => {
       expect(s.data.datasets).toEqual([m[1]]);
       expect(s.model).toMatchObject({ preset: m[2], image_size_2d: 32 });
       expect(s.data.samples_per_class).toBe(Number(m[3]));
+      // The Wide ResNet paper's augmentation: pad-4 random crops and horizontal flips, nothing else.
+      expect(s.data.augment?.['2d'], f).toEqual({ crop: 4, flips: 'horizontal', rotate: 0, randaugment: null, intensity: null });
       expect(s.csa?.schedule ?? null).toEqual(m[4] ? [8, 4, 2, 1] : null);
       // The same 200-epoch budget: 4 stages of 50 or one run of 200.
       expect((s.training.epochs ?? 0) * (m[4] ? 4 : 1)).toBe(200);

@@ -125,6 +125,25 @@ describe('augmentSample', () => {
     }
   });
 
+  it('"horizontal" flips: one draw, and the sample is itself or mirrored along W (never H or D), both seen', () => {
+    for (const shape of [
+      [2, 5, 6],
+      [1, 3, 4, 5],
+    ]) {
+      const n = shape.reduce((a, b) => a * b, 1);
+      const x = randomUnit(n, 7);
+      const mirrored = flip(Float32Array.from(x), shape, shape.length - 2);
+      const seen = new Set<string>();
+      for (let s = 0; s < 16; s++) {
+        const got = augmentSample(Float32Array.from(x), shape, { ...OFF, flips: 'horizontal' }, new Rng(s));
+        const r = new Rng(s);
+        expect(got).toEqual(r.bool() ? mirrored : x);
+        seen.add(got[0] === x[0] ? 'same' : 'mirrored');
+      }
+      expect([...seen].sort()).toEqual(['mirrored', 'same']);
+    }
+  });
+
   it('with every op off it is the identity', () => {
     const x = randomUnit(n2, 3);
     expect(augmentSample(Float32Array.from(x), s2, OFF, new Rng(1))).toEqual(x);

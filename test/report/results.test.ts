@@ -91,6 +91,22 @@ describe('results table', () => {
     expect(renderResults(single)).not.toContain('pooled');
   });
 
+  it('asserts a run on a generated stand-in is marked as such and never pooled with runs on the real files', () => {
+    const dir = path.join(tmp, 'stand-in');
+    const standIn = { data_source: { origin: 'generated stand-in', files: [] } };
+    resultFile(dir, 'real0', { seeds: [0], metrics: { breastmnist: scores(0.7, 0.8) } });
+    resultFile(dir, 'gen1', { seeds: [1], metrics: { breastmnist: scores(0.9, 0.9, standIn) } });
+    const rows = readResultRows(dir);
+    expect(rows.map((r) => [r.file, r.generated])).toEqual([
+      ['gen1.json', true],
+      ['real0.json', false],
+    ]);
+    const md = renderResults(dir);
+    expect(md).toContain('| BreastMNIST **(generated stand-in data)** | ST | Medformer-small | `thesis` | 0.001 | 30 epochs | 1 | 0.900 |');
+    expect(md).toContain('| BreastMNIST | ST | Medformer-small | `thesis` | 0.001 | 30 epochs | 0 | 0.700 |');
+    expect(md).not.toContain('pooled');
+  });
+
   it('asserts absolute paths in a record, inside notes too, are written relative to the checkout', () => {
     const record = { source: '/m/repo/experiments/a.json', settings: { data_dir: '/m/shared/data/brain', n: 3, tags: ['/m/ev/x'] } };
     expect(relativeToCheckout('/m/repo', { ...record, note: 'npx mf run /m/ev/b.json --data-dir /m/shared/data' })).toEqual({

@@ -75,6 +75,11 @@ describe('other kinds of run', () => {
     expect(names.some((n) => n.startsWith('output.'))).toBe(false);
     expect(names.some((n) => n.startsWith('ssl.expander.'))).toBe(true);
     expect(fs.existsSync(path.join(ssl, 'vicreg.svg'))).toBe(true);
+    // Where the images came from: the synthetic set's generated file.
+    const source = JSON.parse(fs.readFileSync(path.join(ssl, 'metrics.json'), 'utf8')).ssl.data_source.synthetic2d;
+    expect(source.origin).toBe('synthetic');
+    expect(source.files).toHaveLength(1);
+    expect(source.files[0].bytes).toBe(fs.statSync(source.files[0].path).size);
   });
 
   it('finetune loads the pre-trained backbone exactly and trains fresh heads', () => {

@@ -16,6 +16,7 @@ import type { InterpolatorFile } from '../../brain/interpolator.ts';
 import { downsampleVolume } from '../../brain/sampling.ts';
 import type { BrainSubject, SubjectSplit } from '../../brain/subjects.ts';
 import { ageBins } from '../../data/age_bins.ts';
+import { filesSource } from '../../data/provenance.ts';
 import { midSliceMontagePng } from '../../data/fuse.ts';
 import type { Vec3 } from '../../data/nifti.ts';
 import type { RunContext } from '../../train/context.ts';
@@ -147,6 +148,7 @@ export async function runStudy(ctx: RunContext, s: BrainAgeSettings, inputs: Bra
       bins: { edges: bins.edges, count: bins.count, label_sigma: s.data.label_sigma },
       input: `${m}³ × ${C} (${s.data.modalities.join(', ')}) (preprocessed at ${n}³, averaged ${n / m}×)`,
       modalities: s.data.modalities,
+      data_source: filesSource([...split.train, ...split.val, ...split.test].map((x) => x.file)),
       arms: summary,
       majority_baseline: {
         top1: +(100 * majority.top1).toFixed(2),

@@ -57,7 +57,8 @@ const ModelSchema = Strict({
 
 /** `data.augment` as an object: custom settings instead of a named policy. */
 const AugmentObject = Strict({
-  flips: Type.Boolean(),
+  /** true: every spatial axis, each with p = 0.5; "horizontal": the last (W) axis alone. */
+  flips: Type.Union([Type.Boolean(), Type.Literal('horizontal')]),
   /** Maximum rotation in degrees (0 = none). */
   rotate: Type.Number({ minimum: 0, maximum: 180 }),
   /** Pad-and-crop padding in pixels (0 = off, the default); 2D and 3D. */

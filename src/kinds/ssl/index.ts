@@ -3,6 +3,7 @@
 // No label is used. The checkpoint holds everything but task heads (there are none), plus the expander.
 import path from 'node:path';
 import { Type } from '@sinclair/typebox';
+import { splitSource } from '../../data/provenance.ts';
 import { ConfigError } from '../../errors.ts';
 import { Expander } from '../../nn/layers.ts';
 import { Tensor, tidy } from '../../tensor/tensor.ts';
@@ -94,7 +95,10 @@ async function trainSsl(ctx: RunContext, s: SslSettings, tasks: TaskData[]): Pro
     );
     const last = records.filter((r) => r.event === 'train').at(-1) ?? {};
     const sps = +((result.step * t.batch_size) / Math.max(1e-3, result.trainSeconds)).toFixed(2);
-    const summary: SslMetrics = { ssl: { steps: result.step, wall_s: +result.trainSeconds.toFixed(1), samples_per_s: sps, final: last } };
+    const data_source = Object.fromEntries(tasks.map((task) => [task.ds.key, splitSource(task.train)]));
+    const summary: SslMetrics = {
+      ssl: { steps: result.step, wall_s: +result.trainSeconds.toFixed(1), samples_per_s: sps, final: last, data_source },
+    };
     writeJsonAtomic(path.join(ctx.outDir, 'metrics.json'), summary);
     writeFileAtomic(
       path.join(ctx.outDir, 'report.md'),
