@@ -8,10 +8,6 @@ beforeEach(() => {
   expect.hasAssertions();
 });
 
-// No compile helper (src/backend/compile-helper.ts) in tests: the suite runs two files at a time on two cores, and
-// processes it spawns inherit this. test/bench/compile-helper.test.ts turns it on for itself.
-process.env.MF_COMPILE_HELPER ??= '0';
-
 if (!process.env.XDG_RUNTIME_DIR) {
   process.env.XDG_RUNTIME_DIR = '/tmp/mf-xdg';
   mkdirSync(process.env.XDG_RUNTIME_DIR, { recursive: true, mode: 0o700 });

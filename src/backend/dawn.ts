@@ -4,8 +4,7 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { create, globals } from 'webgpu';
-import { CompileHelper } from './compile-helper.ts';
-import { type AdapterReport, type PipelineJob, reportAdapter, requestEngineDevice, WebGpuBackend } from './webgpu.ts';
+import { type AdapterReport, reportAdapter, requestEngineDevice, WebGpuBackend } from './webgpu.ts';
 
 export type { AdapterReport };
 
@@ -32,56 +31,10 @@ function dawn(options: WebGpuOptions): GPU {
     process.env.XDG_RUNTIME_DIR = '/tmp/mf-xdg';
     mkdirSync(process.env.XDG_RUNTIME_DIR, { recursive: true, mode: 0o700 });
   }
-  return create(dawnFlags(options));
-}
-
-function dawnFlags(options: WebGpuOptions): string[] {
   const flags: string[] = [];
   if (options.backend) flags.push(`backend=${options.backend}`);
   if (options.adapter) flags.push(`adapter=${options.adapter}`);
-  return flags;
-}
-
-/**
- * Whether to start the compile helper (compile-helper.ts) on a CPU rasteriser: not when Mesa's shader cache, the only
- * thing it shares with the engine, is off, nor with MF_COMPILE_HELPER=0 (the test suite, whose files already run
- * two at a time on two cores).
- */
-function helperWanted(): boolean {
-  const off = (v: string | undefined) => v !== undefined && /^(0|false|no)$/i.test(v);
-  const on = (v: string | undefined) => v !== undefined && /^(1|true|yes)$/i.test(v);
-  return !off(process.env.MF_COMPILE_HELPER) && !on(process.env.MESA_SHADER_CACHE_DISABLE);
-}
-
-interface LazyHelper {
-  add(job: PipelineJob): void;
-  stop(): void;
-  pid(): number | null;
-  compiled(): readonly string[];
-}
-
-/** The helper, started at the first new pipeline (a command that compiles nothing starts no process). */
-function lazyHelper(flags: string[]): LazyHelper {
-  let helper: CompileHelper | null = null;
-  let stopped = false;
-  return {
-    add: (job) => {
-      if (stopped) return;
-      try {
-        helper ??= new CompileHelper(flags);
-        helper.add(job);
-      } catch {
-        // Without a helper the engine compiles everything itself, as it would on a GPU.
-        stopped = true;
-      }
-    },
-    stop: () => {
-      stopped = true;
-      helper?.stop();
-    },
-    pid: () => helper?.pid ?? null,
-    compiled: () => helper?.compiled ?? [],
-  };
+  return create(flags);
 }
 
 /** Dawn's adapter info has no backend field; it uses the platform's native API unless told otherwise. */
@@ -112,28 +65,11 @@ export class DawnBackend extends WebGpuBackend {
     if (!adapter) return null;
     const report = reportAdapter(adapter, backendName(options.backend));
     const device = await requestEngineDevice(adapter);
-    // On a CPU rasteriser a second process compiles new pipelines from the other end (compile-helper.ts).
-    const helper = report.isSoftware && helperWanted() ? lazyHelper(dawnFlags(options)) : null;
-    const backend = new DawnBackend(device, report, {
+    return new DawnBackend(device, report, {
       sources: readKernelSource,
       keepAlive: [gpu, adapter],
       onCompile: process.env.MF_TRACE_COMPILE ? (ms, key) => process.stderr.write(`compile ${ms.toFixed(0)}ms ${key}\n`) : undefined,
-      onPipeline: helper?.add,
     });
-    backend.helper = helper;
-    return backend;
-  }
-
-  private helper: LazyHelper | null = null;
-
-  /** The compile helper's state: null when none was wanted; `compiled` the keys it has compiled so far. */
-  compileHelper(): { pid: number | null; compiled: readonly string[] } | null {
-    return this.helper ? { pid: this.helper.pid(), compiled: this.helper.compiled() } : null;
-  }
-
-  override destroy(): void {
-    this.helper?.stop();
-    super.destroy();
   }
 
   /**

@@ -36,20 +36,6 @@ export interface WebGpuInit {
   keepAlive?: object[];
   /** Hears the time of each pipeline creation (`MF_TRACE_COMPILE`). */
   onCompile?: (ms: number, key: string) => void;
-  /** Hears each new pipeline, with what it takes to compile it elsewhere (dawn.ts's compile helper). */
-  onPipeline?: (job: PipelineJob) => void;
-}
-
-/** One new pipeline as another device would compile it: a one-workgroup dispatch on scratch buffers. */
-export interface PipelineJob {
-  key: string;
-  /** The WGSL as compiled here (prelude included). */
-  code: string;
-  entry: string;
-  /** Group-0 bindings the entry uses, with their access. */
-  storage: { binding: number; readOnly: boolean }[];
-  /** Group 1's uniform as u32 words (run-time constants, or per-call uniforms as zeros); null when there is none. */
-  uniform: number[] | null;
 }
 
 /** Dispatches encoded before an automatic submit, so the device works while the CPU encodes. */
@@ -169,7 +155,6 @@ export class WebGpuBackend implements Backend {
 
   private readonly sources: KernelSources;
   private readonly onCompile: ((ms: number, key: string) => void) | undefined;
-  private readonly onPipeline: ((job: PipelineJob) => void) | undefined;
   /**
    * Held so the garbage collector cannot free Dawn's instance or adapter under a live device (that crashes the
    * process in a futex call).
@@ -183,7 +168,6 @@ export class WebGpuBackend implements Backend {
   ) {
     this.sources = init.sources;
     this.onCompile = init.onCompile;
-    this.onPipeline = init.onPipeline;
     this.keepAlive = init.keepAlive ?? [];
     device.lost.then((info) => {
       if (info.reason !== 'destroyed' || this.lostReason === null) this.lostReason = info.message || info.reason;
@@ -296,13 +280,6 @@ export class WebGpuBackend implements Backend {
       const ms = performance.now() - t0;
       this.compileMs += ms;
       this.onCompile?.(ms, key);
-      if (this.onPipeline) {
-        const storage = kernelEntry(call.kernel, call.entry).slots.map((s) => ({ binding: s.binding, readOnly: s.access === 'read' }));
-        let uniform: number[] | null = null;
-        if (runtime.length > 0) uniform = [...runtimeValues(runtime, call.consts, fam.defaults)];
-        else if (call.uniforms && call.uniforms.length > 0) uniform = new Array(Math.ceil(call.uniforms.length / 4) * 4).fill(0);
-        this.onPipeline({ key, code, entry: call.entry, storage, uniform });
-      }
     }
     return p;
   }

@@ -9,7 +9,6 @@ import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DawnBackend } from '../backend/dawn.ts';
 import { initEngine } from '../backend/index.ts';
 import { WebGpuBackend } from '../backend/webgpu.ts';
 import { MfError } from '../errors.ts';
@@ -84,18 +83,7 @@ export interface CompilePass {
   families: Record<string, number>;
   /** Keys of the pipelines the validation created that the step did not (the target: none). */
   validation_new: string[];
-  /**
-   * The compile helper (src/backend/compile-helper.ts): whether it was on (software adapters, unless MF_COMPILE_HELPER=0)
-   * and how many of the pass's pipelines it had compiled by the end of the validation, newest first (the engine finds
-   * each in Mesa's cache if it reaches it after the helper; the wall seconds say what that saved).
-   */
-  compile_helper: { on: boolean; compiled: number; of: number };
   adapter: string;
-}
-
-function helperReport(backend: WebGpuBackend, of: number): CompilePass['compile_helper'] {
-  const h = backend instanceof DawnBackend ? backend.compileHelper() : null;
-  return { on: h !== null, compiled: h?.compiled.length ?? 0, of };
 }
 
 export interface CompileReport {
@@ -155,7 +143,6 @@ export async function compilePass(cache: CompilePass['cache'], experiment = QUIC
       compile_ms: +(step.cost.compile_ms + val.cost.compile_ms).toFixed(1),
       families: familyCounts(keys),
       validation_new: val.cost.keys.filter((k) => !stepKeys.has(k)),
-      compile_helper: helperReport(backend, keys.length),
       adapter: backend.describe(),
     };
   } finally {
