@@ -3,10 +3,10 @@
 // row r of head h starts at r * H * DH + h * DH: no transposes. DH is a multiple of 4 here (the op pads
 // other widths with `repad`) so rows are read as vec4: CPU rasterisers (lavapipe) pay per load
 // instruction and per lane, so one vec4 load costs about what one f32 load does.
-// Constants: B, LQ, LK, H, DH, R (rows per invocation), T (rows per staged tile), WG (invocations per
-// workgroup), DYN (keep the loops over a head rolled), fconst SCALE (1/sqrt of the unpadded head
-// width); flags SAVE_LSE (forward), DQ_ON (backward_q), DK_ON and DV_ON (backward_kv); for repad NOUT,
-// SRC_W, DST_W.
+// Constants: H, DH, R (rows per invocation), T (rows per staged tile), WG (invocations per workgroup),
+// DYN (keep the loops over a head rolled), fconst SCALE (1/sqrt of the unpadded head width); flags
+// SAVE_LSE (forward), DQ_ON (backward_q), DK_ON and DV_ON (backward_kv); for repad NOUT, SRC_W, DST_W.
+// At run time: B, LQ, LK (see below).
 //
 // Work split: a workgroup covers R * WG consecutive rows of one (batch, head) from workgroup_id (query
 // rows in forward and backward_q, key rows in backward_kv). Each invocation owns R rows and keeps their

@@ -30,6 +30,16 @@ export const ResultFileSchema = Type.Object({
       epochs: Type.Optional(Type.Union([Type.Number(), Type.Null()])),
       max_steps: Type.Optional(Type.Union([Type.Number(), Type.Null()])),
     }),
+    /** A Cascading Sum Augmentation run (thesis 5.4.3): K per stage and when a stage ends. */
+    csa: Type.Optional(
+      Type.Object({
+        schedule: Type.Array(Type.Integer({ minimum: 1 })),
+        stop: Type.Union([
+          Type.Object({ rule: Type.Literal('epochs'), epochs: Type.Integer() }),
+          Type.Object({ rule: Type.Literal('patience'), patience: Type.Integer(), metric: Type.String(), max_epochs: Type.Integer() }),
+        ]),
+      }),
+    ),
   }),
   metrics: Type.Unknown(),
 });
@@ -128,7 +138,7 @@ export function readResultRows(dir: string): ResultRow[] {
         kind: r.kind,
         preset,
         policy: policyOf(r.settings.data.augment),
-        schedule: scheduleOf(r.settings.training),
+        schedule: scheduleOf(r.settings.training, r.settings.csa),
         lr: r.settings.training.lr,
         seeds: r.seeds,
         result,
@@ -147,7 +157,12 @@ function policyOf(augment: ResultFile['settings']['data']['augment']): string {
   return augment.policy ?? 'custom';
 }
 
-function scheduleOf(t: ResultFile['settings']['training']): string {
+function scheduleOf(t: ResultFile['settings']['training'], csa: ResultFile['settings']['csa']): string {
+  if (csa) {
+    const stop =
+      csa.stop.rule === 'epochs' ? `${csa.stop.epochs} epochs` : `patience ${csa.stop.patience}, at most ${csa.stop.max_epochs} epochs`;
+    return `CSA ${csa.schedule.join('-')}, ${stop} a stage`;
+  }
   if (typeof t.max_steps === 'number') return `${t.max_steps} steps`;
   return typeof t.epochs === 'number' ? `${t.epochs} epochs` : '–';
 }

@@ -34,12 +34,12 @@ describe('bench compile counting', () => {
     b.dispose();
   });
 
-  it('shares one matmul pipeline across row counts (M arrives at run time)', async () => {
+  it('shares one matmul pipeline across row counts and widths (M, N and K arrive at run time)', async () => {
     const gpu = await requireGpu();
     use(gpu);
-    const w = Tensor.from(uniform(16 * 24, 3), [16, 24]);
-    const rows = async (m: number) => {
-      const x = Tensor.from(uniform(m * 16, 4), [m, 16]);
+    const launch = async (m: number, k: number, n: number) => {
+      const x = Tensor.from(uniform(m * k, 4), [m, k]);
+      const w = Tensor.from(uniform(k * n, 3), [k, n]);
       const r = await measureCompile(gpu, async () => {
         const y = tidy(() => noGrad(() => matmul(x, w)));
         const d = await y.data();
@@ -47,14 +47,22 @@ describe('bench compile counting', () => {
         return d;
       });
       x.dispose();
+      w.dispose();
       return r;
     };
-    const at32 = await rows(32);
-    expect(at32.cost.pipelines).toBe(1);
-    const at64 = await rows(64);
-    expect(at64.cost.pipelines).toBe(0);
-    expect(at64.result).toHaveLength(64 * 24);
-    w.dispose();
+    // The first shape compiles the plain matmul unless a test before it already did (the first test's shapes share it).
+    const first = await launch(32, 16, 24);
+    expect(first.cost.pipelines).toBeLessThanOrEqual(1);
+    expect(first.cost.keys.every((k) => k.startsWith('matmul:'))).toBe(true);
+    for (const [m, k, n] of [
+      [64, 16, 24],
+      [32, 40, 24],
+      [32, 16, 56],
+    ]) {
+      const r = await launch(m!, k!, n!);
+      expect(r.cost.pipelines, `${m}x${k}x${n}`).toBe(0);
+      expect(r.result).toHaveLength(m! * n!);
+    }
   });
 
   it('groups distinct keys by family, most first', () => {

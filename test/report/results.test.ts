@@ -107,6 +107,18 @@ describe('results table', () => {
     expect(md).not.toContain('pooled');
   });
 
+  it('asserts a Cascading Sum Augmentation run names its cascade in the schedule column', () => {
+    const dir = path.join(tmp, 'csa');
+    resultFile(dir, 'csa0', { metrics: { breastmnist: scores(0.66, 0.7307692307692307) } });
+    const file = path.join(dir, 'csa0.json');
+    const record = JSON.parse(fs.readFileSync(file, 'utf8'));
+    record.settings.csa = { schedule: [8, 4, 2, 1], stop: { rule: 'epochs', epochs: 8 } };
+    fs.writeFileSync(file, JSON.stringify(record));
+    expect(renderResults(dir)).toContain(
+      '| BreastMNIST | ST | Medformer-small | `thesis` | 0.001 | CSA 8-4-2-1, 8 epochs a stage | 0 | 0.660 |',
+    );
+  });
+
   it('asserts absolute paths in a record, inside notes too, are written relative to the checkout', () => {
     const record = { source: '/m/repo/experiments/a.json', settings: { data_dir: '/m/shared/data/brain', n: 3, tags: ['/m/ev/x'] } };
     expect(relativeToCheckout('/m/repo', { ...record, note: 'npx mf run /m/ev/b.json --data-dir /m/shared/data' })).toEqual({
